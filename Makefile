@@ -1,0 +1,50 @@
+# secrets-sidecar: see README.md. `make test` is the test command CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO       ?= go
+MODULE   := github.com/secrets-sidecar/secrets-sidecar
+BIN      := bin/secrets-sidecar
+TOOLS    := $(CURDIR)/bin/tools
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X $(MODULE)/modules/buildinfo.version=$(VERSION) -X $(MODULE)/modules/buildinfo.commit=$(COMMIT)
+
+# Pinned tool versions (renovate.json bumps them).
+GOLANGCI_LINT_VERSION := v2.15.0
+
+.PHONY: build
+build: ## static binary in bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/secrets-sidecar
+
+.PHONY: test
+test: ## every test, with -race, including integration tests against the real Vault dev server
+	@bin=$$(scripts/devvault.sh) && \
+	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: lint
+lint: $(TOOLS)/golangci-lint ## gofmt, go vet and golangci-lint
+	@files=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard "*.go")); test -z "$$files" || { echo "gofmt: needs formatting: $$files"; exit 1; }
+	$(GO) vet ./...
+	$(TOOLS)/golangci-lint run ./...
+	cd scripts/devvault && $(GO) vet ./... && $(TOOLS)/golangci-lint run --config ../../.golangci.yml ./...
+
+$(TOOLS)/golangci-lint:
+	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: fmt
+fmt: ## format the code
+	gofmt -w $$(git ls-files --cached --others --exclude-standard "*.go")
+
+.PHONY: devvault
+devvault: build ## build (once, cached) and start the Vault dev server in the foreground
+	@bin=$$(scripts/devvault.sh) && echo "Vault dev server: Ctrl-C stops it" >&2 && exec $$bin -addr 127.0.0.1:8200 -root-token root -log-level warn
+
+.PHONY: clean
+clean: ## remove build output (the dev server cache stays in ~/.cache/secrets-sidecar)
+	rm -rf bin dist
+
+.PHONY: help
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"

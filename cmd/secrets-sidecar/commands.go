@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+type onceFlags struct {
+	timeout time.Duration
+	workers int
+}
+
+func cmdRun(g globals) int {
+	env, code := loadEnv(g)
+	if code != exitOK {
+		return code
+	}
+	return runApp(fx.New(runOptions(g, env)...), g.stderr)
+}
+
+func cmdValidate(g globals, files []string) int {
+	if len(files) == 0 {
+		path := g.configPath
+		if path == "" {
+			env, code := loadEnv(g)
+			if code != exitOK {
+				return code
+			}
+			path = config.Flags{}.Path(env)
+		}
+		files = []string{path}
+	}
+	loader := config.Loader{}
+	code := exitOK
+	for _, f := range files {
+		cfg, err := loader.Load(f)
+		if err != nil {
+			reportError(g.stderr, err)
+			code = exitUsage
+			continue
+		}
+		fmt.Fprintf(g.stdout, "%s: ok (%d secrets)\n", f, len(cfg.Secrets))
+	}
+	return code
+}
+
+func loadEnv(g globals) (config.Env, int) {
+	env, err := config.LoadEnv()
+	if err != nil {
+		reportError(g.stderr, err)
+		return config.Env{}, exitUsage
+	}
+	return env, exitOK
+}
+
+// runApp starts an fx app, waits for a signal or a Shutdowner exit code,
+// stops it, and returns the exit code.
+func runApp(app *fx.App, stderr io.Writer) int {
+	if err := app.Err(); err != nil {
+		return startupFailed(stderr, err)
+	}
+	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		return startupFailed(stderr, err)
+	}
+	sig := <-app.Wait()
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout())
+	defer cancelStop()
+	if err := app.Stop(stopCtx); err != nil {
+		// fx has already logged which hook failed.
+		if sig.ExitCode == exitOK {
+			return exitFailure
+		}
+	}
+	return sig.ExitCode
+}
+
+// startupFailed reports a start-up error. fx has logged it; config and
+// environment problems are also printed plainly, one per line, because
+// that is what an operator fixing a file needs.
+func startupFailed(stderr io.Writer, err error) int {
+	if usageError(err) {
+		reportError(stderr, err)
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func usageError(err error) bool {
+	var probs config.Problems
+	var envErr config.EnvError
+	return errors.As(err, &probs) || errors.As(err, &envErr)
+}
+
+// reportError prints config problems and environment errors one per line,
+// anything else as one line.
+func reportError(w io.Writer, err error) {
+	var probs config.Problems
+	var envErr config.EnvError
+	switch {
+	case errors.As(err, &probs):
+		fmt.Fprintln(w, probs.Error())
+	case errors.As(err, &envErr):
+		fmt.Fprintln(w, envErr.Error())
+	default:
+		fmt.Fprintln(w, "secrets-sidecar:", err)
+	}
+}

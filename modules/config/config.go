@@ -1,0 +1,172 @@
+// Package config loads and validates the secrets-sidecar YAML config file and
+// the SIDECAR_* process settings (see SPEC.md, "Config file" and "Process
+// settings").
+//
+// Load never returns a partly valid config: it either returns a Config in
+// which every secret has its defaults merged and every rule checked, or a
+// Problems error listing each problem with its file, line and field.
+package config
+
+import (
+	"path/filepath"
+)
+
+// Auth method names accepted in vault.auth.method.
+const (
+	AuthToken      = "token"
+	AuthAppRole    = "approle"
+	AuthKubernetes = "kubernetes"
+	AuthJWT        = "jwt"
+)
+
+// KV versions accepted in kv_version.
+const (
+	KVAuto = "auto"
+	KV1    = "1"
+	KV2    = "2"
+)
+
+// Output formats accepted in format.
+const (
+	FormatJSON       = "json"
+	FormatYAML       = "yaml"
+	FormatEnv        = "env"
+	FormatProperties = "properties"
+)
+
+// DefaultKubernetesTokenFile is where Kubernetes mounts a pod's service
+// account token.
+const DefaultKubernetesTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+// Config is a loaded, defaulted and validated config file.
+type Config struct {
+	Vault    Vault    `yaml:"vault"`
+	Defaults Defaults `yaml:"defaults"`
+	Secrets  []Secret `yaml:"secrets"`
+
+	// File is the path the config was loaded from.
+	File string `yaml:"-"`
+}
+
+// Dir is the directory relative template_file paths resolve against.
+func (c *Config) Dir() string { return filepath.Dir(c.File) }
+
+// Secret returns the secret with the given name.
+func (c *Config) Secret(name string) (Secret, bool) {
+	for _, s := range c.Secrets {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Secret{}, false
+}
+
+// LongestRefresh is the longest refresh interval of any secret (0 when none).
+func (c *Config) LongestRefresh() Duration {
+	var longest Duration
+	for _, s := range c.Secrets {
+		if s.RefreshInterval.Duration > longest.Duration {
+			longest = s.RefreshInterval
+		}
+	}
+	return longest
+}
+
+// Vault is the vault: block. Empty fields leave the Vault client library's
+// own defaults and VAULT_* environment in place.
+type Vault struct {
+	Address   string   `yaml:"address"`
+	Namespace string   `yaml:"namespace"`
+	Timeout   Duration `yaml:"timeout"`
+	TLS       TLS      `yaml:"tls"`
+	Auth      Auth     `yaml:"auth"`
+}
+
+// TLS is vault.tls.
+type TLS struct {
+	CACert             string `yaml:"ca_cert"`
+	CAPath             string `yaml:"ca_path"`
+	ClientCert         string `yaml:"client_cert"`
+	ClientKey          string `yaml:"client_key"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Auth is vault.auth.
+type Auth struct {
+	Method     string     `yaml:"method"`
+	TokenFile  string     `yaml:"token_file"`
+	AppRole    AppRole    `yaml:"approle"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	JWT        JWT        `yaml:"jwt"`
+}
+
+// AppRole is vault.auth.approle. When the files are not set, the vault
+// module reads VAULT_ROLE_ID and VAULT_SECRET_ID instead.
+type AppRole struct {
+	Mount        string `yaml:"mount"`
+	RoleIDFile   string `yaml:"role_id_file"`
+	SecretIDFile string `yaml:"secret_id_file"`
+}
+
+// Kubernetes is vault.auth.kubernetes.
+type Kubernetes struct {
+	Mount     string `yaml:"mount"`
+	Role      string `yaml:"role"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// JWT is vault.auth.jwt.
+type JWT struct {
+	Mount     string `yaml:"mount"`
+	Role      string `yaml:"role"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// Defaults is the defaults: block, merged into every secret.
+type Defaults struct {
+	Mount           string   `yaml:"mount"`
+	KVVersion       string   `yaml:"kv_version"`
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	Mode            FileMode `yaml:"mode"`
+	DirMode         FileMode `yaml:"dir_mode"`
+	Owner           *int     `yaml:"owner"`
+	Group           *int     `yaml:"group"`
+}
+
+// Secret is one entry of secrets:. After Load every field that has a default
+// is set, and TemplateText holds the template (inline or read from
+// template_file) when the secret is rendered through a template.
+type Secret struct {
+	Name            string   `yaml:"name"`
+	Path            string   `yaml:"path"`
+	Destination     string   `yaml:"destination"`
+	Mount           string   `yaml:"mount"`
+	KVVersion       string   `yaml:"kv_version"`
+	Version         int      `yaml:"version"`
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	Mode            FileMode `yaml:"mode"`
+	DirMode         FileMode `yaml:"dir_mode"`
+	Owner           *int     `yaml:"owner"`
+	Group           *int     `yaml:"group"`
+	Template        string   `yaml:"template"`
+	TemplateFile    string   `yaml:"template_file"`
+	Key             string   `yaml:"key"`
+	Format          string   `yaml:"format"`
+	LeftDelimiter   string   `yaml:"left_delimiter"`
+	RightDelimiter  string   `yaml:"right_delimiter"`
+
+	// TemplateText is the template to render: Template, or the content of
+	// TemplateFile (resolved against the config file's directory).
+	TemplateText string `yaml:"-"`
+	// TemplateFirstLine is the config-file line on which an inline template's
+	// text starts (0 for template_file), so template errors can point there.
+	TemplateFirstLine int `yaml:"-"`
+}
+
+// UsesTemplate reports whether the secret is rendered through a template.
+func (s *Secret) UsesTemplate() bool { return s.Template != "" || s.TemplateFile != "" }
+
+// VaultPath is "<mount>/<path>", the label the secret is known by in logs and
+// metrics.
+func (s *Secret) VaultPath() string { return s.Mount + "/" + s.Path }
