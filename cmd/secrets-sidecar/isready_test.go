@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
+)
+
+func writeStatus(t *testing.T, s status.Snapshot) string {
+	t.Helper()
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "status.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readySnapshot(age time.Duration) status.Snapshot {
+	return status.Snapshot{
+		Ready: true, UpdatedAt: time.Now().Add(-age), MaxRefreshInterval: time.Minute,
+		Secrets: []status.SecretState{
+			{Name: "db", VaultPath: "secret/db", RefreshInterval: time.Minute, Ready: true},
+			{Name: "tls", VaultPath: "secret/tls", RefreshInterval: 30 * time.Second, Ready: true},
+		},
+	}
+}
+
+func TestIsReady(t *testing.T) {
+	t.Setenv("SIDECAR_STATUS_FILE", "")
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.json")
+	os.WriteFile(garbage, []byte("{\"ready\": tr"), 0o644)
+	notReady := readySnapshot(time.Second)
+	notReady.Ready = false
+	notReady.Secrets[1].Ready = false
+	notReady.Secrets[1].LastError = "vault: permission denied"
+	stopped := readySnapshot(0)
+	stopped.Ready, stopped.Stopped = false, true
+
+	for _, c := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // substring; "" = empty
+		stderr string // substring; "" = empty
+	}{
+		{"ready and fresh", []string{"--status-file", writeStatus(t, readySnapshot(10*time.Second))}, exitOK, "ready: 2 secrets, updated 10s ago", ""},
+		{"within default max age (2x longest interval)", []string{"--status-file", writeStatus(t, readySnapshot(110*time.Second))}, exitOK, "ready:", ""},
+		{"stale by default", []string{"--status-file", writeStatus(t, readySnapshot(3*time.Minute))}, exitFailure, "", "stale: last updated 3m0s ago"},
+		{"stale for --max-age", []string{"--status-file", writeStatus(t, readySnapshot(30*time.Second)), "--max-age", "10s"}, exitFailure, "", "more than the max age of 10s"},
+		{"fresh for a longer --max-age", []string{"--status-file", writeStatus(t, readySnapshot(3*time.Minute)), "--max-age", "1h"}, exitOK, "ready:", ""},
+		{"not ready names the secret", []string{"--status-file", writeStatus(t, notReady)}, exitFailure, "", "not ready: 1 of 2 secrets not written yet: tls (last error: vault: permission denied)"},
+		{"daemon stopped", []string{"--status-file", writeStatus(t, stopped)}, exitFailure, "", "not ready: the daemon stopped"},
+		{"missing file", []string{"--status-file", filepath.Join(dir, "nope.json")}, exitFailure, "", "no status file at " + filepath.Join(dir, "nope.json")},
+		{"not JSON", []string{"--status-file", garbage}, exitFailure, "", "status file " + garbage + " is not valid"},
+		{"unreadable (a directory)", []string{"--status-file", dir}, exitFailure, "", "is a directory"},
+		{"negative max age", []string{"--status-file", garbage, "--max-age", "-1s"}, exitUsage, "", "--max-age must not be negative"},
+		{"bad max age", []string{"--max-age", "soon"}, exitUsage, "", "invalid value"},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"isready"}, c.args...)...)
+		if code != c.code {
+			t.Errorf("%s: exit %d, want %d (stderr %q)", c.name, code, c.code, errOut)
+		}
+		if (c.stdout == "") != (out == "") || !strings.Contains(out, c.stdout) {
+			t.Errorf("%s: stdout %q, want %q", c.name, out, c.stdout)
+		}
+		if (c.stderr == "") != (errOut == "") || !strings.Contains(errOut, c.stderr) {
+			t.Errorf("%s: stderr %q, want %q", c.name, errOut, c.stderr)
+		}
+		if c.code == exitFailure && strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: want exactly one line on stderr, got %q", c.name, errOut)
+		}
+	}
+}
+
+// TestIsReadyEnvironment: SIDECAR_STATUS_FILE names the file when the flag
+// does not; the flag wins; an invalid unrelated SIDECAR_* variable does not
+// break the healthcheck; unset, the default path is read.
+func TestIsReadyEnvironment(t *testing.T) {
+	t.Setenv("SIDECAR_SHUTDOWN_TIMEOUT", "soon")
+	t.Setenv("SIDECAR_LOG_LEVEL", "chatty")
+	ready := writeStatus(t, readySnapshot(0))
+	t.Setenv("SIDECAR_STATUS_FILE", ready)
+	if code, _, errOut := runCLI(t, "isready"); code != exitOK {
+		t.Fatalf("from SIDECAR_STATUS_FILE: exit %d %q", code, errOut)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.json")
+	if code, _, errOut := runCLI(t, "isready", "--status-file", missing); code != exitFailure || !strings.Contains(errOut, missing) {
+		t.Fatalf("the flag must win: exit %d %q", code, errOut)
+	}
+	os.Unsetenv("SIDECAR_STATUS_FILE")
+	code, _, errOut := runCLI(t, "isready")
+	if _, statErr := os.Stat(status.DefaultFile); os.IsNotExist(statErr) {
+		if code != exitFailure || !strings.Contains(errOut, "no status file at "+status.DefaultFile) {
+			t.Fatalf("default path: exit %d %q", code, errOut)
+		}
+	} else if code != exitOK && !strings.Contains(errOut, status.DefaultFile) {
+		// A daemon on this machine owns the default file; the message
+		// must still name it.
+		t.Fatalf("default path: exit %d %q", code, errOut)
+	}
+}
+
+// TestIsReadyReadsTheTrackersFile: the file the daemon's tracker writes is
+// what isready reads, through the whole life cycle.
+func TestIsReadyReadsTheTrackersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "status.json")
+	tr := status.NewTracker(path, nil, nil, nil)
+	tr.Configure([]status.SecretInfo{{Name: "db", VaultPath: "secret/db", RefreshInterval: time.Minute}})
+	if err := tr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "isready", "--status-file", path); code != exitFailure || !strings.Contains(errOut, "not written yet: db") {
+		t.Fatalf("before the first write: exit %d %q", code, errOut)
+	}
+	tr.Succeeded("db", time.Now(), 1)
+	if err := tr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "isready", "--status-file", path); code != exitOK {
+		t.Fatalf("ready: exit %d %q %q", code, out, errOut)
+	}
+	if err := tr.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "isready", "--status-file", path); code != exitFailure || !strings.Contains(errOut, "daemon stopped") {
+		t.Fatalf("after stop: exit %d %q", code, errOut)
+	}
+}

@@ -1,0 +1,224 @@
+package status
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultFile is the status file when SIDECAR_STATUS_FILE is not set.
+const DefaultFile = "/tmp/secrets-sidecar/status.json"
+
+// FallbackMaxAge is Check's max age when neither the caller nor the file
+// gives one (a file with no secrets): twice the default refresh interval.
+const FallbackMaxAge = 10 * time.Minute
+
+// Snapshot is the readiness state at one moment: the body of /ready and the
+// content of the status file. It holds names, paths, times and error texts,
+// never a secret value or anything derived from one.
+//
+// JSON (durations are Go duration text such as "5m0s"; times are RFC 3339
+// with nanoseconds; zero times, empty errors and zero versions are left out):
+//
+//	{
+//	  "ready": false,
+//	  "stopped": true,            // only once the daemon has shut down
+//	  "updated_at": "2025-01-02T03:04:05.123456789Z",
+//	  "max_refresh_interval": "5m0s",
+//	  "secrets": [
+//	    {"name": "db", "vault_path": "secret/myapp/db", "refresh_interval": "1m0s", "ready": true,
+//	     "last_success": "...", "last_error": "...", "last_error_at": "...", "version": 3}
+//	  ]
+//	}
+type Snapshot struct {
+	// Ready: every configured secret has been written at least once since
+	// start (or since a reload added it), and the daemon is running.
+	Ready bool
+	// Stopped: the daemon has shut down; Ready is then false.
+	Stopped bool
+	// UpdatedAt is when the snapshot was taken (for the file: written).
+	UpdatedAt time.Time
+	// MaxRefreshInterval is the longest refresh interval of the configured
+	// secrets; isready's default max age is twice this.
+	MaxRefreshInterval time.Duration
+	// Secrets are in config order.
+	Secrets []SecretState
+}
+
+// SecretState is one secret's readiness.
+type SecretState struct {
+	Name            string
+	VaultPath       string
+	RefreshInterval time.Duration
+	// Ready: written (or found up to date) at least once since configured.
+	Ready       bool
+	LastSuccess time.Time
+	// LastError is the latest attempt's error when that attempt failed;
+	// a success clears it. LastSuccess survives failures.
+	LastError   string
+	LastErrorAt time.Time
+	// Version is the KV v2 version last written; 0 when unknown (KV v1).
+	Version int
+}
+
+type snapshotJSON struct {
+	Ready              bool          `json:"ready"`
+	Stopped            bool          `json:"stopped,omitempty"`
+	UpdatedAt          time.Time     `json:"updated_at"`
+	MaxRefreshInterval duration      `json:"max_refresh_interval"`
+	Secrets            []SecretState `json:"secrets"`
+}
+
+type secretJSON struct {
+	Name            string    `json:"name"`
+	VaultPath       string    `json:"vault_path"`
+	RefreshInterval duration  `json:"refresh_interval"`
+	Ready           bool      `json:"ready"`
+	LastSuccess     time.Time `json:"last_success,omitzero"`
+	LastError       string    `json:"last_error,omitempty"`
+	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
+	Version         int       `json:"version,omitzero"`
+}
+
+// duration is a time.Duration as Go duration text in JSON.
+type duration time.Duration
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration", b)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	secrets := s.Secrets
+	if secrets == nil {
+		secrets = []SecretState{}
+	}
+	return json.Marshal(snapshotJSON{
+		Ready: s.Ready, Stopped: s.Stopped, UpdatedAt: s.UpdatedAt,
+		MaxRefreshInterval: duration(s.MaxRefreshInterval), Secrets: secrets,
+	})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *Snapshot) UnmarshalJSON(b []byte) error {
+	var j snapshotJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Snapshot{
+		Ready: j.Ready, Stopped: j.Stopped, UpdatedAt: j.UpdatedAt,
+		MaxRefreshInterval: time.Duration(j.MaxRefreshInterval), Secrets: j.Secrets,
+	}
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s SecretState) MarshalJSON() ([]byte, error) {
+	return json.Marshal(secretJSON{
+		Name: s.Name, VaultPath: s.VaultPath, RefreshInterval: duration(s.RefreshInterval), Ready: s.Ready,
+		LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorAt: s.LastErrorAt, Version: s.Version,
+	})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *SecretState) UnmarshalJSON(b []byte) error {
+	var j secretJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = SecretState{
+		Name: j.Name, VaultPath: j.VaultPath, RefreshInterval: time.Duration(j.RefreshInterval), Ready: j.Ready,
+		LastSuccess: j.LastSuccess, LastError: j.LastError, LastErrorAt: j.LastErrorAt, Version: j.Version,
+	}
+	return nil
+}
+
+// ReadFile reads a status file. A missing file's error satisfies
+// errors.Is(err, fs.ErrNotExist).
+func ReadFile(path string) (Snapshot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	var s Snapshot
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return Snapshot{}, fmt.Errorf("status file %s is empty", path)
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Snapshot{}, fmt.Errorf("status file %s is not valid: %w", path, err)
+	}
+	if s.UpdatedAt.IsZero() {
+		return Snapshot{}, fmt.Errorf("status file %s has no updated_at", path)
+	}
+	return s, nil
+}
+
+// DefaultMaxAge is the max age Check uses when given 0: twice the longest
+// refresh interval, or FallbackMaxAge when the snapshot has none.
+func (s Snapshot) DefaultMaxAge() time.Duration {
+	if s.MaxRefreshInterval <= 0 {
+		return FallbackMaxAge
+	}
+	return 2 * s.MaxRefreshInterval
+}
+
+// Check returns nil when the snapshot says ready and was taken within
+// maxAge of now (maxAge <= 0: DefaultMaxAge()). Otherwise the error says
+// why in one line: the daemon stopped, the state is stale (and how old), or
+// which secrets are not written yet.
+func (s Snapshot) Check(now time.Time, maxAge time.Duration) error {
+	if maxAge <= 0 {
+		maxAge = s.DefaultMaxAge()
+	}
+	if s.Stopped {
+		return fmt.Errorf("not ready: the daemon stopped at %s", s.UpdatedAt.Format(time.RFC3339))
+	}
+	if age := now.Sub(s.UpdatedAt); age > maxAge {
+		return fmt.Errorf("stale: last updated %s ago at %s, more than the max age of %s",
+			age.Round(time.Second), s.UpdatedAt.Format(time.RFC3339), maxAge)
+	}
+	if s.Ready {
+		return nil
+	}
+	var waiting []string
+	for _, st := range s.Secrets {
+		if st.Ready {
+			continue
+		}
+		w := st.Name
+		if st.LastError != "" {
+			w += " (last error: " + oneLine(st.LastError, 200) + ")"
+		}
+		waiting = append(waiting, w)
+	}
+	if len(waiting) == 0 {
+		return errors.New("not ready: no secrets configured yet")
+	}
+	return fmt.Errorf("not ready: %d of %d secrets not written yet: %s", len(waiting), len(s.Secrets), strings.Join(waiting, ", "))
+}
+
+// oneLine folds whitespace runs (newlines included) to single spaces and
+// cuts the text to at most n bytes, marking a cut with "...".
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

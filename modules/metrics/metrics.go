@@ -1,0 +1,218 @@
+// Package metrics holds the sidecar's Prometheus metrics on a private
+// registry (never the global one), with the Go runtime and process
+// collectors beside them. /metrics serves that registry.
+//
+// Labels are bounded by the config: secret names and Vault paths come from
+// the config file, results and stages from fixed sets. No secret value and
+// no error text is ever a label.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/fx"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
+)
+
+// Namespace prefixes every metric of the sidecar.
+const Namespace = "secrets_sidecar"
+
+// Results of a fetch or a config reload.
+const (
+	ResultSuccess = "success"
+	ResultError   = "error"
+)
+
+// Stages of a sync that can fail (the stage label of errors_total).
+const (
+	StageAuth   = "auth"
+	StageFetch  = "fetch"
+	StageRender = "render"
+	StageWrite  = "write"
+)
+
+// Breaker states as exported by secrets_sidecar_breaker_state.
+const (
+	BreakerClosed   = 0
+	BreakerHalfOpen = 1
+	BreakerOpen     = 2
+)
+
+// FetchBuckets are the fetch_duration_seconds buckets: a Vault read on a
+// local network takes a few milliseconds, a loaded or remote one hundreds,
+// and a read that hits the client timeout tens of seconds.
+var FetchBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// Module provides *Metrics and the *prometheus.Registry it lives on.
+var Module = fx.Module("metrics", fx.Provide(New))
+
+// Metrics records what the sidecar does. Its methods are safe for
+// concurrent use.
+type Metrics struct {
+	fetches       *prometheus.CounterVec
+	errors        *prometheus.CounterVec
+	fetchDuration *prometheus.HistogramVec
+	breakerState  prometheus.Gauge
+	lastSuccess   *prometheus.GaugeVec
+	fileWrites    *prometheus.CounterVec
+	configReloads *prometheus.CounterVec
+	ready         prometheus.Gauge
+	tokenExpiry   prometheus.Gauge
+	buildInfo     *prometheus.GaugeVec
+}
+
+// New creates the metrics on a new private registry together with the Go
+// and process collectors, and sets build_info from info.
+func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
+	m := &Metrics{
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "fetch_total",
+			Help: "Secret fetches from Vault by result (success or error).",
+		}, []string{"secret_name", "vault_path", "result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "errors_total",
+			Help: "Sync failures by stage (auth, fetch, render, write).",
+		}, []string{"secret_name", "vault_path", "stage"}),
+		fetchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "fetch_duration_seconds",
+			Help:    "Time taken to read a secret from Vault, successful or not.",
+			Buckets: FetchBuckets,
+		}, []string{"secret_name", "vault_path"}),
+		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "breaker_state",
+			Help: "Vault circuit breaker state: 0 closed, 1 half-open, 2 open.",
+		}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "last_success_timestamp_seconds",
+			Help: "Unix time of the last successful sync of a secret (file written or confirmed up to date).",
+		}, []string{"secret_name"}),
+		fileWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "file_writes_total",
+			Help: "Destination files written because their content, mode or owner changed.",
+		}, []string{"secret_name"}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "config_reloads_total",
+			Help: "Config reloads by result (success or error).",
+		}, []string{"result"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "ready",
+			Help: "1 when every configured secret has been written since start or reload, else 0.",
+		}),
+		tokenExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "token_expiry_timestamp_seconds",
+			Help: "Unix time the current Vault token expires; 0 when unknown or it never expires.",
+		}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "build_info",
+			Help: "Always 1; labelled with the version, commit and Go version of the binary.",
+		}, []string{"version", "commit", "goversion"}),
+	}
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.fetches, m.errors, m.fetchDuration, m.breakerState, m.lastSuccess,
+		m.fileWrites, m.configReloads, m.ready, m.tokenExpiry, m.buildInfo,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	m.buildInfo.WithLabelValues(info.Version, info.Commit, info.GoVersion).Set(1)
+	// Both results exist from the start, so rate() sees the first reload.
+	m.configReloads.WithLabelValues(ResultSuccess)
+	m.configReloads.WithLabelValues(ResultError)
+	return m, reg, nil
+}
+
+// result keeps the result label to its two values whatever the caller passes.
+func result(r string) string {
+	if r == ResultSuccess {
+		return ResultSuccess
+	}
+	return ResultError
+}
+
+// Init creates a secret's counters at zero (both fetch results, every error
+// stage, file writes), so the first event of each is visible to rate().
+// Optional: every other method creates the series it needs.
+func (m *Metrics) Init(secret, vaultPath string) {
+	m.fetches.WithLabelValues(secret, vaultPath, ResultSuccess)
+	m.fetches.WithLabelValues(secret, vaultPath, ResultError)
+	for _, s := range []string{StageAuth, StageFetch, StageRender, StageWrite} {
+		m.errors.WithLabelValues(secret, vaultPath, s)
+	}
+	m.fileWrites.WithLabelValues(secret)
+}
+
+// FetchDone records one read of a secret from Vault: result is "success" or
+// "error" (anything else counts as "error"), d how long it took.
+func (m *Metrics) FetchDone(secret, vaultPath, res string, d time.Duration) {
+	m.fetches.WithLabelValues(secret, vaultPath, result(res)).Inc()
+	m.fetchDuration.WithLabelValues(secret, vaultPath).Observe(d.Seconds())
+}
+
+// Error counts a failed sync at a stage: "auth", "fetch", "render" or "write".
+func (m *Metrics) Error(secret, vaultPath, stage string) {
+	m.errors.WithLabelValues(secret, vaultPath, stage).Inc()
+}
+
+// FileWritten counts a destination file written.
+func (m *Metrics) FileWritten(secret string) {
+	m.fileWrites.WithLabelValues(secret).Inc()
+}
+
+// LastSuccess records when a secret was last synced successfully.
+func (m *Metrics) LastSuccess(secret string, t time.Time) {
+	m.lastSuccess.WithLabelValues(secret).Set(unixSeconds(t))
+}
+
+// ConfigReload counts a config reload: "success" or "error".
+func (m *Metrics) ConfigReload(res string) {
+	m.configReloads.WithLabelValues(result(res)).Inc()
+}
+
+// Ready sets the ready gauge; it implements the status tracker's
+// ReadyObserver.
+func (m *Metrics) Ready(ready bool) {
+	if ready {
+		m.ready.Set(1)
+		return
+	}
+	m.ready.Set(0)
+}
+
+// BreakerState exports the breaker state: 0 closed, 1 half-open, 2 open.
+func (m *Metrics) BreakerState(state int) {
+	m.breakerState.Set(float64(state))
+}
+
+// TokenExpiry exports when the current Vault token expires; the zero time
+// (unknown, or a token that never expires) exports 0.
+func (m *Metrics) TokenExpiry(t time.Time) {
+	if t.IsZero() {
+		m.tokenExpiry.Set(0)
+		return
+	}
+	m.tokenExpiry.Set(unixSeconds(t))
+}
+
+// Forget drops the series of a secret that a config reload removed (or
+// moved to another Vault path): every series labelled with this secret_name
+// and vault_path, and every series labelled only with this secret_name.
+func (m *Metrics) Forget(secret, vaultPath string) {
+	both := prometheus.Labels{"secret_name": secret, "vault_path": vaultPath}
+	m.fetches.DeletePartialMatch(both)
+	m.errors.DeletePartialMatch(both)
+	m.fetchDuration.DeletePartialMatch(both)
+	name := prometheus.Labels{"secret_name": secret}
+	m.lastSuccess.DeletePartialMatch(name)
+	m.fileWrites.DeletePartialMatch(name)
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
