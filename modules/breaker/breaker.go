@@ -1,0 +1,204 @@
+// Package breaker is the circuit breaker that guards every call the sidecar
+// makes to Vault (sony/gobreaker v2). It is deliberately small, modelled on
+// Temporal's common/circuitbreaker: callers ask Allow before a call and
+// report its Outcome after it, so the caller (the vault module) decides
+// which errors mean "Vault is unhealthy" and which are its own mistakes.
+// The underlying gobreaker is swapped atomically when the settings change.
+package breaker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+// State is the breaker's state, as published to the StateObserver.
+type State int
+
+// The states' numbers are the metric gauge's values.
+const (
+	Closed   State = 0
+	HalfOpen State = 1
+	Open     State = 2
+)
+
+// String is the state's name (closed, half-open, open).
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case HalfOpen:
+		return "half-open"
+	case Open:
+		return "open"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// ErrOpen is returned, without calling anything, while the breaker is open
+// (and in half-open while the trial call is in flight).
+var ErrOpen = errors.New("circuit breaker is open")
+
+// errTrialInFlight is ErrOpen in the half-open state.
+var errTrialInFlight = fmt.Errorf("%w (half-open, waiting for the trial call)", ErrOpen)
+
+// Outcome is what a call reports to the breaker.
+type Outcome int
+
+const (
+	// Success is any answer that shows the service is healthy, including
+	// the caller's own mistakes (400, 403, 404).
+	Success Outcome = iota
+	// Failure is a transport error, a timeout, a 5xx or a 429.
+	Failure
+	// Ignore is neither: the caller gave up (its context was canceled).
+	Ignore
+)
+
+// StateObserver is told every state change (0 closed, 1 half-open, 2 open).
+// The metrics module implements it; it is optional.
+type StateObserver interface {
+	BreakerState(state int)
+}
+
+// Settings are the breaker's thresholds.
+type Settings struct {
+	// MaxFailures is the number of consecutive failures that opens it.
+	MaxFailures uint32
+	// OpenTimeout is how long it stays open before one trial call.
+	OpenTimeout time.Duration
+	// Interval resets the failure count while closed (0 = never).
+	Interval time.Duration
+}
+
+// SettingsFromEnv reads SIDECAR_BREAKER_MAX_FAILURES, _OPEN_TIMEOUT and
+// _INTERVAL.
+func SettingsFromEnv(e config.Env) Settings {
+	return Settings{MaxFailures: e.BreakerMaxFailures, OpenTimeout: e.BreakerOpenTimeout, Interval: e.BreakerInterval}
+}
+
+// Breaker is a two-step circuit breaker, safe for concurrent use.
+type Breaker struct {
+	log      *zap.Logger
+	observer StateObserver
+
+	mu       sync.Mutex // serializes Update
+	settings Settings
+	cb       atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
+}
+
+// errFailure and errIgnored carry an Outcome into gobreaker's done callback.
+var (
+	errFailure = errors.New("failure")
+	errIgnored = errors.New("ignored")
+)
+
+// NewBreaker returns a closed breaker. log and observer may be nil.
+func NewBreaker(s Settings, log *zap.Logger, observer StateObserver) *Breaker {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	b := &Breaker{log: log, observer: observer, settings: s}
+	b.cb.Store(b.newCB(s))
+	b.notify(Closed)
+	return b
+}
+
+func (b *Breaker) newCB(s Settings) *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	maxFailures := s.MaxFailures
+	if maxFailures == 0 {
+		maxFailures = 1
+	}
+	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "vault",
+		MaxRequests: 1,
+		Interval:    s.Interval,
+		Timeout:     s.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= maxFailures },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if b.cb.Load() == cb { // a replaced breaker's late calls change nothing visible
+				b.changed(State(from), State(to))
+			}
+		},
+		IsSuccessful: func(err error) bool { return err == nil },
+		IsExcluded:   func(err error) bool { return errors.Is(err, errIgnored) },
+	})
+	return cb
+}
+
+func (b *Breaker) changed(from, to State) {
+	b.log.Warn("vault circuit breaker state changed", zap.Stringer("from", from), zap.Stringer("to", to))
+	b.notify(to)
+}
+
+func (b *Breaker) notify(s State) {
+	if b.observer != nil {
+		b.observer.BreakerState(int(s))
+	}
+}
+
+// Allow asks to make one call. When the breaker refuses, it returns an
+// error wrapping ErrOpen at once; otherwise the caller must call done
+// exactly once with the call's outcome.
+func (b *Breaker) Allow() (done func(Outcome), err error) {
+	cb := b.cb.Load()
+	report, err := cb.Allow()
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState):
+		return nil, ErrOpen
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		return nil, errTrialInFlight
+	case err != nil:
+		return nil, err
+	}
+	var once sync.Once
+	return func(o Outcome) {
+		once.Do(func() {
+			switch o {
+			case Success:
+				report(nil)
+			case Failure:
+				report(errFailure)
+			default:
+				report(errIgnored)
+			}
+		})
+	}, nil
+}
+
+// State is the current state. Reading it also moves an open breaker whose
+// timeout has passed to half-open.
+func (b *Breaker) State() State { return State(b.cb.Load().State()) }
+
+// Settings returns the current settings.
+func (b *Breaker) Settings() Settings {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.settings
+}
+
+// Update swaps in a fresh, closed breaker with new settings; equal settings
+// change nothing. Calls in flight report to the breaker they started on.
+func (b *Breaker) Update(s Settings) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s == b.settings {
+		return
+	}
+	old := b.cb.Swap(b.newCB(s))
+	b.settings = s
+	b.log.Info("vault circuit breaker settings changed",
+		zap.Uint32("max_failures", s.MaxFailures), zap.Duration("open_timeout", s.OpenTimeout),
+		zap.Duration("interval", s.Interval))
+	if from := State(old.State()); from != Closed {
+		b.changed(from, Closed)
+	}
+}

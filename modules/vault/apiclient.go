@@ -1,0 +1,78 @@
+package vault
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/hashicorp/vault/api"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+// apiClients are the two views of one Vault API client: data calls carry
+// the current token, login calls carry none. They share one HTTP client
+// and so one kept-alive connection pool.
+type apiClients struct {
+	data  *api.Client
+	login *api.Client
+	// transport is the pool's transport, closed when the client is replaced.
+	transport *http.Transport
+}
+
+// newAPIClients builds the client the way the Vault CLI does (library
+// defaults, then VAULT_* from the environment) and then applies the
+// vault: block, whose set fields win.
+func newAPIClients(vc config.Vault, tp trace.TracerProvider) (*apiClients, error) {
+	cfg := api.DefaultConfig()
+	if cfg.Error != nil {
+		return nil, fmt.Errorf("vault client from the environment: %w", cfg.Error)
+	}
+	if vc.Address != "" {
+		cfg.Address = vc.Address
+	}
+	if vc.Timeout.Duration > 0 {
+		cfg.Timeout = vc.Timeout.Duration
+	}
+	// Retries belong to the caller's backoff, once; not to the library too.
+	cfg.MaxRetries = 0
+	t := vc.TLS
+	if t != (config.TLS{}) {
+		// ConfigureTLS overlays the environment's TLS settings: each field
+		// set in the file replaces its VAULT_* counterpart.
+		err := cfg.ConfigureTLS(&api.TLSConfig{
+			CACert: t.CACert, CAPath: t.CAPath, ClientCert: t.ClientCert, ClientKey: t.ClientKey,
+			TLSServerName: t.ServerName, Insecure: t.InsecureSkipVerify,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("vault.tls: %w", err)
+		}
+	}
+	transport, ok := cfg.HttpClient.Transport.(*http.Transport)
+	if !ok {
+		return nil, fmt.Errorf("vault client: unexpected HTTP transport %T", cfg.HttpClient.Transport)
+	}
+	if tp != nil {
+		cfg.HttpClient.Transport = otelhttp.NewTransport(transport, otelhttp.WithTracerProvider(tp))
+	}
+	data, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	// The token comes from the auth method alone (VAULT_TOKEN is read there
+	// for the token method); never from what the library found on its own.
+	data.ClearToken()
+	if vc.Namespace != "" {
+		data.SetNamespace(vc.Namespace)
+	}
+	login, err := data.CloneWithHeaders() // same HTTP client, same namespace header
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	login.ClearToken()
+	return &apiClients{data: data, login: login, transport: transport}, nil
+}
+
+// close drops the pool's idle connections; calls in flight finish.
+func (a *apiClients) close() { a.transport.CloseIdleConnections() }

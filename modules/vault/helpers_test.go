@@ -1,0 +1,176 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
+)
+
+func TestMain(m *testing.M) { os.Exit(vaulttest.Main(m)) }
+
+// logBuffer collects log output; safe to read while the client writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newLogger is the production logger at debug level, writing to a buffer.
+func newLogger(t *testing.T) (*zap.Logger, *logBuffer) {
+	t.Helper()
+	buf := &logBuffer{}
+	log, err := logging.NewLogger(logging.Options{Level: "debug", Format: "json"}, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("client logs:\n%s", buf.String())
+		}
+	})
+	return log, buf
+}
+
+// env is a LookupEnv over fixed pairs.
+func env(pairs ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		m[pairs[i]] = pairs[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// newClient builds a client and stops it when the test ends.
+func newClient(t *testing.T, o Options) *Client {
+	t.Helper()
+	if o.LookupEnv == nil {
+		o.LookupEnv = env()
+	}
+	c, err := NewClient(o)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return c
+}
+
+// tokenClient is a token-method client for srv with the given token.
+func tokenClient(t *testing.T, srv *vaulttest.Server, token string) *Client {
+	t.Helper()
+	return newClient(t, Options{
+		Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
+		LookupEnv: env(envToken, token),
+	})
+}
+
+var nameSeq atomic.Int64
+
+// uniq is a name no other test on the shared server uses.
+func uniq(t *testing.T) string {
+	t.Helper()
+	base := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"))
+	return fmt.Sprintf("%s-%d", strings.Trim(base, "-"), nameSeq.Add(1))
+}
+
+// writeFile writes a credential file and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readPolicy lets a token read (and the CLI-style preflight see) path
+// under the KV v2 mount secret and the KV v1 mount kv.
+func readPolicy(paths ...string) string {
+	var b strings.Builder
+	for _, p := range paths {
+		fmt.Fprintf(&b, "path %q { capabilities = [\"read\"] }\n", p)
+	}
+	return b.String()
+}
+
+// eventually polls cond until it holds or the bound passes.
+func eventually(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", bound, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stateRecorder records breaker states.
+type stateRecorder struct {
+	mu     sync.Mutex
+	states []int
+}
+
+func (r *stateRecorder) BreakerState(s int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, s)
+}
+
+func (r *stateRecorder) seen() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.states...)
+}
+
+// expiryRecorder records token expiries.
+type expiryRecorder struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (r *expiryRecorder) TokenExpiry(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.times = append(r.times, t)
+}
+
+func (r *expiryRecorder) seen() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.times...)
+}
+
+// currentToken is the token the client sends now (white box, for leak
+// checks only).
+func (c *Client) currentToken() string { return c.cur.Load().state().token.Reveal() }

@@ -1,0 +1,51 @@
+package vault
+
+import (
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+// Module provides the *Client, started and stopped with the app. It needs
+// the breaker module; a TokenObserver and a TracerProvider are optional.
+var Module = fx.Module("vault",
+	fx.Provide(New),
+)
+
+// Params are New's inputs.
+type Params struct {
+	fx.In
+
+	Config         *config.Config
+	Env            config.Env // SIDECAR_ENABLE_TRACING
+	Logger         *zap.Logger
+	Lifecycle      fx.Lifecycle
+	Breaker        *breaker.Breaker
+	TokenObserver  TokenObserver        `optional:"true"`
+	TracerProvider trace.TracerProvider `optional:"true"`
+}
+
+// New builds the client from the config's vault: block. Logins, reads and
+// their HTTP calls are traced when SIDECAR_ENABLE_TRACING is on and a
+// TracerProvider is supplied; with tracing off the HTTP transport is not
+// wrapped at all (the tracing module then supplies a no-op provider).
+func New(p Params) (*Client, error) {
+	opts := Options{
+		Vault:         p.Config.Vault,
+		Logger:        p.Logger,
+		Breaker:       p.Breaker,
+		TokenObserver: p.TokenObserver,
+	}
+	if p.Env.EnableTracing {
+		opts.TracerProvider = p.TracerProvider
+	}
+	c, err := NewClient(opts)
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.StartStopHook(c.Start, c.Stop))
+	return c, nil
+}

@@ -1,0 +1,320 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+)
+
+// tokenState is what the client knows about its token. The token itself
+// also lives in the API client, which sends it.
+type tokenState struct {
+	gen       uint64 // bumped whenever the token is replaced
+	token     logging.Redacted
+	known     bool          // TTL and renewability are known (login or lookup)
+	issued    time.Time     // when the current TTL started counting
+	ttl       time.Duration // 0: the token does not expire
+	fullTTL   time.Duration // the TTL a renewal grants; less means max TTL reached
+	renewable bool
+	warned    bool // the "expires soon and cannot be renewed" warning was logged
+}
+
+func (s tokenState) expiry() time.Time {
+	if s.ttl <= 0 {
+		return time.Time{}
+	}
+	return s.issued.Add(s.ttl)
+}
+
+// valid reports whether the token is there and, as far as the client
+// knows, not yet expired.
+func (s tokenState) valid(now time.Time) bool {
+	if s.token == "" {
+		return false
+	}
+	exp := s.expiry()
+	return exp.IsZero() || now.Before(exp)
+}
+
+func (cn *conn) state() tokenState {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.st
+}
+
+// setToken replaces the token. info is nil when nothing is known about it
+// yet (a token read from the environment or a file).
+func (cn *conn) setToken(tok logging.Redacted, info *tokenInfo) {
+	cn.mu.Lock()
+	cn.st = tokenState{gen: cn.st.gen + 1, token: tok}
+	if info != nil {
+		cn.st.known, cn.st.issued, cn.st.ttl, cn.st.fullTTL, cn.st.renewable = true, info.at, info.ttl, info.fullTTL, info.renewable
+	}
+	cn.apis.data.SetToken(tok.Reveal())
+	st := cn.st
+	cn.mu.Unlock()
+	cn.signal()
+	if info != nil {
+		cn.notifyExpiry(st)
+	}
+}
+
+// signal wakes the renewer to plan again.
+func (cn *conn) signal() {
+	select {
+	case cn.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (cn *conn) notifyExpiry(st tokenState) {
+	if cn.observer != nil {
+		cn.observer.TokenExpiry(st.expiry())
+	}
+}
+
+// tokenInfo is a token's lifetime as Vault reported it.
+type tokenInfo struct {
+	at        time.Time // when the request was sent
+	ttl       time.Duration
+	fullTTL   time.Duration
+	renewable bool
+	policies  []string
+}
+
+func (i tokenInfo) fields() []zap.Field {
+	return []zap.Field{
+		zap.Duration("ttl", i.ttl), zap.Bool("renewable", i.renewable), zap.Strings("policies", i.policies),
+	}
+}
+
+// ensureToken makes sure there is a token to send and returns its
+// generation: the token method re-reads token_file; the login methods log
+// in when there is no valid token.
+func (cn *conn) ensureToken(ctx context.Context) (uint64, error) {
+	if cn.tokens != nil {
+		return cn.refreshStaticToken()
+	}
+	st := cn.state()
+	if st.valid(time.Now()) {
+		return st.gen, nil
+	}
+	if err := cn.login(ctx, st.gen, "no valid token"); err != nil {
+		return 0, err
+	}
+	return cn.state().gen, nil
+}
+
+// refreshStaticToken reads the token method's token and switches to it
+// when it changed. A token file that cannot be read while a token is in
+// use keeps that token (the orchestrator may be mid-rotation).
+func (cn *conn) refreshStaticToken() (uint64, error) {
+	cn.loginMu.Lock()
+	defer cn.loginMu.Unlock()
+	tok, err := cn.tokens.read()
+	st := cn.state()
+	switch {
+	case err != nil && st.token == "":
+		return 0, err
+	case err != nil:
+		cn.log.Debug("vault token_file unreadable; keeping the current token", zap.Error(err))
+		return st.gen, nil
+	case tok == st.token:
+		return st.gen, nil
+	}
+	if st.token != "" {
+		cn.log.Info("vault token changed on disk; using the new one", zap.String("token_file", cn.tokens.file))
+	}
+	cn.setToken(tok, nil)
+	return cn.state().gen, nil
+}
+
+// login logs in unless another goroutine already replaced token
+// generation seen.
+func (cn *conn) login(ctx context.Context, seen uint64, reason string) error {
+	cn.loginMu.Lock()
+	defer cn.loginMu.Unlock()
+	if st := cn.state(); st.gen != seen && st.valid(time.Now()) {
+		return nil
+	}
+	ctx, span := cn.tracer.Start(ctx, "vault.login", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("vault.auth.method", cn.method.name()),
+			attribute.String("vault.auth.mount", cn.method.mount())))
+	defer span.End()
+	info, tok, err := cn.doLogin(ctx)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		return err
+	}
+	cn.setToken(tok, &info)
+	cn.log.Info("logged in to vault", append([]zap.Field{
+		zap.String("auth_method", cn.method.name()), zap.String("mount", cn.method.mount()), zap.String("reason", reason),
+	}, info.fields()...)...)
+	return nil
+}
+
+func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error) {
+	body, err := cn.method.body()
+	if err != nil {
+		return tokenInfo{}, "", err
+	}
+	path := "auth/" + strings.Trim(cn.method.mount(), "/") + "/login"
+	at := time.Now()
+	var sec *api.Secret
+	err = cn.call(ctx, "login ("+cn.method.name()+" at "+path+")", func(ctx context.Context) error {
+		var err error
+		sec, err = cn.apis.login.Logical().WriteWithContext(ctx, path, body)
+		return err
+	})
+	if err != nil {
+		return tokenInfo{}, "", &authError{err}
+	}
+	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
+		return tokenInfo{}, "", &authError{fmt.Errorf("vault login (%s at %s): the answer holds no token", cn.method.name(), path)}
+	}
+	ttl := time.Duration(sec.Auth.LeaseDuration) * time.Second
+	info := tokenInfo{at: at, ttl: ttl, fullTTL: ttl, renewable: sec.Auth.Renewable, policies: sec.Auth.Policies}
+	return info, logging.Redacted(sec.Auth.ClientToken), nil
+}
+
+// lookup asks Vault about the current token and records the answer.
+func (cn *conn) lookup(ctx context.Context) (tokenInfo, error) {
+	st := cn.state()
+	at := time.Now()
+	var sec *api.Secret
+	err := cn.call(ctx, "token lookup", func(ctx context.Context) error {
+		var err error
+		sec, err = cn.apis.data.Auth().Token().LookupSelfWithContext(ctx)
+		return err
+	})
+	if err != nil {
+		if isForbidden(err) {
+			err = &authError{err}
+		}
+		return tokenInfo{}, err
+	}
+	info, err := lookupInfo(sec, at)
+	if err != nil {
+		return tokenInfo{}, err
+	}
+	cn.mu.Lock()
+	if cn.st.gen == st.gen {
+		cn.st.known, cn.st.issued, cn.st.ttl, cn.st.fullTTL, cn.st.renewable = true, at, info.ttl, info.fullTTL, info.renewable
+	}
+	st = cn.st
+	cn.mu.Unlock()
+	cn.notifyExpiry(st)
+	return info, nil
+}
+
+func lookupInfo(sec *api.Secret, at time.Time) (tokenInfo, error) {
+	if sec == nil || sec.Data == nil {
+		return tokenInfo{}, errors.New("vault token lookup: empty answer")
+	}
+	ttl, err := sec.TokenTTL()
+	if err != nil {
+		return tokenInfo{}, fmt.Errorf("vault token lookup: ttl: %w", err)
+	}
+	renewable, err := sec.TokenIsRenewable()
+	if err != nil {
+		return tokenInfo{}, fmt.Errorf("vault token lookup: renewable: %w", err)
+	}
+	policies, _ := sec.TokenPolicies()
+	full := ttl
+	if n, ok := sec.Data["creation_ttl"].(json.Number); ok {
+		if v, err := n.Int64(); err == nil && v > 0 {
+			full = time.Duration(v) * time.Second
+		}
+	}
+	return tokenInfo{at: at, ttl: ttl, fullTTL: full, renewable: renewable, policies: policies}, nil
+}
+
+// renew renews the current token by its default increment and records the
+// new TTL. capped reports that Vault granted less than a full TTL: the
+// token is at its max TTL.
+func (cn *conn) renew(ctx context.Context) (info tokenInfo, capped bool, err error) {
+	st := cn.state()
+	at := time.Now()
+	var sec *api.Secret
+	err = cn.call(ctx, "token renewal", func(ctx context.Context) error {
+		var err error
+		sec, err = cn.apis.data.Auth().Token().RenewSelfWithContext(ctx, 0)
+		return err
+	})
+	if pastMaxTTL(err) {
+		return tokenInfo{at: at, fullTTL: st.fullTTL}, true, nil
+	}
+	if err != nil {
+		return tokenInfo{}, false, err
+	}
+	if sec == nil || sec.Auth == nil {
+		return tokenInfo{}, false, errors.New("vault token renewal: the answer holds no auth")
+	}
+	ttl := time.Duration(sec.Auth.LeaseDuration) * time.Second
+	info = tokenInfo{at: at, ttl: ttl, fullTTL: st.fullTTL, renewable: sec.Auth.Renewable, policies: sec.Auth.Policies}
+	cn.mu.Lock()
+	if cn.st.gen == st.gen {
+		cn.st.issued, cn.st.ttl, cn.st.renewable = at, ttl, sec.Auth.Renewable
+	}
+	st = cn.st
+	cn.mu.Unlock()
+	cn.notifyExpiry(st)
+	return info, ttl < st.fullTTL, nil
+}
+
+// prepareToken gets a token ready and logs what it is: a login for the
+// login methods, a lookup for the token method.
+func (cn *conn) prepareToken(ctx context.Context) error {
+	if cn.method != nil {
+		return cn.login(ctx, cn.state().gen, "start")
+	}
+	if _, err := cn.refreshStaticToken(); err != nil {
+		return err
+	}
+	info, err := cn.lookup(ctx)
+	if err != nil {
+		return err
+	}
+	cn.logStaticToken(info)
+	return nil
+}
+
+func (cn *conn) logStaticToken(info tokenInfo) {
+	fields := append([]zap.Field{zap.String("auth_method", cn.methodName())}, info.fields()...)
+	if info.ttl > 0 {
+		fields = append(fields, zap.Time("expires", info.at.Add(info.ttl)))
+	}
+	cn.log.Info("vault token looked up", fields...)
+}
+
+// refreshStale is called after Vault refused a request made with token
+// generation gen. It reports whether there is now a different token worth
+// one more try: the token method re-reads token_file; the login methods
+// check the token with a lookup and log in again when Vault no longer
+// accepts it (a policy denial leaves the token alone).
+func (cn *conn) refreshStale(ctx context.Context, gen uint64) bool {
+	if cn.tokens != nil {
+		now, err := cn.refreshStaticToken()
+		return err == nil && now != gen
+	}
+	if cn.state().gen != gen {
+		return true // someone else already replaced it
+	}
+	if _, err := cn.lookup(ctx); err == nil || !isForbidden(err) {
+		return false // the token is fine: the request itself was denied
+	}
+	cn.log.Info("vault no longer accepts the token; logging in again", zap.String("auth_method", cn.method.name()))
+	return cn.login(ctx, gen, "token rejected") == nil
+}
