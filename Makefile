@@ -48,3 +48,21 @@ clean: ## remove build output (the dev server cache stays in ~/.cache/secrets-si
 .PHONY: help
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+.PHONY: demo
+demo: ## the README's demo: sidecar + local Vault dev server, seeded secrets, a live change
+	@scripts/demo.sh
+
+# --- container image and deployment checks (issue 7) ---
+
+# renovate: datasource=go depName=github.com/rhysd/actionlint
+ACTIONLINT_VERSION := v1.7.12
+
+.PHONY: image-test
+image-test: ## the image's files (from the Dockerfile) in a chroot as uid 65534: version, validate, once, run, HEALTHCHECK against the dev server
+	@bin=$$(scripts/devvault.sh) && \
+	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -count=1 -v -run '^TestImage' ./cmd/secrets-sidecar
+
+.PHONY: check-deployments
+check-deployments: ## docker-compose config, shellcheck, actionlint, Kubernetes manifests, configs (installs its tools)
+	ACTIONLINT_VERSION=$(ACTIONLINT_VERSION) TOOLS=$(TOOLS) scripts/check-deployments.sh

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -37,7 +38,7 @@ func cmdValidate(g globals, files []string) int {
 		}
 		files = []string{path}
 	}
-	loader := config.Loader{}
+	loader := config.Loader{Templates: render.Checker{}}
 	code := exitOK
 	for _, f := range files {
 		cfg, err := loader.Load(f)

@@ -10,11 +10,18 @@ import (
 	"time"
 
 	"go.uber.org/fx"
-	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/httpserver"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/tracing"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
 func main() {
@@ -26,23 +33,50 @@ func main() {
 // server, tracer flush) needs a moment more.
 const stopMargin = 5 * time.Second
 
-// baseOptions are the modules every long-running command shares.
+// baseOptions are the modules every Vault-facing command shares: config
+// (templates parsed by the renderer), logging, tracing, the breaker and
+// the Vault client.
 func baseOptions(g globals, env config.Env) []fx.Option {
 	return []fx.Option{
 		fx.WithLogger(logging.FxEventLogger),
 		fx.StopTimeout(env.ShutdownTimeout + stopMargin),
-		fx.Supply(env, config.Flags{ConfigPath: g.configPath}),
+		fx.Supply(env, config.Flags{ConfigPath: g.configPath}, logging.Output{W: g.stderr}),
+		fx.Provide(func() config.TemplateChecker { return render.Checker{} }),
 		buildinfo.Module,
 		config.Module,
 		logging.Module,
+		tracing.Module,
+		breaker.Module,
+		vault.Module,
+		fx.Provide(func(c *vault.Client) jobs.Fetcher { return c }),
 	}
 }
 
-// runOptions composes the daemon.
+// runOptions composes the daemon: scheduled sync jobs with hot reload,
+// readiness (status file, /ready), metrics and the HTTP server.
 func runOptions(g globals, env config.Env) []fx.Option {
 	return append(baseOptions(g, env),
-		fx.Invoke(func(cfg *config.Config, log *zap.Logger) {
-			log.Info("config loaded", zap.String("file", cfg.File), zap.Int("secrets", len(cfg.Secrets)))
-		}),
+		metrics.Module,
+		status.Module,
+		httpserver.Module,
+		jobs.DaemonModule,
+		fx.Provide(
+			func(m *metrics.Metrics) breaker.StateObserver { return m },
+			func(m *metrics.Metrics) vault.TokenObserver { return m },
+			func(m *metrics.Metrics) status.ReadyObserver { return m },
+			func(m *metrics.Metrics) jobs.Recorder { return m },
+			func(m *metrics.Metrics) jobs.ReloadRecorder { return m },
+			func(t *status.Tracker) jobs.StatusSink { return t },
+			func(t *status.Tracker) httpserver.Readiness { return t },
+			func(c *vault.Client) jobs.VaultUpdater { return c },
+		),
+	)
+}
+
+// onceOptions composes the init-container run: every secret once, then exit.
+func onceOptions(g globals, env config.Env, settings jobs.OnceSettings) []fx.Option {
+	return append(baseOptions(g, env),
+		fx.Supply(settings),
+		jobs.OnceModule,
 	)
 }

@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/fx"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
@@ -132,6 +135,18 @@ func TestRunGraph(t *testing.T) {
 	g := globals{configPath: "../../examples/basic/config.yaml"}
 	if err := fx.ValidateApp(runOptions(g, env)...); err != nil {
 		t.Fatalf("run graph: %v", err)
+	}
+}
+
+// TestOnceGraph verifies the init-container composition the same way.
+func TestOnceGraph(t *testing.T) {
+	env, err := config.ParseEnv(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := globals{configPath: "../../examples/basic/config.yaml"}
+	if err := fx.ValidateApp(onceOptions(g, env, jobs.OnceSettings{Timeout: time.Second, Workers: 1})...); err != nil {
+		t.Fatalf("once graph: %v", err)
 	}
 }
 

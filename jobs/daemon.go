@@ -1,0 +1,295 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+	"github.com/google/uuid"
+	"github.com/jonboulle/clockwork"
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
+)
+
+// RetryBase is the first retry delay of a failing secret; retries back off
+// exponentially (full jitter) up to the secret's refresh interval.
+const RetryBase = time.Second
+
+// jitter is the +-fraction of randomness on each refresh interval, so a
+// fleet of sidecars does not hit Vault in lockstep.
+const jitter = 0.10
+
+// VaultUpdater applies a changed vault: block (*vault.Client).
+type VaultUpdater interface {
+	Update(ctx context.Context, cfg config.Vault) error
+}
+
+// Daemon keeps every configured secret's file in sync: one gocron job per
+// secret, singleton (a slow run never overlaps itself), started at once and
+// repeated at the secret's refresh interval with jitter. A failing secret
+// retries with backoff inside its run, so other secrets are unaffected.
+type Daemon struct {
+	syncer          *Syncer
+	vault           VaultUpdater
+	status          StatusSink
+	rec             Recorder
+	log             *zap.Logger
+	shutdownTimeout time.Duration
+	clock           clockwork.Clock
+
+	mu      sync.Mutex // guards everything below and serialises Apply
+	sched   gocron.Scheduler
+	cfg     *config.Config
+	entries map[string]*entry
+
+	// opCtx carries in-flight Vault reads and file writes; it is cancelled
+	// only when a graceful shutdown runs out of time.
+	opCtx    context.Context
+	opCancel context.CancelFunc
+
+	runMu    sync.Mutex // orders running.Add before Stop's Wait
+	stopping bool
+	running  sync.WaitGroup
+}
+
+type entry struct {
+	job *Job
+	id  uuid.UUID
+}
+
+// DaemonOptions configure NewDaemon.
+type DaemonOptions struct {
+	Vault           VaultUpdater // nil: vault: changes are not applied on reload
+	Status          StatusSink
+	Recorder        Recorder
+	ShutdownTimeout time.Duration
+	Clock           clockwork.Clock // tests pass a fake clock; gocron schedules with it
+}
+
+// NewDaemon returns a Daemon for cfg; Start schedules the jobs.
+func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOptions) (*Daemon, error) {
+	d := &Daemon{
+		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
+		shutdownTimeout: o.ShutdownTimeout, clock: o.Clock, cfg: cfg, entries: map[string]*entry{},
+	}
+	if d.status == nil {
+		d.status = nopStatus{}
+	}
+	if d.rec == nil {
+		d.rec = nopRecorder{}
+	}
+	if d.shutdownTimeout <= 0 {
+		d.shutdownTimeout = 15 * time.Second
+	}
+	if d.clock == nil {
+		d.clock = clockwork.NewRealClock()
+	}
+	opts := []gocron.SchedulerOption{
+		gocron.WithLogger(gocronLogger{log.Named("gocron").Sugar()}),
+		gocron.WithStopTimeout(d.shutdownTimeout),
+		gocron.WithClock(d.clock),
+	}
+	sched, err := gocron.NewScheduler(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	d.sched = sched
+	d.opCtx, d.opCancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Start schedules every secret and starts the scheduler. It does not wait
+// for any sync: Vault may be down, and the daemon starts anyway.
+func (d *Daemon) Start(context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.status.Configure(secretInfos(d.cfg))
+	for _, sec := range d.cfg.Secrets {
+		if err := d.add(sec); err != nil {
+			return err
+		}
+	}
+	d.sched.Start()
+	d.log.Info("sync started", zap.Int("secrets", len(d.cfg.Secrets)), zap.String("config", d.cfg.File))
+	return nil
+}
+
+// Stop stops scheduling, lets in-flight syncs finish within the shutdown
+// timeout (then cancels them), and returns.
+func (d *Daemon) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.shutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	d.runMu.Lock()
+	d.stopping = true
+	d.runMu.Unlock()
+	// Cancels every job's context: retry waits end at once, scheduling
+	// stops; running syncs keep opCtx and finish their current attempt.
+	err := d.sched.ShutdownWithContext(ctx)
+	done := make(chan struct{})
+	go func() { d.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	d.opCancel()
+	select {
+	case <-done:
+	case <-time.After(time.Second): // a cancelled read or write returns promptly
+	}
+	if err != nil || ctx.Err() != nil {
+		d.log.Warn("shutdown timeout reached; in-flight syncs were cancelled",
+			zap.Duration("timeout", d.shutdownTimeout))
+		return nil // the files are still consistent: writes are atomic
+	}
+	d.log.Info("sync stopped", zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// add schedules one secret. The caller holds d.mu.
+func (d *Daemon) add(sec config.Secret) error {
+	job, err := d.syncer.NewJob(sec)
+	if err != nil {
+		return err
+	}
+	files.CleanTemp(sec.Destination)
+	interval := sec.RefreshInterval.Duration
+	lo := time.Duration(float64(interval) * (1 - jitter))
+	hi := time.Duration(float64(interval) * (1 + jitter))
+	gj, err := d.sched.NewJob(
+		gocron.DurationRandomJob(lo, hi),
+		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job) }),
+		gocron.WithName(sec.Name),
+		gocron.WithSingletonMode(gocron.LimitModeReschedule),
+		gocron.WithStartAt(gocron.WithStartImmediately()),
+		gocron.WithEventListeners(gocron.AfterJobRunsWithPanic(func(_ uuid.UUID, name string, recovered any) {
+			d.log.Error("secret job panicked", zap.String("secret_name", name), zap.Any("panic", recovered))
+		})),
+	)
+	if err != nil {
+		return fmt.Errorf("schedule secret %s: %w", sec.Name, err)
+	}
+	d.entries[sec.Name] = &entry{job: job, id: gj.ID()}
+	return nil
+}
+
+// run is one scheduled run: sync, and on failure retry with backoff until
+// a sync succeeds or the job is stopped (jobCtx is cancelled on shutdown
+// and when a reload removes or replaces the job).
+func (d *Daemon) run(jobCtx context.Context, job *Job) {
+	d.runMu.Lock()
+	if d.stopping {
+		d.runMu.Unlock()
+		return
+	}
+	d.running.Add(1)
+	d.runMu.Unlock()
+	defer d.running.Done()
+	backoff := vault.Backoff{Base: RetryBase, Max: job.Secret.RefreshInterval.Duration}
+	for attempt := 0; jobCtx.Err() == nil; attempt++ {
+		if err := d.syncer.Sync(d.opCtx, job); err == nil {
+			return
+		}
+		if err := backoff.Wait(jobCtx, attempt); err != nil {
+			return
+		}
+	}
+}
+
+// Apply switches to a new, validated config: the vault client is rebuilt
+// when vault: changed; new secrets are added, removed ones unscheduled and
+// changed ones replaced; unchanged jobs keep their schedule and state.
+func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.vault != nil && !reflect.DeepEqual(d.cfg.Vault, cfg.Vault) {
+		if err := d.vault.Update(ctx, cfg.Vault); err != nil {
+			return fmt.Errorf("vault settings: %w", err)
+		}
+		d.log.Info("vault client rebuilt for the new vault settings")
+	}
+	next := map[string]config.Secret{}
+	for _, s := range cfg.Secrets {
+		next[s.Name] = s
+	}
+	var added, removed, changed, errs []string
+	var failed []error
+	for name, e := range d.entries {
+		s, ok := next[name]
+		if ok && reflect.DeepEqual(s, e.job.Secret) {
+			continue
+		}
+		if err := d.sched.RemoveJob(e.id); err != nil && !errors.Is(err, gocron.ErrJobNotFound) {
+			failed = append(failed, fmt.Errorf("unschedule %s: %w", name, err))
+		}
+		delete(d.entries, name)
+		if ok {
+			changed = append(changed, name)
+		} else {
+			removed = append(removed, name)
+			d.rec.Forget(name, e.job.Secret.VaultPath())
+		}
+	}
+	d.cfg = cfg
+	d.status.Configure(secretInfos(cfg))
+	for _, s := range cfg.Secrets {
+		if _, kept := d.entries[s.Name]; kept {
+			continue
+		}
+		if err := d.add(s); err != nil {
+			failed = append(failed, err)
+			errs = append(errs, s.Name)
+			continue
+		}
+		if !contains(changed, s.Name) {
+			added = append(added, s.Name)
+		}
+	}
+	d.log.Info("config applied", zap.String("config", cfg.File), zap.Strings("added", added),
+		zap.Strings("removed", removed), zap.Strings("changed", changed), zap.Int("unchanged", len(cfg.Secrets)-len(added)-len(changed)-len(errs)))
+	return errors.Join(failed...)
+}
+
+// Jobs returns the scheduled jobs by secret name (for tests and status).
+func (d *Daemon) Jobs() map[string]*Job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]*Job, len(d.entries))
+	for name, e := range d.entries {
+		out[name] = e.job
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func secretInfos(cfg *config.Config) []status.SecretInfo {
+	out := make([]status.SecretInfo, len(cfg.Secrets))
+	for i, s := range cfg.Secrets {
+		out[i] = status.SecretInfo{Name: s.Name, VaultPath: s.VaultPath(), RefreshInterval: s.RefreshInterval.Duration}
+	}
+	return out
+}
+
+// gocronLogger sends gocron's key/value logs to zap.
+type gocronLogger struct{ s *zap.SugaredLogger }
+
+func (l gocronLogger) Debug(msg string, args ...any) { l.s.Debugw(msg, args...) }
+func (l gocronLogger) Info(msg string, args ...any)  { l.s.Debugw(msg, args...) } // gocron's info is chatter for us
+func (l gocronLogger) Warn(msg string, args ...any)  { l.s.Warnw(msg, args...) }
+func (l gocronLogger) Error(msg string, args ...any) { l.s.Errorw(msg, args...) }

@@ -1,0 +1,138 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+// DaemonModule runs the sidecar daemon: the scheduled jobs and hot reload.
+// It needs a Fetcher and a VaultUpdater (the vault client), and takes a
+// Recorder, ReloadRecorder, StatusSink and TracerProvider when provided.
+var DaemonModule = fx.Module("jobs",
+	fx.Provide(newSyncer, newDaemon, newReloader),
+	fx.Invoke(func(lc fx.Lifecycle, d *Daemon, r *Reloader) {
+		lc.Append(fx.StartStopHook(d.Start, d.Stop))
+		lc.Append(fx.StartStopHook(r.Start, r.Stop)) // stops first: no reload during shutdown
+	}),
+)
+
+// OnceModule syncs every secret once and shuts the app down with exit code
+// 0 when every file was written, else 1. Supply OnceSettings.
+var OnceModule = fx.Module("once",
+	fx.Provide(newSyncer, newOnce),
+	fx.Invoke(registerOnce),
+)
+
+// OnceSettings are the once command's flags, and where its outcome goes.
+type OnceSettings struct {
+	Timeout time.Duration
+	Workers int
+	// Result, when set, receives the outcome, so the command can exit 1
+	// when a signal cut the run short (fx then reports exit code 0).
+	Result *OnceResult
+}
+
+// OnceResult is what a once run achieved.
+type OnceResult struct {
+	Finished bool
+	Failed   []Failure
+}
+
+// SyncerParams are the Syncer's dependencies in fx.
+type SyncerParams struct {
+	fx.In
+
+	Fetcher  Fetcher
+	Log      *zap.Logger
+	Recorder Recorder             `optional:"true"`
+	Status   StatusSink           `optional:"true"`
+	Tracer   trace.TracerProvider `optional:"true"`
+	Compile  Compile              `optional:"true"`
+}
+
+func newSyncer(p SyncerParams) *Syncer {
+	return NewSyncer(p.Fetcher, p.Log.Named("sync"), SyncerOptions{
+		Recorder: p.Recorder, Status: p.Status, Tracer: p.Tracer, Compile: p.Compile,
+	})
+}
+
+// DaemonParams are the Daemon's dependencies in fx.
+type DaemonParams struct {
+	fx.In
+
+	Config   *config.Config
+	Env      config.Env
+	Syncer   *Syncer
+	Log      *zap.Logger
+	Vault    VaultUpdater `optional:"true"`
+	Status   StatusSink   `optional:"true"`
+	Recorder Recorder     `optional:"true"`
+}
+
+func newDaemon(p DaemonParams) (*Daemon, error) {
+	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
+		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
+	})
+}
+
+// ReloaderParams are the Reloader's dependencies in fx.
+type ReloaderParams struct {
+	fx.In
+
+	Config   *config.Config
+	Env      config.Env
+	Loader   *config.Loader
+	Daemon   *Daemon
+	Log      *zap.Logger
+	Recorder ReloadRecorder `optional:"true"`
+}
+
+func newReloader(p ReloaderParams) *Reloader {
+	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
+		Watch: p.Env.WatchConfig, Recorder: p.Recorder,
+	})
+}
+
+func newOnce(cfg *config.Config, s *Syncer, log *zap.Logger, settings OnceSettings) (*Once, *OnceResult) {
+	res := settings.Result
+	if res == nil {
+		res = &OnceResult{}
+	}
+	return NewOnce(cfg, s, log.Named("once"), settings.Timeout, settings.Workers), res
+}
+
+// registerOnce runs Once in the background after start and turns its
+// outcome into the app's exit code; a signal cancels it.
+func registerOnce(lc fx.Lifecycle, sd fx.Shutdowner, o *Once, res *OnceResult) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go func() {
+				defer close(done)
+				failed := o.Run(ctx)
+				res.Failed, res.Finished = failed, ctx.Err() == nil
+				code := 0
+				if len(failed) > 0 || !res.Finished {
+					code = 1
+				}
+				_ = sd.Shutdown(fx.ExitCode(code)) // only fails when already shutting down
+			}()
+			return nil
+		},
+		OnStop: func(stop context.Context) error {
+			cancel()
+			select {
+			case <-done:
+			case <-stop.Done():
+			}
+			return nil
+		},
+	})
+}

@@ -1,0 +1,168 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
+)
+
+func (w *world) reloader(t testing.TB, cfg *config.Config, d *jobs.Daemon, watch bool) *jobs.Reloader {
+	t.Helper()
+	r := jobs.NewReloader(cfg, &config.Loader{Templates: render.Checker{}}, d, w.log.Named("reload"),
+		jobs.ReloaderOptions{Watch: watch, Debounce: 100 * time.Millisecond, Recorder: w.metrics})
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
+}
+
+func reloads(t testing.TB, w *world, result string) float64 {
+	return counter(t, w.reg, "secrets_sidecar_config_reloads_total", map[string]string{"result": result})
+}
+
+// TestHotReload: a watched config file is edited in place to add, remove
+// and change secrets; then broken (ignored, old jobs keep running).
+func TestHotReload(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	for _, n := range []string{"a", "b", "c", "keep"} {
+		srv.PutKV2(t, "secret", p+"/"+n, map[string]any{"v": n + "-value"})
+	}
+	out := filepath.Join(w.dir, "out")
+	text := func(secrets string) string {
+		return fmt.Sprintf("defaults: {refresh_interval: 1s}\nsecrets:\n%s", secrets)
+	}
+	line := func(name, tmpl string) string {
+		return fmt.Sprintf("  - {name: %s, path: %s/%s, destination: %s/%s, template: %q}\n", name, p, name, out, name, tmpl)
+	}
+	cfg := loadConfig(t, w.dir, text(line("keep", "{{ .v }}")+line("a", "{{ .v }}")+line("b", "{{ .v }}")))
+	d := w.daemon(t, cfg)
+	w.reloader(t, cfg, d, true)
+	eventually(t, 10*time.Second, "initial files", func() bool {
+		return fileIs(filepath.Join(out, "a"), "a-value")() && fileIs(filepath.Join(out, "b"), "b-value")() && fileIs(filepath.Join(out, "keep"), "keep-value")()
+	})
+	keep := d.Jobs()["keep"]
+
+	// add c, remove b, change a's template; keep is untouched.
+	if err := os.WriteFile(cfg.File, []byte(text(line("keep", "{{ .v }}")+line("a", "A={{ .v }}")+line("c", "{{ .v }}"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "c added", fileIs(filepath.Join(out, "c"), "c-value"))
+	eventually(t, 10*time.Second, "a changed", fileIs(filepath.Join(out, "a"), "A=a-value"))
+	jobsNow := d.Jobs()
+	if _, ok := jobsNow["b"]; ok {
+		t.Error("removed secret b is still scheduled")
+	}
+	if jobsNow["keep"] != keep {
+		t.Error("unchanged secret keep was replaced instead of kept")
+	}
+	if !fileIs(filepath.Join(out, "b"), "b-value")() {
+		t.Error("a removed secret's file must stay (nothing is ever deleted)")
+	}
+	if got := reloads(t, w, "success"); got != 1 {
+		t.Errorf("reloads{success} = %v, want 1", got)
+	}
+	eventually(t, 5*time.Second, "ready with the new set", w.status.Ready)
+	if snap := w.status.Snapshot(); len(snap.Secrets) != 3 {
+		t.Errorf("status tracks %d secrets, want 3", len(snap.Secrets))
+	}
+
+	// An invalid config is logged and ignored; the old jobs keep running.
+	if err := os.WriteFile(cfg.File, []byte(text(line("keep", "{{ .v }}")+"  - {name: broken, mode: \"0999\"}\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "invalid reload counted", func() bool { return reloads(t, w, "error") >= 1 })
+	if n := len(d.Jobs()); n != 3 {
+		t.Errorf("after an invalid config %d jobs run, want the old 3", n)
+	}
+	logs := w.logs.String()
+	if !strings.Contains(logs, "config reload rejected") || !strings.Contains(logs, `secrets[1].mode: \"0999\" is not an octal file mode`) {
+		t.Errorf("rejection not logged with its problem:\n%s", logs)
+	}
+	srv.PutKV2(t, "secret", p+"/c", map[string]any{"v": "c-still-synced"})
+	eventually(t, 10*time.Second, "old jobs still sync", fileIs(filepath.Join(out, "c"), "c-still-synced"))
+}
+
+// TestReloadOnSIGHUP: with watching off, only SIGHUP reloads.
+func TestReloadOnSIGHUP(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	srv.PutKV2(t, "secret", p+"/s", map[string]any{"v": "x"})
+	out := filepath.Join(w.dir, "out")
+	cfg := loadConfig(t, w.dir, fmt.Sprintf("secrets: [{name: s, path: %s/s, destination: %s/one, key: v}]\n", p, out))
+	d := w.daemon(t, cfg)
+	w.reloader(t, cfg, d, false)
+	eventually(t, 10*time.Second, "first file", fileIs(filepath.Join(out, "one"), "x"))
+	if err := os.WriteFile(cfg.File, []byte(fmt.Sprintf("secrets: [{name: s, path: %s/s, destination: %s/two, key: v}]\n", p, out)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(out, "two")); err == nil {
+		t.Fatal("reloaded without SIGHUP while watching is off")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "SIGHUP applied the new destination", fileIs(filepath.Join(out, "two"), "x"))
+}
+
+// TestReloadConfigMapSwap: Kubernetes mounts a ConfigMap as symlinks
+// through ..data, and updates it by swapping that link; the directory
+// watch sees it. A template_file change reloads too.
+func TestReloadConfigMapSwap(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	srv.PutKV2(t, "secret", p+"/s", map[string]any{"v": "val"})
+	out := filepath.Join(w.dir, "out")
+	mount := filepath.Join(w.dir, "configmap")
+	version := func(n int, tmpl string) {
+		dir := filepath.Join(mount, fmt.Sprintf("..v%d", n))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfgText := fmt.Sprintf("secrets: [{name: s, path: %s/s, destination: %s/s, template_file: s.tmpl}]\n", p, out)
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfgText), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "s.tmpl"), []byte(tmpl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(mount, "..data_tmp")
+		if err := os.Symlink(filepath.Base(dir), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(mount, "..data")); err != nil { // the atomic swap
+			t.Fatal(err)
+		}
+	}
+	version(1, "one={{ .v }}")
+	for _, f := range []string{"config.yaml", "s.tmpl"} {
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(mount, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := (&config.Loader{Templates: render.Checker{}}).Load(filepath.Join(mount, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := w.daemon(t, cfg)
+	w.reloader(t, cfg, d, true)
+	eventually(t, 10*time.Second, "first render", fileIs(filepath.Join(out, "s"), "one=val"))
+	version(2, "two={{ .v }}")
+	eventually(t, 10*time.Second, "ConfigMap swap reloaded", fileIs(filepath.Join(out, "s"), "two=val"))
+}

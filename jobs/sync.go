@@ -1,0 +1,309 @@
+// Package jobs is the secret sync domain: each configured secret is a job
+// that fetches its data from Vault, renders it and writes a file. The
+// Daemon schedules the jobs with gocron and applies config reloads; Once
+// syncs everything a single time for init containers.
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
+)
+
+// Stages of a sync, as reported in errors, metrics and traces.
+const (
+	StageAuth   = "auth"
+	StageFetch  = "fetch"
+	StageRender = "render"
+	StageWrite  = "write"
+)
+
+// Fetcher reads one secret from Vault (*vault.Client).
+type Fetcher interface {
+	Read(ctx context.Context, req vault.ReadRequest) (*vault.Secret, error)
+}
+
+// Recorder receives sync metrics (*metrics.Metrics).
+type Recorder interface {
+	FetchDone(secret, vaultPath, result string, d time.Duration)
+	Error(secret, vaultPath, stage string)
+	FileWritten(secret string)
+	LastSuccess(secret string, t time.Time)
+	Forget(secret, vaultPath string)
+}
+
+// StatusSink receives per-secret readiness (*status.Tracker).
+type StatusSink interface {
+	Configure(secrets []status.SecretInfo)
+	Succeeded(name string, at time.Time, version int)
+	Failed(name string, at time.Time, errText string)
+}
+
+// Renderer turns a secret's data into file content (*render.Renderer).
+type Renderer interface {
+	Render(data map[string]any) ([]byte, error)
+}
+
+// Compile builds a secret's Renderer; render.Compile by default.
+type Compile func(s *config.Secret) (Renderer, error)
+
+func defaultCompile(s *config.Secret) (Renderer, error) { return render.Compile(s) }
+
+// SyncError is a failed sync: which secret, which stage, why. Its text
+// never holds a secret value (Vault, render and file errors don't carry
+// them; the renderer scrubs its own).
+type SyncError struct {
+	Secret string
+	Stage  string
+	Err    error
+}
+
+func (e *SyncError) Error() string { return fmt.Sprintf("secret %s: %s: %v", e.Secret, e.Stage, e.Err) }
+func (e *SyncError) Unwrap() error { return e.Err }
+
+// State is one job's memory of its last runs.
+type State struct {
+	LastSuccess time.Time
+	LastError   string
+	LastErrorAt time.Time
+	Version     int      // Vault version last written
+	Checksum    [32]byte // SHA-256 of the content last written or confirmed (kept in memory only)
+	Writes      int      // files actually (re)written
+	Failures    int      // consecutive failed syncs
+}
+
+// Job is one configured secret with its compiled renderer and state.
+type Job struct {
+	Secret   config.Secret
+	renderer Renderer
+
+	mu    sync.Mutex
+	state State
+}
+
+// State returns a copy of the job's state.
+func (j *Job) State() State {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.state
+}
+
+func (j *Job) readRequest() vault.ReadRequest {
+	return vault.ReadRequest{Mount: j.Secret.Mount, Path: j.Secret.Path, KVVersion: j.Secret.KVVersion, Version: j.Secret.Version}
+}
+
+// Syncer runs the fetch -> render -> write pipeline for jobs. It is safe
+// for concurrent use; secrets that read the same mount, path and version
+// at the same moment share one Vault read.
+type Syncer struct {
+	fetch   Fetcher
+	rec     Recorder
+	status  StatusSink
+	tracer  trace.Tracer
+	log     *zap.Logger
+	compile Compile
+	now     func() time.Time
+	reads   singleflight.Group
+}
+
+// SyncerOptions configure NewSyncer; nil fields get harmless defaults.
+type SyncerOptions struct {
+	Recorder Recorder
+	Status   StatusSink
+	Tracer   trace.TracerProvider
+	Compile  Compile
+	Now      func() time.Time
+}
+
+// NewSyncer returns a Syncer reading through fetch.
+func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
+	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log, compile: o.Compile, now: o.Now}
+	if s.rec == nil {
+		s.rec = nopRecorder{}
+	}
+	if s.status == nil {
+		s.status = nopStatus{}
+	}
+	tp := o.Tracer
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	s.tracer = tp.Tracer("github.com/secrets-sidecar/secrets-sidecar/jobs")
+	if s.compile == nil {
+		s.compile = defaultCompile
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// NewJob compiles a secret's output. The config loader has already parsed
+// its template, so an error here is unexpected.
+func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
+	r, err := s.compile(&sec)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
+	}
+	return &Job{Secret: sec, renderer: r}, nil
+}
+
+// Sync runs one attempt for j and records the outcome in metrics, status,
+// the job's state and a trace span. The error is a *SyncError.
+func (s *Syncer) Sync(ctx context.Context, j *Job) error {
+	sec := &j.Secret
+	vaultPath := sec.VaultPath()
+	ctx, span := s.tracer.Start(ctx, "sync", trace.WithAttributes(
+		attribute.String("secret.name", sec.Name),
+		attribute.String("vault.path", vaultPath),
+	))
+	defer span.End()
+
+	version, written, checksum, serr := s.pipeline(ctx, j)
+	at := s.now()
+	if serr != nil {
+		span.SetAttributes(attribute.String("result", "error"), attribute.String("stage", serr.Stage))
+		span.SetStatus(codes.Error, serr.Stage+" failed")
+		span.RecordError(serr)
+		s.rec.Error(sec.Name, vaultPath, serr.Stage)
+		s.status.Failed(sec.Name, at, serr.Error())
+		j.mu.Lock()
+		j.state.LastError, j.state.LastErrorAt = serr.Error(), at
+		j.state.Failures++
+		failures := j.state.Failures
+		j.mu.Unlock()
+		// The first failure of a streak is the news; retries log at debug,
+		// with a reminder every tenth so a long outage stays visible.
+		log := s.log.Debug
+		if failures == 1 || failures%10 == 0 {
+			log = s.log.Error
+		}
+		log("secret sync failed", zap.String("secret_name", sec.Name), zap.String("vault_path", vaultPath),
+			zap.String("stage", serr.Stage), zap.Int("consecutive_failures", failures), zap.Error(serr.Err))
+		return serr
+	}
+	span.SetAttributes(attribute.String("result", "success"), attribute.Bool("file.written", written))
+	s.rec.LastSuccess(sec.Name, at)
+	if written {
+		s.rec.FileWritten(sec.Name)
+	}
+	s.status.Succeeded(sec.Name, at, version)
+	j.mu.Lock()
+	recovered := j.state.Failures > 0
+	j.state.LastSuccess, j.state.Version, j.state.Checksum, j.state.Failures = at, version, checksum, 0
+	if written {
+		j.state.Writes++
+	}
+	j.mu.Unlock()
+	fields := []zap.Field{zap.String("secret_name", sec.Name), zap.String("vault_path", vaultPath),
+		zap.Int("vault_version", version), zap.String("destination", sec.Destination)}
+	switch {
+	case written:
+		s.log.Info("secret file written", fields...)
+	case recovered:
+		s.log.Info("secret sync recovered; file already up to date", fields...)
+	default:
+		s.log.Debug("secret file up to date", fields...)
+	}
+	return nil
+}
+
+func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, written bool, checksum [32]byte, serr *SyncError) {
+	sec := &j.Secret
+	fail := func(stage string, err error) (int, bool, [32]byte, *SyncError) {
+		return 0, false, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
+	}
+
+	fctx, fspan := s.tracer.Start(ctx, "fetch")
+	start := time.Now()
+	secret, err := s.read(fctx, j.readRequest())
+	s.rec.FetchDone(sec.Name, sec.VaultPath(), resultLabel(err), time.Since(start))
+	endSpan(fspan, err)
+	if err != nil {
+		stage := StageFetch
+		if vault.IsAuthError(err) {
+			stage = StageAuth
+		}
+		return fail(stage, err)
+	}
+
+	_, rspan := s.tracer.Start(ctx, "render")
+	content, err := j.renderer.Render(secret.Data)
+	endSpan(rspan, err)
+	if err != nil {
+		return fail(StageRender, err)
+	}
+
+	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", sec.Destination)))
+	res, err := files.Write(files.File{
+		Path: sec.Destination, Content: content, Mode: sec.Mode.FileMode, DirMode: sec.DirMode.FileMode,
+		UID: sec.Owner, GID: sec.Group,
+	})
+	wspan.SetAttributes(attribute.Bool("file.written", res.Written))
+	endSpan(wspan, err)
+	if err != nil {
+		return fail(StageWrite, err)
+	}
+	return secret.Version, res.Written, sha256.Sum256(content), nil
+}
+
+// read shares one Vault read among secrets asking for the same thing at
+// the same moment.
+func (s *Syncer) read(ctx context.Context, req vault.ReadRequest) (*vault.Secret, error) {
+	key := req.Mount + "\x00" + req.Path + "\x00" + req.KVVersion + "\x00" + strconv.Itoa(req.Version)
+	v, err, _ := s.reads.Do(key, func() (any, error) { return s.fetch.Read(ctx, req) })
+	if err != nil {
+		return nil, err
+	}
+	sec, ok := v.(*vault.Secret)
+	if !ok || sec == nil {
+		return nil, errors.New("vault returned no secret")
+	}
+	return sec, nil
+}
+
+func resultLabel(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "success"
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, "failed")
+		span.RecordError(err)
+	}
+	span.End()
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) FetchDone(string, string, string, time.Duration) {}
+func (nopRecorder) Error(string, string, string)                    {}
+func (nopRecorder) FileWritten(string)                              {}
+func (nopRecorder) LastSuccess(string, time.Time)                   {}
+func (nopRecorder) Forget(string, string)                           {}
+
+type nopStatus struct{}
+
+func (nopStatus) Configure([]status.SecretInfo)    {}
+func (nopStatus) Succeeded(string, time.Time, int) {}
+func (nopStatus) Failed(string, time.Time, string) {}
