@@ -1,0 +1,445 @@
+package config_test
+
+// The JSON Schema in docs/config.schema.json lets editors check config
+// files. These tests keep it in sync with the Go types, the defaults the
+// loader applies, and the example configs.
+//
+// The schema is compiled with github.com/santhosh-tekuri/jsonschema/v6, a
+// test-only dependency (it does not reach the binary): it checks the schema
+// against the draft 2020-12 meta-schema and validates documents the way
+// editors do, which a hand-written subset validator could not promise.
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+const schemaFile = "../../docs/config.schema.json"
+
+// rawSchema is the schema file as generic JSON, for walking it.
+func rawSchema(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatalf("%s: %v", schemaFile, err)
+	}
+	return s
+}
+
+// compiled is the schema compiled (and checked against its meta-schema).
+func compiled(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	s, err := c.Compile(schemaFile)
+	if err != nil {
+		t.Fatalf("compile %s: %v", schemaFile, err)
+	}
+	return s
+}
+
+// resolve follows a local "$ref" ("#/$defs/x") to its definition.
+func resolve(t *testing.T, root, node map[string]any) map[string]any {
+	t.Helper()
+	for {
+		ref, ok := node["$ref"].(string)
+		if !ok {
+			return node
+		}
+		name, ok := strings.CutPrefix(ref, "#/$defs/")
+		if !ok {
+			t.Fatalf("non-local $ref %q", ref)
+		}
+		def, ok := root["$defs"].(map[string]any)[name].(map[string]any)
+		if !ok {
+			t.Fatalf("$ref %q: no such definition", ref)
+		}
+		node = def
+	}
+}
+
+// yamlFields lists a struct's YAML keys (yaml:"-" skipped).
+func yamlFields(typ reflect.Type) map[string]reflect.StructField {
+	fields := map[string]reflect.StructField{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f
+	}
+	return fields
+}
+
+var (
+	durationType = reflect.TypeFor[config.Duration]()
+	modeType     = reflect.TypeFor[config.FileMode]()
+)
+
+// types lists the JSON types a schema node allows ("type", or the types of
+// its enum or const values).
+func types(node map[string]any) []string {
+	switch t := node["type"].(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, v := range t {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	var vals []any
+	if e, ok := node["enum"].([]any); ok {
+		vals = e
+	}
+	var out []string
+	for _, v := range vals {
+		switch v.(type) {
+		case string:
+			out = append(out, "string")
+		case float64:
+			out = append(out, "integer")
+		case bool:
+			out = append(out, "boolean")
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// walk asserts that the Go type and the schema node describe the same
+// fields, recursively, with compatible types.
+func walk(t *testing.T, root map[string]any, at string, typ reflect.Type, node map[string]any) {
+	t.Helper()
+	node = resolve(t, root, node)
+	switch typ {
+	case durationType:
+		if node["pattern"] == nil || !slices.Equal(types(node), []string{"string"}) {
+			t.Errorf("%s: a duration, but the schema says %v", at, node)
+		}
+		return
+	case modeType:
+		if !slices.Contains(types(node), "string") || node["pattern"] == nil {
+			t.Errorf("%s: a file mode, but the schema says %v", at, node)
+		}
+		return
+	}
+	switch typ.Kind() {
+	case reflect.Pointer:
+		walk(t, root, at, typ.Elem(), node)
+	case reflect.String:
+		if !slices.Contains(types(node), "string") {
+			t.Errorf("%s: a string field, but the schema allows %v", at, types(node))
+		}
+	case reflect.Bool:
+		if !slices.Equal(types(node), []string{"boolean"}) {
+			t.Errorf("%s: a bool field, but the schema allows %v", at, types(node))
+		}
+	case reflect.Int:
+		if !slices.Equal(types(node), []string{"integer"}) {
+			t.Errorf("%s: an int field, but the schema allows %v", at, types(node))
+		}
+	case reflect.Slice:
+		if node["type"] != "array" {
+			t.Errorf("%s: a list, but the schema says type %v", at, node["type"])
+			return
+		}
+		items, _ := node["items"].(map[string]any)
+		walk(t, root, at+"[]", typ.Elem(), items)
+	case reflect.Struct:
+		if node["type"] != "object" || node["additionalProperties"] != false {
+			t.Errorf("%s: want type object with additionalProperties false (unknown keys are errors)", at)
+		}
+		props, _ := node["properties"].(map[string]any)
+		fields := yamlFields(typ)
+		for name, f := range fields {
+			p, ok := props[name].(map[string]any)
+			if !ok {
+				t.Errorf("%s.%s (Go %s.%s) is not in the schema", at, name, typ.Name(), f.Name)
+				continue
+			}
+			walk(t, root, at+"."+name, f.Type, p)
+		}
+		for name := range props {
+			if _, ok := fields[name]; !ok {
+				t.Errorf("%s.%s is in the schema but not in Go type %s", at, name, typ.Name())
+			}
+		}
+	default:
+		t.Errorf("%s: Go kind %s not handled by the sync test", at, typ.Kind())
+	}
+}
+
+// TestSchemaMatchesGoTypes: every YAML field of config.Config is in the
+// schema with a compatible type, and the schema has no field Go lacks.
+func TestSchemaMatchesGoTypes(t *testing.T) {
+	root := rawSchema(t)
+	walk(t, root, "config", reflect.TypeFor[config.Config](), root)
+}
+
+// nodeAt returns the schema node at a dotted path of properties
+// ("secrets[].format").
+func nodeAt(t *testing.T, root map[string]any, path string) map[string]any {
+	t.Helper()
+	node := root
+	for _, part := range strings.Split(path, ".") {
+		node = resolve(t, root, node)
+		name, isList := strings.CutSuffix(part, "[]")
+		next, ok := node["properties"].(map[string]any)[name].(map[string]any)
+		if !ok {
+			t.Fatalf("%s: no property %q", path, name)
+		}
+		node = next
+		if isList {
+			node = resolve(t, root, node)["items"].(map[string]any)
+		}
+	}
+	return node
+}
+
+func stringValues(vals []any) []string {
+	var out []string
+	for _, v := range vals {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSchemaEnumsMatchGo: the schema's enums are the values config accepts.
+func TestSchemaEnumsMatchGo(t *testing.T) {
+	root := rawSchema(t)
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"vault.auth.method", []string{config.AuthToken, config.AuthAppRole, config.AuthKubernetes, config.AuthJWT}},
+		{"secrets[].format", []string{config.FormatJSON, config.FormatYAML, config.FormatEnv, config.FormatProperties}},
+		{"secrets[].kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
+		{"defaults.kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
+	} {
+		node := resolve(t, root, nodeAt(t, root, tc.path))
+		got := stringValues(node["enum"].([]any))
+		slices.Sort(tc.want)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: schema enum %v, config accepts %v", tc.path, got, tc.want)
+		}
+	}
+}
+
+// TestSchemaDefaultsMatchLoader: every "default" in the schema is the value
+// the loader fills in when the field is left out, and every field the
+// loader defaults to a fixed value has a "default" in the schema.
+func TestSchemaDefaultsMatchLoader(t *testing.T) {
+	root := rawSchema(t)
+	dir := t.TempDir()
+	f := filepath.Join(dir, "min.yaml")
+	if err := os.WriteFile(f, []byte("secrets:\n  - {name: a, path: p, destination: /s/a, key: k}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields the loader defaults when left out, and their values.
+	loaded := map[string]any{
+		"vault.auth.method":                cfg.Vault.Auth.Method,
+		"vault.auth.approle.mount":         cfg.Vault.Auth.AppRole.Mount,
+		"vault.auth.kubernetes.mount":      cfg.Vault.Auth.Kubernetes.Mount,
+		"vault.auth.kubernetes.token_file": cfg.Vault.Auth.Kubernetes.TokenFile,
+		"vault.auth.jwt.mount":             cfg.Vault.Auth.JWT.Mount,
+		"vault.tls.insecure_skip_verify":   cfg.Vault.TLS.InsecureSkipVerify,
+		"defaults.mount":                   cfg.Defaults.Mount,
+		"defaults.kv_version":              cfg.Defaults.KVVersion,
+		"defaults.refresh_interval":        cfg.Defaults.RefreshInterval,
+		"defaults.mode":                    cfg.Defaults.Mode,
+		"defaults.dir_mode":                cfg.Defaults.DirMode,
+	}
+	seen := map[string]bool{}
+	var visit func(path string, node map[string]any)
+	visit = func(path string, node map[string]any) {
+		if def, ok := node["default"]; ok {
+			seen[path] = true
+			want, ok := loaded[path]
+			if !ok {
+				t.Errorf("%s: schema default %v, but the loader sets no default there", path, def)
+			} else if !sameValue(def, want) {
+				t.Errorf("%s: schema default %v, loader default %v", path, def, want)
+			}
+		}
+		node = resolve(t, root, node)
+		props, _ := node["properties"].(map[string]any)
+		for name, p := range props {
+			child := name
+			if path != "" {
+				child = path + "." + name
+			}
+			visit(child, p.(map[string]any))
+		}
+	}
+	visit("", root)
+	for path := range loaded {
+		if !seen[path] {
+			t.Errorf("%s: the loader defaults it to %v; the schema has no default", path, loaded[path])
+		}
+	}
+}
+
+// sameValue compares a schema default (JSON) with a loaded Go value.
+func sameValue(def, v any) bool {
+	switch v := v.(type) {
+	case string:
+		return def == v
+	case bool:
+		return def == v
+	case config.Duration:
+		s, ok := def.(string)
+		d, err := time.ParseDuration(s)
+		return ok && err == nil && d == v.Duration
+	case config.FileMode:
+		s, ok := def.(string)
+		m, err := strconv.ParseUint(s, 8, 32)
+		return ok && err == nil && uint32(m) == uint32(v.FileMode)
+	}
+	return false
+}
+
+// yamlToJSON decodes YAML the way an editor's schema validator sees it.
+func yamlToJSON(t *testing.T, data []byte) any {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// configFiles lists the config files (YAML with a top-level secrets: key)
+// under examples/ and deployments/, and the loader's good test configs.
+func configFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, dir := range []string{"../../examples", "../../deployments", "testdata/good"} {
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if bytes.HasPrefix(data, []byte("secrets:")) || bytes.Contains(data, []byte("\nsecrets:")) {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(files) < 10 {
+		t.Fatalf("found only %d config files: %v", len(files), files)
+	}
+	return files
+}
+
+// TestExamplesMatchSchema: every example and deployment config is valid
+// for the schema and for the loader.
+func TestExamplesMatchSchema(t *testing.T) {
+	schema := compiled(t)
+	for _, f := range configFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(yamlToJSON(t, data)); err != nil {
+			t.Errorf("%s: not valid for the schema:\n%v", f, err)
+		}
+		loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }}
+		if _, err := loader.Load(f); err != nil {
+			t.Errorf("%s: not valid for the loader: %v", f, err)
+		}
+	}
+}
+
+// TestSchemaRejects: configs the loader rejects for reasons a schema can
+// express are rejected by the schema too, so an editor flags them.
+func TestSchemaRejects(t *testing.T) {
+	schema := compiled(t)
+	const ok = "secrets:\n  - {name: a, path: p, destination: /s/a, key: k}\n"
+	if err := schema.Validate(yamlToJSON(t, []byte(ok))); err != nil {
+		t.Fatalf("the minimal config is rejected: %v", err)
+	}
+	for _, tc := range []struct{ name, yaml string }{
+		{"no secrets", "vault: {address: http://v:8200}\n"},
+		{"empty secrets", "secrets: []\n"},
+		{"unknown top-level key", "secret:\n  - {name: a, path: p, destination: /s/a, key: k}\n" + ok},
+		{"unknown secret key", "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, dest: /x}\n"},
+		{"unknown vault key", "vault: {url: http://v}\n" + ok},
+		{"missing destination", "secrets:\n  - {name: a, path: p, key: k}\n"},
+		{"relative destination", "secrets:\n  - {name: a, path: p, destination: s/a, key: k}\n"},
+		{"directory destination", "secrets:\n  - {name: a, path: p, destination: /s/, key: k}\n"},
+		{"two outputs", "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, format: json}\n"},
+		{"no output", "secrets:\n  - {name: a, path: p, destination: /s/a}\n"},
+		{"bad format", "secrets:\n  - {name: a, path: p, destination: /s/a, format: toml}\n"},
+		{"bad name", "secrets:\n  - {name: 'a b', path: p, destination: /s/a, key: k}\n"},
+		{"bad mode", "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, mode: '0999'}\n"},
+		{"bad duration", "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, refresh_interval: 5 minutes}\n"},
+		{"bad kv_version", "defaults: {kv_version: 3}\n" + ok},
+		{"negative owner", "defaults: {owner: -1}\n" + ok},
+		{"negative version", "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, version: -1}\n"},
+		{"bad method", "vault: {auth: {method: ldap}}\n" + ok},
+		{"kubernetes without role", "vault: {auth: {method: kubernetes}}\n" + ok},
+		{"jwt without token_file", "vault: {auth: {method: jwt, jwt: {role: r}}}\n" + ok},
+		{"client_cert without key", "vault: {tls: {client_cert: /c.pem}}\n" + ok},
+		{"delimiter without template", "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, left_delimiter: '[['}\n"},
+		{"address not a URL", "vault: {address: vault:8200}\n" + ok},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := schema.Validate(yamlToJSON(t, []byte(tc.yaml))); err == nil {
+				t.Errorf("the schema accepts:\n%s", tc.yaml)
+			}
+			// The loader agrees: these are invalid configs.
+			f := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(f, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }}
+			if _, err := loader.Load(f); err == nil {
+				t.Errorf("the loader accepts it, but the schema rejects it")
+			}
+		})
+	}
+}
