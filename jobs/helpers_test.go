@@ -1,7 +1,6 @@
 package jobs_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -22,7 +21,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
-	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
@@ -37,38 +36,7 @@ func uniq(t testing.TB) string {
 	return fmt.Sprintf("t%d-%s", seq.Add(1), strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()))
 }
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger(t testing.TB) (*zap.Logger, *logBuffer) {
-	t.Helper()
-	buf := &logBuffer{}
-	log, err := logging.NewLogger(logging.Options{Level: "debug"}, buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs:\n%s", buf.String())
-		}
-	})
-	return log, buf
-}
+func newLogger(t testing.TB) (*zap.Logger, *logtest.Buffer) { return logtest.New(t) }
 
 // world is one sidecar under test: real Vault client, breaker, metrics,
 // status tracker and renderer.
@@ -81,7 +49,7 @@ type world struct {
 	status  *status.Tracker
 	syncer  *jobs.Syncer
 	log     *zap.Logger
-	logs    *logBuffer
+	logs    *logtest.Buffer
 	dir     string
 	states  *stateLog
 }

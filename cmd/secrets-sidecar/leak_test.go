@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +17,10 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/httpserver"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/tracing"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestNoSecretLeaks runs the whole daemon against the real dev server with
 // debug logs and tracing on, distinctive secret values and credentials,
@@ -116,7 +98,7 @@ secrets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	spans := tracetest.NewInMemoryExporter()
 	var server *httpserver.Server
 	app := fx.New(append(runOptions(globals{configPath: cfgPath, stdout: io.Discard, stderr: logs}, env),

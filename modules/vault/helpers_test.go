@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -16,45 +15,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
-	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
 
 func TestMain(m *testing.M) { os.Exit(vaulttest.Main(m)) }
 
-// logBuffer collects log output; safe to read while the client writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newLogger is the production logger at debug level, writing to a buffer.
-func newLogger(t *testing.T) (*zap.Logger, *logBuffer) {
-	t.Helper()
-	buf := &logBuffer{}
-	log, err := logging.NewLogger(logging.Options{Level: "debug", Format: "json"}, buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("client logs:\n%s", buf.String())
-		}
-	})
-	return log, buf
-}
+func newLogger(t *testing.T) (*zap.Logger, *logtest.Buffer) { return logtest.New(t) }
 
 // env is a LookupEnv over fixed pairs.
 func env(pairs ...string) func(string) (string, bool) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
 
@@ -42,7 +43,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		IssuedAt: josejwt.NewNumericDate(now), NotBefore: josejwt.NewNumericDate(now.Add(-time.Minute)),
 		Expiry: josejwt.NewNumericDate(now.Add(time.Hour))})
 	dir := t.TempDir()
-	logs := &logBuffer{} // never dumped: it is what is being checked
+	logs := &logtest.Buffer{} // never dumped: it is what is being checked
 	log, err := logging.NewLogger(logging.Options{Level: "debug"}, logs)
 	if err != nil {
 		t.Fatal(err)
