@@ -239,6 +239,17 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	d.cfg = cfg
+	if len(changed) > 0 {
+		// A changed secret is not ready until its new job has written it:
+		// drop its state first, then configure the full set.
+		kept := &config.Config{}
+		for _, s := range cfg.Secrets {
+			if !contains(changed, s.Name) {
+				kept.Secrets = append(kept.Secrets, s)
+			}
+		}
+		d.status.Configure(secretInfos(kept))
+	}
 	d.status.Configure(secretInfos(cfg))
 	for _, s := range cfg.Secrets {
 		if _, kept := d.entries[s.Name]; kept {

@@ -61,6 +61,7 @@ func TestHotReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "c added", fileIs(filepath.Join(out, "c"), "c-value"))
+
 	eventually(t, 10*time.Second, "a changed", fileIs(filepath.Join(out, "a"), "A=a-value"))
 	jobsNow := d.Jobs()
 	if _, ok := jobsNow["b"]; ok {
@@ -94,6 +95,38 @@ func TestHotReload(t *testing.T) {
 	}
 	srv.PutKV2(t, "secret", p+"/c", map[string]any{"v": "c-still-synced"})
 	eventually(t, 10*time.Second, "old jobs still sync", fileIs(filepath.Join(out, "c"), "c-still-synced"))
+}
+
+// TestReloadResetsChangedSecretReadiness: a secret whose definition
+// changes is not ready again until its new job writes it; here the new
+// destination cannot be written, so the daemon must report not ready.
+func TestReloadResetsChangedSecretReadiness(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	srv.PutKV2(t, "secret", p+"/s", map[string]any{"v": "x"})
+	out := filepath.Join(w.dir, "out")
+	cfg := loadConfig(t, w.dir, fmt.Sprintf("secrets: [{name: s, path: %s/s, destination: %s/s, key: v}]\n", p, out))
+	d := w.daemon(t, cfg)
+	r := w.reloader(t, cfg, d, false)
+	eventually(t, 10*time.Second, "ready", w.status.Ready)
+	link := filepath.Join(w.dir, "link")
+	if err := os.Symlink(out, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.File, []byte(fmt.Sprintf("secrets: [{name: s, path: %s/s, destination: %s/s2, key: v}]\n", p, link)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Reload(t.Context(), false) {
+		t.Fatal("changed config not applied")
+	}
+	if w.status.Ready() {
+		t.Fatal("still ready right after its only secret changed")
+	}
+	eventually(t, 10*time.Second, "the new job fails", func() bool { return d.Jobs()["s"].State().Failures > 0 })
+	if w.status.Ready() {
+		t.Fatal("ready although the changed secret's new destination was never written")
+	}
 }
 
 // TestReloadOnSIGHUP: with watching off, only SIGHUP reloads.
