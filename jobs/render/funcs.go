@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -10,7 +11,8 @@ import (
 // funcs is the template function map: sprig v3 without environment and
 // network access, ESO's own functions, and text/template's printing builtins
 // re-declared (same behaviour) so that their results are size-checked too.
-func funcs() template.FuncMap {
+// It is built once and shared: never modify it.
+var funcs = sync.OnceValue(func() template.FuncMap {
 	fm := sprig.TxtFuncMap()
 	for _, name := range []string{"env", "expandenv", "getHostByName"} {
 		delete(fm, name)
@@ -25,7 +27,20 @@ func funcs() template.FuncMap {
 	fm["js"] = template.JSEscaper
 	fm["urlquery"] = template.URLQueryEscaper
 	return fm
-}
+})
+
+// funcNames is every function a template may call, for the parser (which
+// only checks that a name exists): ours and text/template's builtins.
+var funcNames = sync.OnceValue(func() map[string]any {
+	names := map[string]any{}
+	for name := range funcs() {
+		names[name] = true // the parser wants a non-nil value
+	}
+	for _, name := range []string{"and", "call", "eq", "ge", "gt", "index", "le", "len", "lt", "ne", "not", "or", "slice"} {
+		names[name] = true // the parser wants a non-nil value
+	}
+	return names
+})
 
 // esoFuncs are external-secrets-operator's engine v2 additions to sprig.
 func esoFuncs() template.FuncMap {
@@ -57,10 +72,16 @@ func esoFuncs() template.FuncMap {
 }
 
 // guarded is funcs with every function bound to m (see guard).
-func guarded(m *meter) template.FuncMap {
-	fm := funcs()
-	for name, fn := range fm {
-		fm[name] = guard(name, fn, m)
+//
+// Only the functions a template uses are bound: wrapping all ~200 of them
+// for every instance cost most of a render's CPU and memory.
+func guarded(m *meter, used map[string]bool) template.FuncMap {
+	all := funcs()
+	fm := template.FuncMap{}
+	for name := range used {
+		if fn, ok := all[name]; ok {
+			fm[name] = guard(name, fn, m)
+		}
 	}
 	for name, fn := range guardFuncs(m) {
 		fm[name] = fn

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 	"text/template"
 	"text/template/parse"
 )
@@ -110,8 +111,8 @@ func guardFuncs(m *meter) template.FuncMap {
 // calls fnIter, each template body is wrapped in fnEnter / fnLeave, and each
 // printing action that may yield a list or map ends in fnOut. The trees are
 // then shared, read-only, by every instance.
-func instrument(t *template.Template, fm template.FuncMap) {
-	in := instrumenter{scalar: scalarFuncs(fm)}
+func instrument(t *template.Template) {
+	in := instrumenter{scalar: scalarFuncs()}
 	for _, tt := range t.Templates() {
 		if tt.Tree == nil || tt.Root == nil {
 			continue
@@ -133,11 +134,11 @@ type instrumenter struct {
 	scalar map[string]bool // functions whose result is a string, number or bool
 }
 
-// scalarFuncs lists the functions of fm, and the builtins, that return a
-// string, number or bool: printing their result needs no inspection.
-func scalarFuncs(fm template.FuncMap) map[string]bool {
+// scalarFuncs lists the functions, and the builtins, that return a string,
+// number or bool: printing their result needs no inspection. Built once.
+var scalarFuncs = sync.OnceValue(func() map[string]bool {
 	out := map[string]bool{"len": true, "eq": true, "ne": true, "lt": true, "le": true, "gt": true, "ge": true, "not": true}
-	for name, fn := range fm {
+	for name, fn := range funcs() {
 		t := reflect.TypeOf(fn)
 		if t.Kind() != reflect.Func || t.NumOut() == 0 {
 			continue
@@ -149,7 +150,7 @@ func scalarFuncs(fm template.FuncMap) map[string]bool {
 		}
 	}
 	return out
-}
+})
 
 // walk instruments n; rootDot says the dot is the secret's fields there.
 func (in instrumenter) walk(tr *parse.Tree, n parse.Node, rootDot bool) {

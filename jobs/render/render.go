@@ -71,6 +71,7 @@ type Renderer struct {
 	format string
 
 	tmpl *template.Template // parsed and instrumented; cloned per instance
+	used map[string]bool    // the functions the template calls
 
 	mu   sync.Mutex
 	free []*instance
@@ -94,8 +95,8 @@ func Compile(s *config.Secret) (*Renderer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("secret %q: %w", s.Name, err)
 		}
-		instrument(t, funcs())
-		r.kind, r.tmpl = kindTemplate, t
+		instrument(t)
+		r.kind, r.tmpl, r.used = kindTemplate, t, usedFuncs(t)
 	case s.Key != "":
 		r.kind, r.key = kindKey, s.Key
 	case s.Format != "":
@@ -114,13 +115,22 @@ func Compile(s *config.Secret) (*Renderer, error) {
 // parseTemplate parses s's template, named after the secret, and checks that
 // every {{template "name"}} it calls is defined.
 func parseTemplate(s *config.Secret) (*template.Template, error) {
-	t, err := template.New(s.Name).
-		Option("missingkey=error").
-		Delims(s.LeftDelimiter, s.RightDelimiter).
-		Funcs(funcs()).
-		Parse(templateText(s))
+	// The parser only needs the function names: parsing through
+	// template.Funcs would reflect over all ~200 functions per template.
+	trees, err := parse.Parse(s.Name, templateText(s), s.LeftDelimiter, s.RightDelimiter, funcNames())
 	if err != nil {
 		return nil, err
+	}
+	t := template.New(s.Name).Option("missingkey=error")
+	names := make([]string, 0, len(trees))
+	for name := range trees {
+		names = append(names, name)
+	}
+	sort.Strings(names) // deterministic association order
+	for _, name := range names {
+		if _, err := t.AddParseTree(name, trees[name]); err != nil {
+			return nil, err
+		}
 	}
 	for _, tt := range t.Templates() {
 		if tt.Tree == nil || tt.Root == nil {
@@ -140,6 +150,61 @@ func templateText(s *config.Secret) string {
 		return s.Template
 	}
 	return s.TemplateText
+}
+
+// usedFuncs lists every function identifier in t's trees (instrumentation
+// and builtins included; guarded binds only those it knows).
+func usedFuncs(t *template.Template) map[string]bool {
+	used := map[string]bool{}
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		switch x := n.(type) {
+		case *parse.ListNode:
+			if x == nil {
+				return
+			}
+			for _, c := range x.Nodes {
+				walk(c)
+			}
+		case *parse.ActionNode:
+			walk(x.Pipe)
+		case *parse.PipeNode:
+			if x == nil {
+				return
+			}
+			for _, c := range x.Cmds {
+				walk(c)
+			}
+		case *parse.CommandNode:
+			for _, a := range x.Args {
+				walk(a)
+			}
+		case *parse.ChainNode:
+			walk(x.Node)
+		case *parse.IdentifierNode:
+			used[x.Ident] = true
+		case *parse.IfNode:
+			walk(x.Pipe)
+			walk(x.List)
+			walk(x.ElseList)
+		case *parse.WithNode:
+			walk(x.Pipe)
+			walk(x.List)
+			walk(x.ElseList)
+		case *parse.RangeNode:
+			walk(x.Pipe)
+			walk(x.List)
+			walk(x.ElseList)
+		case *parse.TemplateNode:
+			walk(x.Pipe)
+		}
+	}
+	for _, tt := range t.Templates() {
+		if tt.Tree != nil {
+			walk(tt.Root)
+		}
+	}
+	return used
 }
 
 func checkCalls(t *template.Template, tr *parse.Tree, n parse.Node) error {
@@ -304,7 +369,7 @@ func (r *Renderer) get() (*instance, error) {
 		return nil, fmt.Errorf("cannot prepare the template: %w", err)
 	}
 	m := &meter{}
-	t.Funcs(guarded(m))
+	t.Funcs(guarded(m, r.used))
 	return &instance{t: t, m: m}, nil
 }
 
