@@ -124,10 +124,17 @@ func (t *Tracker) Configure(secrets []SecretInfo) {
 // at the given time; version is the KV v2 version (0 when unknown). It
 // clears the secret's last error. Unknown names (a job finishing after a
 // reload removed its secret) are ignored.
+//
+// A success that changes nothing but the time (the secret was ready, had no
+// error and keeps its version) is left for the heartbeat to write: with
+// many secrets, writing the file after every refresh cost a third of the
+// daemon's steady-state CPU.
 func (t *Tracker) Succeeded(name string, at time.Time, version int) {
-	t.update(name, func(st *SecretState) {
+	t.update(name, func(st *SecretState) bool {
+		news := !st.Ready || st.LastError != "" || st.Version != version
 		st.Ready, st.LastSuccess, st.Version = true, at, version
 		st.LastError, st.LastErrorAt = "", time.Time{}
+		return news
 	})
 }
 
@@ -138,12 +145,17 @@ func (t *Tracker) Failed(name string, at time.Time, errText string) {
 	if len(errText) > maxErrorLen {
 		errText = oneLine(errText, maxErrorLen)
 	}
-	t.update(name, func(st *SecretState) {
+	t.update(name, func(st *SecretState) bool {
+		news := st.LastError != errText // a retry failing the same way only moves the time
 		st.LastError, st.LastErrorAt = errText, at
+		return news
 	})
 }
 
-func (t *Tracker) update(name string, f func(*SecretState)) {
+// update applies f to a secret's state; f reports whether the change is
+// news (readiness, an error, a version), which is written at once; other
+// changes wait for the heartbeat.
+func (t *Tracker) update(name string, f func(*SecretState) bool) {
 	t.mu.Lock()
 	st, ok := t.secrets[name]
 	if !ok {
@@ -151,10 +163,12 @@ func (t *Tracker) update(name string, f func(*SecretState)) {
 		t.log.Debug("status: result for a secret no longer configured ignored", zap.String("secret_name", name))
 		return
 	}
-	f(st)
+	news := f(st)
 	t.updateLocked()
 	t.mu.Unlock()
-	signal(t.changed)
+	if news {
+		signal(t.changed)
+	}
 }
 
 // updateLocked recomputes readiness and tells the observer of a change.

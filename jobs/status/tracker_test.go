@@ -516,3 +516,48 @@ func TestModule(t *testing.T) {
 		t.Fatalf("observer %v", got)
 	}
 }
+
+// TestRoutineSuccessWaitsForHeartbeat: a success that only moves the time
+// is not written at once (with many secrets that was a write per refresh);
+// news is, and the heartbeat carries the routine times.
+func TestRoutineSuccessWaitsForHeartbeat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status.json")
+	clock := clockwork.NewFakeClockAt(t0)
+	tr := status.NewTracker(path, nil, nil, clock)
+	tr.Configure([]status.SecretInfo{{Name: "db", VaultPath: "p", RefreshInterval: 10 * time.Second}})
+	if err := tr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil { // the heartbeat ticker
+		t.Fatal(err)
+	}
+
+	// News: the first success makes the secret ready; written at once.
+	first := t0.Add(time.Second)
+	tr.Succeeded("db", first, 1)
+	waitFile(t, path, func(s status.Snapshot) bool { return s.Ready && secret(t, s, "db").LastSuccess.Equal(first) })
+
+	// Routine: same version, no error; the file keeps the old time.
+	second := t0.Add(2 * time.Second)
+	tr.Succeeded("db", second, 1)
+	time.Sleep(200 * time.Millisecond)
+	if s, err := status.ReadFile(path); err != nil || !secret(t, s, "db").LastSuccess.Equal(first) {
+		t.Fatalf("a routine success was written at once: %+v %v", s, err)
+	}
+	if got := secret(t, tr.Snapshot(), "db").LastSuccess; !got.Equal(second) {
+		t.Fatalf("in-memory state (for /ready) lags: %v", got)
+	}
+
+	// The heartbeat writes it.
+	clock.Advance(10 * time.Second)
+	waitFile(t, path, func(s status.Snapshot) bool { return secret(t, s, "db").LastSuccess.Equal(second) })
+
+	// News again: a new version and a new error are written at once.
+	tr.Succeeded("db", t0.Add(11*time.Second), 2)
+	waitFile(t, path, func(s status.Snapshot) bool { return secret(t, s, "db").Version == 2 })
+	tr.Failed("db", t0.Add(12*time.Second), "vault unreachable")
+	waitFile(t, path, func(s status.Snapshot) bool { return secret(t, s, "db").LastError == "vault unreachable" })
+}
