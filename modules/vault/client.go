@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
@@ -227,6 +228,7 @@ type conn struct {
 
 	kvMu       sync.Mutex
 	kvVersions map[string]int // mount -> 1 or 2; 0: the preflight was denied
+	kvDetect   singleflight.Group
 }
 
 func (cn *conn) methodName() string {

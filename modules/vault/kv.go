@@ -96,6 +96,19 @@ func (cn *conn) mountVersion(ctx context.Context, mount, path string) (int, erro
 	if ok {
 		return v, nil
 	}
+	// Secrets syncing in parallel (once's workers, the daemon's first
+	// runs) share one preflight per mount instead of each sending one.
+	res, err, _ := cn.kvDetect.Do(mount, func() (any, error) { return cn.detectVersion(ctx, mount, path) })
+	if err != nil {
+		return 0, err
+	}
+	v, _ = res.(int)
+	return v, nil
+}
+
+// detectVersion asks Vault for mount's KV version and caches the answer.
+func (cn *conn) detectVersion(ctx context.Context, mount, path string) (int, error) {
+	var v int
 	var sec *api.Secret
 	err := cn.call(ctx, "KV version check of "+mount, func(ctx context.Context) error {
 		var err error

@@ -3,11 +3,13 @@ package vault
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -274,5 +276,47 @@ func BenchmarkRead(b *testing.B) {
 		if _, err := c.Read(b.Context(), req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParallelReadsShareOnePreflight: secrets syncing at the same moment
+// (once's workers) send one KV version preflight per mount, not one each.
+func TestParallelReadsShareOnePreflight(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	p := uniq(t)
+	for i := range 16 {
+		srv.PutKV2(t, "secret", fmt.Sprintf("%s/s%d", p, i), map[string]any{"v": "x"})
+	}
+	target, err := url.Parse(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var preflights atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/sys/internal/ui/mounts/") {
+			preflights.Add(1)
+			time.Sleep(100 * time.Millisecond) // every worker arrives while it is in flight
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	c := newClient(t, Options{
+		Vault:     config.Vault{Address: ts.URL, Auth: config.Auth{Method: config.AuthToken}},
+		LookupEnv: env("VAULT_TOKEN", srv.Token),
+	})
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: fmt.Sprintf("%s/s%d", p, i), KVVersion: config.KVAuto}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := preflights.Load(); n != 1 {
+		t.Fatalf("%d preflights for 16 parallel reads of one mount, want 1", n)
 	}
 }
