@@ -67,12 +67,16 @@ func runApp(app *fx.App, stderr io.Writer) int {
 	if err := app.Err(); err != nil {
 		return startupFailed(stderr, err)
 	}
+	// Catch SIGTERM/SIGINT before starting: a signal that lands while the
+	// start hooks run (Vault slow to answer the connection check) must
+	// shut down cleanly, not kill the process.
+	done := app.Wait()
 	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
 	defer cancel()
 	if err := app.Start(startCtx); err != nil {
 		return startupFailed(stderr, err)
 	}
-	sig := <-app.Wait()
+	sig := <-done
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout())
 	defer cancelStop()
 	if err := app.Stop(stopCtx); err != nil {
