@@ -66,3 +66,35 @@ image-test: ## the image's files (from the Dockerfile) in a chroot as uid 65534:
 .PHONY: check-deployments
 check-deployments: ## docker-compose config, shellcheck, actionlint, Kubernetes manifests, configs (installs its tools)
 	ACTIONLINT_VERSION=$(ACTIONLINT_VERSION) TOOLS=$(TOOLS) scripts/check-deployments.sh
+
+# --- benchmarks, fault injection, fuzzing, soak (issue 8) ---
+
+# consul-template for `make bench`: the newest release, still MPL-2.0
+# (HashiCorp's BUSL change did not cover it; its LICENSE at v0.41.1 is
+# MPL-2.0). Installed into the cache, never into the repository.
+# renovate: datasource=go depName=github.com/hashicorp/consul-template
+CONSUL_TEMPLATE_VERSION := v0.41.1
+BENCH_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/secrets-sidecar/consul-template-$(CONSUL_TEMPLATE_VERSION)
+FUZZTIME    ?= 15s
+
+.PHONY: bench
+bench: build ## secrets-sidecar vs consul-template on the Vault dev server (about 15 min); writes docs/benchmarks.md
+	@test -x $(BENCH_CACHE)/consul-template || GOBIN=$(BENCH_CACHE) $(GO) install github.com/hashicorp/consul-template@$(CONSUL_TEMPLATE_VERSION)
+	@bin=$$(scripts/devvault.sh) && \
+	$(GO) run ./scripts/bench -devvault $$bin -sidecar $(BIN) -consul-template $(BENCH_CACHE)/consul-template -doc docs/benchmarks.md $(BENCH_FLAGS)
+
+.PHONY: test-faults
+test-faults: ## fault injection against the real binary and dev server: kill -9 loop, Vault outage, token expiry, unwritable destination, slow Vault
+	@bin=$$(scripts/devvault.sh) && \
+	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -tags faults -count=1 -timeout 20m -v -run '^TestFault' ./cmd/secrets-sidecar
+
+.PHONY: test-soak
+test-soak: ## 1,000 secrets at a 1 s refresh for 60 s in-process: goroutines, heap and file descriptors return to baseline
+	@bin=$$(scripts/devvault.sh) && \
+	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -tags soak -count=1 -timeout 20m -v -run '^TestSoak' ./cmd/secrets-sidecar
+
+.PHONY: fuzz
+fuzz: ## each fuzz target for FUZZTIME (default 15s) on top of its seed corpus
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./modules/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEnv$$' -fuzztime $(FUZZTIME) ./modules/config
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./jobs/render

@@ -1,0 +1,359 @@
+// Command bench compares secrets-sidecar with consul-template on the same
+// Vault dev server: `once` against `consul-template -once` for N secrets,
+// and both as daemons (RSS, CPU per refresh cycle, Vault requests per
+// cycle, file writes per cycle when nothing changed). Both tools talk to
+// Vault through one counting reverse proxy. Runs are A/B interleaved and
+// every reported number is the median of the runs.
+//
+//	make bench    # builds both tools, runs this, updates docs/benchmarks.md
+//	go run ./scripts/bench -sidecar bin/secrets-sidecar -consul-template PATH [-doc docs/benchmarks.md]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+type settings struct {
+	sidecar, consulTemplate, devvault string
+	sizes                             []int
+	runs, daemonRuns                  int
+	daemonSecrets                     int
+	refresh, warm, rssAt, window      time.Duration
+	doc, workdir                      string
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("bench: ")
+	s, err := parseFlags(os.Args[1:])
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = benchmark(ctx, s, os.Stdout)
+	stop()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func parseFlags(args []string) (settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&s.sidecar, "sidecar", "bin/secrets-sidecar", "secrets-sidecar binary")
+	fs.StringVar(&s.consulTemplate, "consul-template", "", "consul-template binary (required)")
+	fs.StringVar(&s.devvault, "devvault", os.Getenv("SIDECAR_DEVVAULT_BIN"), "Vault dev server binary (default $SIDECAR_DEVVAULT_BIN, else scripts/devvault.sh)")
+	sizes := fs.String("sizes", "10,100,1000", "secret counts for the once comparison")
+	fs.IntVar(&s.runs, "runs", 5, "measured runs per tool and size (A/B interleaved)")
+	fs.IntVar(&s.daemonRuns, "daemon-runs", 5, "measured daemon runs per tool (0 skips the daemon comparison)")
+	fs.IntVar(&s.daemonSecrets, "daemon-secrets", 100, "secrets in the daemon comparison")
+	fs.DurationVar(&s.refresh, "refresh", 10*time.Second, "daemon refresh interval")
+	fs.DurationVar(&s.warm, "warm", 15*time.Second, "daemon: the steady-state window starts this long after process start")
+	fs.DurationVar(&s.rssAt, "rss-at", 60*time.Second, "daemon: when RSS is sampled, after process start")
+	fs.DurationVar(&s.window, "window", 60*time.Second, "daemon: length of the steady-state window")
+	fs.StringVar(&s.doc, "doc", "", "markdown file whose generated section is replaced with the results (empty: stdout only)")
+	fs.StringVar(&s.workdir, "workdir", os.TempDir(), "where the output directories are made")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if s.consulTemplate == "" {
+		return s, errors.New("-consul-template is required (make bench installs it)")
+	}
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return s, fmt.Errorf("-sizes: %q is not a positive number", f)
+		}
+		s.sizes = append(s.sizes, n)
+	}
+	if s.runs < 1 {
+		return s, errors.New("-runs must be at least 1")
+	}
+	if s.warm+s.window < s.rssAt {
+		return s, errors.New("-rss-at must fall inside the daemon's run (warm + window)")
+	}
+	return s, nil
+}
+
+func benchmark(ctx context.Context, s settings, stdout io.Writer) error {
+	started := time.Now()
+	if s.devvault == "" {
+		out, err := exec.CommandContext(ctx, "scripts/devvault.sh").Output()
+		if err != nil {
+			return fmt.Errorf("scripts/devvault.sh (run from the repository root or pass -devvault): %w", err)
+		}
+		s.devvault = strings.TrimSpace(string(out))
+	}
+	vault, err := startDevVault(s.devvault)
+	if err != nil {
+		return err
+	}
+	defer vault.stop()
+	proxy, err := newCountingProxy(vault.Addr)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+
+	maxN := s.daemonSecrets
+	for _, n := range s.sizes {
+		maxN = max(maxN, n)
+	}
+	const prefix = "bench"
+	log.Printf("seeding %d secrets", maxN)
+	if err := seed(ctx, vault, prefix, maxN); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	work, err := os.MkdirTemp(s.workdir, "secrets-sidecar-bench-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	tools := []tool{sidecarTool(s.sidecar), consulTemplateTool(s.consulTemplate)}
+	h := &harness{s: s, proxy: proxy, token: vault.Token, prefix: prefix, work: work}
+
+	res := results{settings: s, tools: tools, facts: machineFacts(work)}
+	// Warm-up (not measured): page cache, Vault's caches, both binaries.
+	for _, t := range tools {
+		if _, err := h.once(ctx, t, min(100, maxN), true); err != nil {
+			return fmt.Errorf("warm-up %s: %w", t.name, err)
+		}
+	}
+	for _, n := range s.sizes {
+		row := onceRow{n: n}
+		for r := 0; r < s.runs; r++ {
+			for k := range tools {
+				i := (k + r) % len(tools) // A/B, then B/A
+				m, err := h.once(ctx, tools[i], n, r == 0)
+				if err != nil {
+					return fmt.Errorf("once %s N=%d run %d: %w", tools[i].name, n, r+1, err)
+				}
+				row.runs[i] = append(row.runs[i], m)
+				log.Printf("once N=%d run %d %-16s %7.3fs cpu %.2fs maxrss %.1f MiB, %d requests",
+					n, r+1, tools[i].name, m.wall.Seconds(), m.cpu.Seconds(), mib(m.maxRSS), m.requests)
+			}
+			floor, err := h.floor(ctx, n)
+			if err != nil {
+				return fmt.Errorf("floor N=%d: %w", n, err)
+			}
+			row.floor = append(row.floor, floor)
+		}
+		res.once = append(res.once, row)
+	}
+	for r := 0; r < s.daemonRuns; r++ {
+		for k := range tools {
+			i := (k + r) % len(tools)
+			m, err := h.daemon(ctx, tools[i], s.daemonSecrets)
+			if err != nil {
+				return fmt.Errorf("daemon %s run %d: %w", tools[i].name, r+1, err)
+			}
+			res.daemon[i] = append(res.daemon[i], m)
+			log.Printf("daemon run %d %-16s rss %.1f MiB, cpu/cycle %.3fs, reads/secret/cycle %.2f, requests/cycle %.1f, writes/cycle %.2f, period %s",
+				r+1, tools[i].name, mib(m.rss), m.cpuPerCycle, m.readsPerSecretCycle, m.requestsPerCycle, m.writesPerCycle, m.period.Round(time.Millisecond))
+		}
+	}
+	res.took = time.Since(started)
+	res.goVersion = runtime.Version()
+	report := res.markdown()
+	fmt.Fprint(stdout, report)
+	if s.doc != "" {
+		if err := updateDoc(s.doc, report); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", s.doc)
+	}
+	return nil
+}
+
+// harness runs the tools against the proxy.
+type harness struct {
+	s      settings
+	proxy  *countingProxy
+	token  string
+	prefix string
+	work   string
+	seq    int
+}
+
+func (h *harness) newRun(n int, daemon bool) (run, error) {
+	h.seq++
+	dir := filepath.Join(h.work, fmt.Sprintf("run%03d", h.seq))
+	// Config, status file and output each have their own directory, as
+	// with the sidecar's defaults (/etc/secrets-sidecar, /tmp/secrets-sidecar,
+	// the shared volume).
+	r := run{out: filepath.Join(dir, "out"), conf: filepath.Join(dir, "conf"), state: filepath.Join(dir, "state"),
+		vault: h.proxy.URL, token: h.token, prefix: h.prefix, n: n, refresh: h.s.refresh, daemon: daemon}
+	for _, d := range []string{r.out, r.conf, r.state} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+type onceMeasure struct {
+	wall, cpu time.Duration
+	maxRSS    int64
+	requests  int
+	classes   map[string]int
+}
+
+// once runs t in init-container mode over n secrets and checks every file.
+func (h *harness) once(ctx context.Context, t tool, n int, check bool) (onceMeasure, error) {
+	var m onceMeasure
+	r, err := h.newRun(n, false)
+	if err != nil {
+		return m, err
+	}
+	defer os.RemoveAll(filepath.Dir(r.out))
+	cmd, err := t.command(r)
+	if err != nil {
+		return m, err
+	}
+	logs := &tail{}
+	cmd.Stdout, cmd.Stderr = io.Discard, logs
+	h.proxy.take()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return m, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	// Peak RSS is VmHWM polled from /proc while the process runs: rusage's
+	// maxrss is useless here, because Go starts children with vfork and the
+	// kernel charges the parent's (this program's) high-water mark to the
+	// child at exec. VmHWM belongs to the child's own address space.
+	exited := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() {
+		var hwm int64
+		for {
+			if _, h, err := procMem(cmd.Process.Pid); err == nil {
+				hwm = max(hwm, h)
+			}
+			select {
+			case <-exited:
+				peak <- hwm
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	err = cmd.Wait()
+	m.wall = time.Since(start)
+	close(exited)
+	m.maxRSS = <-peak
+	stop()
+	if err != nil {
+		return m, fmt.Errorf("%w; last output:\n%s", err, logs)
+	}
+	reqs := h.proxy.take()
+	m.requests, m.classes = len(reqs), countClasses(reqs)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return m, checkFiles(r, check)
+}
+
+// floor is the time the same Vault reads take without any tool: n KV v2
+// reads through the proxy, 8 at a time (the sidecar's default once
+// concurrency), from this process. No tool can be faster than this here.
+func (h *harness) floor(ctx context.Context, n int) (time.Duration, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = h.proxy.URL
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return 0, err
+	}
+	c.SetToken(h.token)
+	next := make(chan int)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if _, err := c.Logical().ReadWithContext(ctx, "secret/data/"+secretPath(h.prefix, i)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	took := time.Since(start)
+	h.proxy.take()
+	close(errs)
+	return took, <-errs
+}
+
+// checkFiles verifies that all n files exist; with full, also their
+// content (both tools must write the same bytes).
+func checkFiles(r run, full bool) error {
+	entries, err := os.ReadDir(r.out)
+	if err != nil {
+		return err
+	}
+	if len(entries) != r.n {
+		return fmt.Errorf("%d files in the output directory, want %d", len(entries), r.n)
+	}
+	if !full {
+		return nil
+	}
+	for i := 0; i < r.n; i++ {
+		got, err := os.ReadFile(outFile(r.out, i))
+		if err != nil {
+			return err
+		}
+		if want := expected(i); string(got) != want {
+			return fmt.Errorf("%s: %d bytes, not the expected %d", outFile(r.out, i), len(got), len(want))
+		}
+	}
+	return nil
+}
+
+func expected(i int) string {
+	data := secretData(i)
+	var b strings.Builder
+	for _, f := range fields {
+		fmt.Fprintf(&b, "%s=%s\n", f.env, data[f.key])
+	}
+	return b.String()
+}
+
+// tail keeps the last 4 KiB a process printed, for error messages.
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 4096 {
+		t.b = t.b[len(t.b)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return string(t.b) }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
