@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -24,32 +23,15 @@ import (
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 )
-
-// procOutput collects a process's output.
-type procOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *procOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *procOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
 
 // daemon is one `secrets-sidecar run` process of the real binary.
 type daemon struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	err    error // valid after exited is closed
-	logs   *procOutput
+	logs   *logtest.Buffer
 	http   string // host:port of /metrics, "" when disabled
 	status string // status file
 }
@@ -58,7 +40,7 @@ type daemon struct {
 // SIDECAR_* only from env) and its own status file in dir.
 func startDaemon(t *testing.T, cfg, dir string, env ...string) *daemon {
 	t.Helper()
-	d := &daemon{logs: &procOutput{}, exited: make(chan struct{}), status: filepath.Join(dir, "status.json")}
+	d := &daemon{logs: &logtest.Buffer{}, exited: make(chan struct{}), status: filepath.Join(dir, "status.json")}
 	full := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SIDECAR_STATUS_FILE=" + d.status,
 		"SIDECAR_HTTP_ADDR=", "SIDECAR_LOG_LEVEL=info"}
 	for _, e := range env {
