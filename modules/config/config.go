@@ -41,6 +41,7 @@ const DefaultKubernetesTokenFile = "/var/run/secrets/kubernetes.io/serviceaccoun
 // Config is a loaded, defaulted and validated config file.
 type Config struct {
 	Vault    Vault    `yaml:"vault"`
+	Notify   Notify   `yaml:"notify"`
 	Defaults Defaults `yaml:"defaults"`
 	Secrets  []Secret `yaml:"secrets"`
 
@@ -132,6 +133,8 @@ type Defaults struct {
 	DirMode         FileMode `yaml:"dir_mode"`
 	Owner           *int     `yaml:"owner"`
 	Group           *int     `yaml:"group"`
+	OnChange        []Action `yaml:"on_change"`
+	OnStart         *bool    `yaml:"on_start"`
 }
 
 // Secret is one entry of secrets:. After Load every field that has a default
@@ -155,6 +158,12 @@ type Secret struct {
 	Format          string   `yaml:"format"`
 	LeftDelimiter   string   `yaml:"left_delimiter"`
 	RightDelimiter  string   `yaml:"right_delimiter"`
+	// OnChange are the actions run after the destination's content really
+	// changed. Unset: the defaults' list; set (even to []): this list.
+	OnChange []Action `yaml:"on_change"`
+	// OnStart: a destination that did not exist before (created, not
+	// changed) runs OnChange too. Unset: the defaults' value, else false.
+	OnStart *bool `yaml:"on_start"`
 
 	// TemplateText is the template to render: Template, or the content of
 	// TemplateFile (resolved against the config file's directory).
@@ -170,3 +179,66 @@ func (s *Secret) UsesTemplate() bool { return s.Template != "" || s.TemplateFile
 // VaultPath is "<mount>/<path>", the label the secret is known by in logs and
 // metrics.
 func (s *Secret) VaultPath() string { return s.Mount + "/" + s.Path }
+
+// Notify is the notify: block: how change actions are batched and retried.
+type Notify struct {
+	// Debounce is the fixed window opened by the first change; at its end
+	// each distinct action runs once. Default 2s.
+	Debounce Duration `yaml:"debounce"`
+	// Splay is a random extra delay, up to this, before a window's actions
+	// run (fleets). Default 0.
+	Splay Duration `yaml:"splay"`
+	// Attempts is how often a failing action run is tried, backing off in
+	// between. Default 3.
+	Attempts int `yaml:"attempts"`
+}
+
+// Action is one entry of on_change: exactly one of its fields is set.
+type Action struct {
+	Signal *SignalAction `yaml:"signal"`
+	Exec   *ExecAction   `yaml:"exec"`
+	HTTP   *HTTPAction   `yaml:"http"`
+}
+
+// SignalAction sends a signal to processes found by pid file or by name.
+type SignalAction struct {
+	// Name is the signal: SIGHUP or HUP (any name Go's syscall knows).
+	Name string `yaml:"name"`
+	// PIDFile holds the target's PID (exactly one of PIDFile, Process).
+	PIDFile string `yaml:"pid_file"`
+	// Process matches /proc/*/comm or argv[0]'s base name exactly.
+	Process string `yaml:"process"`
+}
+
+// ExecAction runs a command (argv, no shell).
+type ExecAction struct {
+	Command []string `yaml:"command"`
+	// Timeout kills the command after this long. Default 30s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// HTTPAction calls a URL; a 2xx answer is success.
+type HTTPAction struct {
+	URL string `yaml:"url"`
+	// Method defaults to POST.
+	Method string `yaml:"method"`
+	// Timeout bounds the request. Default 5s.
+	Timeout Duration          `yaml:"timeout"`
+	Headers map[string]string `yaml:"headers"`
+	// HeadersFile holds more headers, one "Name: value" per line, read
+	// (no-follow) at every run, so a token need not be in the config.
+	HeadersFile string `yaml:"headers_file"`
+}
+
+// Kind is the action's kind: "signal", "exec" or "http" ("" when none is set).
+func (a Action) Kind() string {
+	switch {
+	case a.Signal != nil:
+		return "signal"
+	case a.Exec != nil:
+		return "exec"
+	case a.HTTP != nil:
+		return "http"
+	}
+	return ""
+}
