@@ -1,0 +1,56 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrTooLarge reports a file ReadNoFollow refused because it holds more
+// than the limit.
+var ErrTooLarge = errors.New("file is larger than expected")
+
+// ReadNoFollow reads a small file that a hostile neighbour may control (a
+// pid file, a headers file, the status file): a symbolic link as the last
+// path component is refused rather than followed, only a regular file is
+// read (opening never blocks on a FIFO), and never more than limit bytes:
+// a larger file is an error wrapping ErrTooLarge. The returned FileInfo is
+// the opened file's own (fstat), for owner and mode checks that cannot be
+// raced. Errors name the path, never the content.
+func ReadNoFollow(path string, limit int64) ([]byte, fs.FileInfo, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, nil, fmt.Errorf("%s: %w: refusing to follow it", path, ErrSymlinkFile)
+		}
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Size() > limit {
+		return nil, nil, fmt.Errorf("%s: %w (%d bytes, at most %d)", path, ErrTooLarge, fi.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, nil, fmt.Errorf("%s: %w (more than %d bytes)", path, ErrTooLarge, limit)
+	}
+	return data, fi, nil
+}
+
+// ErrSymlinkFile reports a path whose last component is a symbolic link
+// where a plain file was expected.
+var ErrSymlinkFile = errors.New("is a symbolic link")
