@@ -46,6 +46,15 @@ const (
 // and a read that hits the client timeout tens of seconds.
 var FetchBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
+// ActionBuckets are the action_duration_seconds buckets: a signal takes
+// microseconds, a reload webhook milliseconds to seconds, a reload
+// command up to its timeout (30 s by default).
+var ActionBuckets = []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// ActionKinds are the kind label's values known up front (a hook may add
+// its own, such as the supervisor's restart).
+var ActionKinds = []string{"signal", "exec", "http"}
+
 // Module provides *Metrics and the *prometheus.Registry it lives on.
 var Module = fx.Module("metrics", fx.Provide(New))
 
@@ -61,6 +70,8 @@ type Metrics struct {
 	configReloads *prometheus.CounterVec
 	ready         prometheus.Gauge
 	tokenExpiry   prometheus.Gauge
+	actions       *prometheus.CounterVec
+	actionTime    *prometheus.HistogramVec
 	buildInfo     *prometheus.GaugeVec
 }
 
@@ -105,6 +116,15 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 			Namespace: Namespace, Name: "token_expiry_timestamp_seconds",
 			Help: "Unix time the current Vault token expires; 0 when unknown or it never expires.",
 		}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "actions_total",
+			Help: "Change action runs (signal, exec, http, or the supervisor's restart and signal) by result (success or error), retries included in one run.",
+		}, []string{"kind", "result"}),
+		actionTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "action_duration_seconds",
+			Help:    "Time taken by a change action run, all attempts included.",
+			Buckets: ActionBuckets,
+		}, []string{"kind"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "build_info",
 			Help: "Always 1; labelled with the version, commit and Go version of the binary.",
@@ -115,7 +135,7 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.fetches, m.errors, m.fetchDuration, m.breakerState, m.lastSuccess,
-		m.fileWrites, m.configReloads, m.ready, m.tokenExpiry, m.buildInfo,
+		m.fileWrites, m.configReloads, m.ready, m.tokenExpiry, m.actions, m.actionTime, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, err
@@ -125,6 +145,10 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 	// Both results exist from the start, so rate() sees the first reload.
 	m.configReloads.WithLabelValues(ResultSuccess)
 	m.configReloads.WithLabelValues(ResultError)
+	for _, k := range ActionKinds {
+		m.actions.WithLabelValues(k, ResultSuccess)
+		m.actions.WithLabelValues(k, ResultError)
+	}
 	return m, reg, nil
 }
 
@@ -173,6 +197,14 @@ func (m *Metrics) LastSuccess(secret string, t time.Time) {
 // ConfigReload counts a config reload: "success" or "error".
 func (m *Metrics) ConfigReload(res string) {
 	m.configReloads.WithLabelValues(result(res)).Inc()
+}
+
+// ActionDone records one change action run: its kind (signal, exec, http,
+// or a hook's name), its result ("success"; anything else counts as
+// "error") and how long it took, retries included.
+func (m *Metrics) ActionDone(kind, res string, d time.Duration) {
+	m.actions.WithLabelValues(kind, result(res)).Inc()
+	m.actionTime.WithLabelValues(kind).Observe(d.Seconds())
 }
 
 // Ready sets the ready gauge; it implements the status tracker's

@@ -26,6 +26,8 @@ var ours = []string{
 	"secrets_sidecar_config_reloads_total",
 	"secrets_sidecar_ready",
 	"secrets_sidecar_token_expiry_timestamp_seconds",
+	"secrets_sidecar_actions_total",
+	"secrets_sidecar_action_duration_seconds",
 	"secrets_sidecar_build_info",
 }
 
@@ -59,9 +61,65 @@ func script(m *metrics.Metrics) {
 	m.ConfigReload("success")
 	m.Ready(true)
 	m.TokenExpiry(time.Unix(1700003600, 0))
+	m.ActionDone("signal", "success", 2*time.Millisecond)
+	m.ActionDone("http", "error", 7*time.Second)
+	m.ActionDone("restart", "success", 3*time.Second)
 }
 
 const golden = `
+# HELP secrets_sidecar_action_duration_seconds Time taken by a change action run, all attempts included.
+# TYPE secrets_sidecar_action_duration_seconds histogram
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="0.001"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="0.01"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="0.05"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="0.1"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="0.5"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="1"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="2.5"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="5"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="10"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="30"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="60"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="http",le="+Inf"} 1
+secrets_sidecar_action_duration_seconds_sum{kind="http"} 7
+secrets_sidecar_action_duration_seconds_count{kind="http"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="0.001"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="0.01"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="0.05"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="0.1"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="0.5"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="1"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="2.5"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="5"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="10"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="30"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="60"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="restart",le="+Inf"} 1
+secrets_sidecar_action_duration_seconds_sum{kind="restart"} 3
+secrets_sidecar_action_duration_seconds_count{kind="restart"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="0.001"} 0
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="0.01"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="0.05"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="0.1"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="0.5"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="1"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="2.5"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="5"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="10"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="30"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="60"} 1
+secrets_sidecar_action_duration_seconds_bucket{kind="signal",le="+Inf"} 1
+secrets_sidecar_action_duration_seconds_sum{kind="signal"} 0.002
+secrets_sidecar_action_duration_seconds_count{kind="signal"} 1
+# HELP secrets_sidecar_actions_total Change action runs (signal, exec, http, or the supervisor's restart and signal) by result (success or error), retries included in one run.
+# TYPE secrets_sidecar_actions_total counter
+secrets_sidecar_actions_total{kind="exec",result="error"} 0
+secrets_sidecar_actions_total{kind="exec",result="success"} 0
+secrets_sidecar_actions_total{kind="http",result="error"} 1
+secrets_sidecar_actions_total{kind="http",result="success"} 0
+secrets_sidecar_actions_total{kind="restart",result="success"} 1
+secrets_sidecar_actions_total{kind="signal",result="error"} 0
+secrets_sidecar_actions_total{kind="signal",result="success"} 1
 # HELP secrets_sidecar_breaker_state Vault circuit breaker state: 0 closed, 1 half-open, 2 open.
 # TYPE secrets_sidecar_breaker_state gauge
 secrets_sidecar_breaker_state 1
@@ -145,6 +203,14 @@ func TestGolden(t *testing.T) {
 func TestInitialState(t *testing.T) {
 	_, reg := newMetrics(t)
 	want := `
+# HELP secrets_sidecar_actions_total Change action runs (signal, exec, http, or the supervisor's restart and signal) by result (success or error), retries included in one run.
+# TYPE secrets_sidecar_actions_total counter
+secrets_sidecar_actions_total{kind="exec",result="error"} 0
+secrets_sidecar_actions_total{kind="exec",result="success"} 0
+secrets_sidecar_actions_total{kind="http",result="error"} 0
+secrets_sidecar_actions_total{kind="http",result="success"} 0
+secrets_sidecar_actions_total{kind="signal",result="error"} 0
+secrets_sidecar_actions_total{kind="signal",result="success"} 0
 # HELP secrets_sidecar_breaker_state Vault circuit breaker state: 0 closed, 1 half-open, 2 open.
 # TYPE secrets_sidecar_breaker_state gauge
 secrets_sidecar_breaker_state 0
