@@ -25,6 +25,9 @@ const attackEnv = "SECRETS_SIDECAR_TEST_ATTACK"
 // hostileRace is how long the attacker races the sidecar.
 const hostileRace = 20 * time.Second
 
+// The attacker storms for attackStorm of every attackPeriod.
+const attackPeriod, attackStorm = 10 * time.Millisecond, 7 * time.Millisecond
+
 // attackPlan is what the attacker process does.
 type attackPlan struct {
 	Volume   string        // the shared volume; the attack is on Volume/sub
@@ -56,7 +59,8 @@ func TestHostileAttacker(t *testing.T) {
 	}
 	sub := filepath.Join(plan.Volume, "sub")
 	var rep attackReport
-	deadline := time.Now().Add(plan.Duration)
+	start := time.Now()
+	deadline := start.Add(plan.Duration)
 	for ; time.Now().Before(deadline); rep.Iterations++ {
 		// Move aside a real sub the sidecar made, so that it has to make
 		// it again: that mkdir is the moment to race.
@@ -69,10 +73,11 @@ func TestHostileAttacker(t *testing.T) {
 			rep.Links++
 		}
 		_ = os.Remove(sub) // the link, or an empty directory the sidecar just made
-		if rep.Iterations%64 == 63 {
-			// A breath with sub absent: the sidecar's chance to write,
-			// which it must take (and a new race on its mkdir).
-			time.Sleep(time.Millisecond)
+		// In every period a breath with sub absent, whatever the
+		// machine's speed: the sidecar's chance to write, which it must
+		// take (and a new race on its mkdir).
+		if phase := time.Since(start) % attackPeriod; phase >= attackStorm {
+			time.Sleep(attackPeriod - phase)
 		}
 	}
 	out, _ := json.Marshal(rep)
