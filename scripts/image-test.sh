@@ -321,6 +321,7 @@ put_status() {
 	cp "$1" "$root/tmp/secrets-sidecar/status.json"
 	chmod 0755 "$root/tmp/secrets-sidecar"
 	chmod 0644 "$root/tmp/secrets-sidecar/status.json"
+	owner "$image_user" "$root/tmp/secrets-sidecar" # isready trusts only its own user's file
 }
 if [[ -n ${IMAGE_TEST_STATUS_WAITING:-} ]]; then
 	put_status "$IMAGE_TEST_STATUS_WAITING"

@@ -12,7 +12,11 @@ import (
 
 // cmdIsReady answers Docker's HEALTHCHECK from the status file: exit 0
 // when it says ready and is younger than maxAge (0: twice the longest
-// refresh interval it records), else 1 with one line on stderr saying why.
+// refresh interval it records) and not from the future, else 1 with one
+// line on stderr saying why. In a shared /tmp another user may have put
+// the file there: status.ReadFile refuses a symlink, anything but a
+// regular file, a file not owned by our own uid or writable by group or
+// others, and more than 1 MiB.
 // It reads only SIDECAR_STATUS_FILE from the environment (a bad unrelated
 // SIDECAR_* variable must not fail the healthcheck) and uses no network.
 func cmdIsReady(g globals, statusFile string, maxAge time.Duration) int {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +65,7 @@ func TestIsReady(t *testing.T) {
 		{"daemon stopped", []string{"--status-file", writeStatus(t, stopped)}, exitFailure, "", "not ready: the daemon stopped"},
 		{"missing file", []string{"--status-file", filepath.Join(dir, "nope.json")}, exitFailure, "", "no status file at " + filepath.Join(dir, "nope.json")},
 		{"not JSON", []string{"--status-file", garbage}, exitFailure, "", "status file " + garbage + " is not valid"},
-		{"unreadable (a directory)", []string{"--status-file", dir}, exitFailure, "", "is a directory"},
+		{"a directory", []string{"--status-file", dir}, exitFailure, "", "not a regular file"},
 		{"negative max age", []string{"--status-file", garbage, "--max-age", "-1s"}, exitUsage, "", "--max-age must not be negative"},
 		{"bad max age", []string{"--max-age", "soon"}, exitUsage, "", "invalid value"},
 	} {
@@ -135,5 +137,82 @@ func TestIsReadyReadsTheTrackersFile(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "isready", "--status-file", path); code != exitFailure || !strings.Contains(errOut, "daemon stopped") {
 		t.Fatalf("after stop: exit %d %q", code, errOut)
+	}
+}
+
+// TestIsReadyRefusesForgedStatus replays what another user of a shared
+// /tmp can do, each refused with exit 1 and one line saying why:
+// a world-writable status directory of theirs with a forged "ready" file
+// (the daemon refuses the directory, so /ready says 503 while the file
+// says ready), a status file linked to /dev/zero (it used to run isready
+// out of memory), a file larger than 1 MiB, and an updated_at far in the
+// future that would stay "fresh" for ever.
+func TestIsReadyRefusesForgedStatus(t *testing.T) {
+	base := t.TempDir()
+	forgedDir := filepath.Join(base, "secrets-sidecar")
+	if err := os.Mkdir(forgedDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(forgedDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(forgedDir, "status.json")
+	data, err := json.Marshal(readySnapshot(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(forged, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantForged := "is owned by uid 65534, not by this process (uid 0); refusing to trust it"
+	if os.Geteuid() == 0 {
+		for _, p := range []string{forgedDir, forged} {
+			if err := os.Chown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else { // a user cannot give a file away: the forgeable kind is one anybody may write
+		if err := os.Chmod(forged, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		wantForged = "is writable by group or others (mode 0666); refusing to trust it"
+	}
+	// The daemon will not write there, so its /ready (the tracker) is not
+	// ready while the forged file says ready.
+	tr := status.NewTracker(forged, nil, nil, nil)
+	tr.Configure([]status.SecretInfo{{Name: "db", VaultPath: "secret/db", RefreshInterval: time.Minute}})
+	if err := tr.Flush(); !errors.Is(err, status.ErrUntrusted) {
+		t.Fatalf("the daemon wrote into another user's world-writable directory: %v", err)
+	}
+	if tr.Snapshot().Ready {
+		t.Fatal("/ready would say ready")
+	}
+
+	zero := filepath.Join(base, "zero.json")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(base, "big.json")
+	if err := os.WriteFile(big, append(data, bytes.Repeat([]byte(" "), 1<<20)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	future := readySnapshot(0)
+	future.UpdatedAt = time.Now().Add(time.Hour)
+
+	for _, c := range []struct{ name, path, want string }{
+		{"forged in another user's directory", forged, "isready: status file " + forged + " " + wantForged},
+		{"linked to /dev/zero", zero, "isready: status file " + zero + ": is a symbolic link: refusing to follow it"},
+		{"/dev/zero itself", "/dev/zero", "isready: status file /dev/zero: not a regular file"},
+		{"larger than 1 MiB", big, "isready: status file " + big + ": file is larger than expected"},
+		{"from the future", writeStatus(t, future), "is 1h0m0s in the future, more than 5s"},
+	} {
+		start := time.Now()
+		code, out, errOut := runCLI(t, "isready", "--status-file", c.path)
+		if code != exitFailure || out != "" || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and one line with %q", c.name, code, out, errOut, c.want)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s: took %s", c.name, took)
+		}
 	}
 }

@@ -4,62 +4,90 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 )
 
-// writeFile writes the snapshot to path atomically: a temp file in the same
-// directory, fsync, rename over path, fsync the directory. A reader sees the
-// old file or the new one, never a partial one. The directory is created
-// (0755) when missing; the file is 0644 (it holds no secret).
-func writeFile(path string, s Snapshot) (err error) {
+// statusDirMode is the mode of a status directory the daemon makes.
+const statusDirMode fs.FileMode = 0o700
+
+// statusFileMode: the file holds no secret, and the directory guards it.
+const statusFileMode fs.FileMode = 0o644
+
+// ErrUntrusted reports a status directory or file that someone else
+// controls: the daemon does not write there (isready then reports not
+// ready), since another user could swap or forge what it writes.
+var ErrUntrusted = errors.New("refusing to use it")
+
+// writeFile writes the snapshot to path atomically through the files
+// package (temporary file, fsync, renameat, directory fsync, all relative
+// to the directory opened without following a link). A missing directory
+// is made 0700; an existing one is used only when it is trusted (see
+// trustedDir). The file is 0644 (it holds no secret).
+func writeFile(path string, s Snapshot) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
 	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	dir, name := filepath.Split(filepath.Clean(path))
+	d, err := files.OpenDir(dir, statusDirMode)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
+	defer d.Close()
+	if err := trustedDir(d, name); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	_, err = d.Write(files.Entry{Name: name, Content: data, Mode: statusFileMode})
+	return err
 }
 
-// syncDir makes the rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// trustedDir accepts the opened status directory when nobody else can
+// change its entries: it is ours (owner == euid) and neither group- nor
+// world-writable; or it is sticky and owned by root or us, like /tmp, so
+// others cannot rename or remove our entries, and the status file, if
+// there is one, is ours.
+func trustedDir(d *files.Dir, name string) error {
+	fi, err := d.Stat()
 	if err != nil {
 		return err
 	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if err := errors.Join(serr, cerr); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	euid := os.Geteuid()
+	owner := ownerOf(fi)
+	switch {
+	case owner == euid && fi.Mode().Perm()&0o022 == 0:
+		return nil
+	case fi.Mode()&fs.ModeSticky != 0 && (owner == 0 || owner == euid):
+		efi, err := d.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if o := ownerOf(efi); o != euid {
+			return fmt.Errorf("status file %s is owned by uid %d, not by this process (uid %d), in the shared directory %s: %w",
+				filepath.Join(d.Path(), name), o, euid, d.Path(), ErrUntrusted)
+		}
+		return nil
+	case owner != euid:
+		return fmt.Errorf("status directory %s is owned by uid %d, not by this process (uid %d), and not sticky: %w",
+			d.Path(), owner, euid, ErrUntrusted)
+	default:
+		return fmt.Errorf("status directory %s is writable by group or others (mode %04o) and not sticky: %w",
+			d.Path(), fi.Mode().Perm(), ErrUntrusted)
 	}
-	return nil
+}
+
+// ownerOf is a FileInfo's owner uid (-1 when unknown).
+func ownerOf(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
 }

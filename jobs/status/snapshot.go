@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 )
 
 // DefaultFile is the status file when SIDECAR_STATUS_FILE is not set.
@@ -143,12 +146,34 @@ func (s *SecretState) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ReadFile reads a status file. A missing file's error satisfies
-// errors.Is(err, fs.ErrNotExist).
+// MaxFileSize bounds what ReadFile reads: a status file is a few KiB.
+const MaxFileSize = 1 << 20
+
+// MaxFutureSkew is how far in the future Check accepts updated_at (clock
+// steps); more is not fresh.
+const MaxFutureSkew = 5 * time.Second
+
+// ReadFile reads a status file the way isready must trust it: it refuses
+// a symbolic link (never followed), anything but a regular file (a FIFO or
+// device is neither blocked on nor read), a file not owned by this
+// process's effective uid or writable by group or others (someone else
+// could forge it), and more than MaxFileSize bytes. A missing file's error
+// satisfies errors.Is(err, fs.ErrNotExist). Errors are one line naming the
+// path.
 func ReadFile(path string) (Snapshot, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Snapshot{}, err
+	data, fi, err := files.ReadNoFollow(path, MaxFileSize)
+	var pathErr *fs.PathError
+	switch {
+	case errors.As(err, &pathErr):
+		return Snapshot{}, fmt.Errorf("status file %s: %w", path, pathErr.Err)
+	case err != nil:
+		return Snapshot{}, fmt.Errorf("status file %w", err) // ReadNoFollow's own errors start with the path
+	}
+	if owner, euid := ownerOf(fi), os.Geteuid(); owner != euid {
+		return Snapshot{}, fmt.Errorf("status file %s is owned by uid %d, not by this process (uid %d); refusing to trust it", path, owner, euid)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return Snapshot{}, fmt.Errorf("status file %s is writable by group or others (mode %04o); refusing to trust it", path, perm)
 	}
 	var s Snapshot
 	if len(strings.TrimSpace(string(data))) == 0 {
@@ -173,8 +198,9 @@ func (s Snapshot) DefaultMaxAge() time.Duration {
 }
 
 // Check returns nil when the snapshot says ready and was taken within
-// maxAge of now (maxAge <= 0: DefaultMaxAge()). Otherwise the error says
-// why in one line: the daemon stopped, the state is stale (and how old), or
+// maxAge of now (maxAge <= 0: DefaultMaxAge()) and not more than
+// MaxFutureSkew after now. Otherwise the error says why in one line: the
+// daemon stopped, the state is from the future or stale (and how old), or
 // which secrets are not written yet.
 func (s Snapshot) Check(now time.Time, maxAge time.Duration) error {
 	if maxAge <= 0 {
@@ -182,6 +208,10 @@ func (s Snapshot) Check(now time.Time, maxAge time.Duration) error {
 	}
 	if s.Stopped {
 		return fmt.Errorf("not ready: the daemon stopped at %s", s.UpdatedAt.Format(time.RFC3339))
+	}
+	if ahead := s.UpdatedAt.Sub(now); ahead > MaxFutureSkew {
+		return fmt.Errorf("not fresh: updated_at %s is %s in the future, more than %s (a clock step or a forged file)",
+			s.UpdatedAt.Format(time.RFC3339), ahead.Round(time.Second), MaxFutureSkew)
 	}
 	if age := now.Sub(s.UpdatedAt); age > maxAge {
 		return fmt.Errorf("stale: last updated %s ago at %s, more than the max age of %s",

@@ -215,7 +215,7 @@ func TestFileContent(t *testing.T) {
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
 		t.Errorf("file mode %v", fi.Mode().Perm())
 	}
-	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o755 {
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 { // made by the daemon: its own
 		t.Errorf("dir mode %v", fi.Mode().Perm())
 	}
 	entries, _ := os.ReadDir(dir)
@@ -460,7 +460,8 @@ func TestCheck(t *testing.T) {
 		{"stale for a custom max age", ready, time.Minute, "stale: last updated 1m30s ago at 2025-01-02T04:02:35Z, more than the max age of 1m0s"},
 		{"fresh for a custom max age", ready, 2 * time.Minute, ""},
 		{"stale by default", withUpdated(ready, now.Add(-3*time.Minute)), 0, "stale: last updated 3m0s ago"},
-		{"future timestamps count as fresh", withUpdated(ready, now.Add(time.Minute)), 0, ""},
+		{"a clock step within 5s counts as fresh", withUpdated(ready, now.Add(5*time.Second)), 0, ""},
+		{"further in the future is not fresh", withUpdated(ready, now.Add(time.Minute)), 0, "not fresh: updated_at 2025-01-02T04:05:05Z is 1m0s in the future, more than 5s"},
 		{"not ready names the secrets", notReady, 0, "not ready: 2 of 3 secrets not written yet: tls (last error: permission denied at line 2), api"},
 		{"no secrets", status.Snapshot{UpdatedAt: now}, 0, "not ready: no secrets configured yet"},
 		{"no interval falls back to 10m", status.Snapshot{Ready: true, UpdatedAt: now.Add(-9 * time.Minute)}, 0, ""},
