@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,7 +51,7 @@ func TestReadPIDFileAcceptsPIDOne(t *testing.T) {
 	if err := os.WriteFile(p, []byte("1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pid, err := readPIDFile(p, 4242)
+	pid, _, err := readPIDFile(p, 4242)
 	if err != nil || pid != 1 {
 		t.Fatalf("pid file holding 1: %d, %v", pid, err)
 	}
@@ -64,5 +65,61 @@ func TestSignalNumberSpellings(t *testing.T) {
 	}
 	if _, err := signalNumber("SIGFOO"); err == nil || !strings.Contains(err.Error(), "unknown signal") {
 		t.Errorf("SIGFOO: %v", err)
+	}
+}
+
+func TestPIDFileOwnerMustOwnTheProcess(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "77"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	status := "Name:\tapp\nUmask:\t0022\nUid:\t1000\t1001\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n"
+	if err := os.WriteFile(filepath.Join(root, "77", "status"), []byte(status), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []uint32{0, 1000, 1001} {
+		if err := ownedBy(root, "/run/app.pid", 77, owner); err != nil {
+			t.Errorf("owner %d: %v", owner, err)
+		}
+	}
+	err := ownedBy(root, "/run/app.pid", 77, 2000)
+	if err == nil || !strings.Contains(err.Error(), "owned by uid 2000 but names process 77 of uid 1000") {
+		t.Fatalf("owner 2000: %v", err)
+	}
+	if err := ownedBy(root, "/run/app.pid", 78, 2000); err == nil || !strings.Contains(err.Error(), "no such process") {
+		t.Fatalf("gone process: %v", err)
+	}
+}
+
+func TestValuesFlattensSecretData(t *testing.T) {
+	data := map[string]any{
+		"password": "hunter2-long",
+		"port":     json.Number("5432"),
+		"ratio":    1.5,
+		"enabled":  true,
+		"none":     nil,
+		"nested":   map[string]any{"list": []any{"tok-a", map[string]any{"k": "tok-b"}}},
+	}
+	var got []string
+	for _, v := range Values(data) {
+		got = append(got, v.Reveal())
+	}
+	slices.Sort(got)
+	if want := []string{"1.5", "5432", "hunter2-long", "tok-a", "tok-b"}; !slices.Equal(got, want) {
+		t.Fatalf("values %q, want %q", got, want)
+	}
+}
+
+func TestScrubberForms(t *testing.T) {
+	s := newScrubber([]string{"p@ss\"w0rd<x>", "-----BEGIN-----\nAAAABBBBCCCCDDDD\n-----END-----", "abc"})
+	in := `raw p@ss"w0rd<x> json p@ss\"w0rd\u003cx\u003e go "p@ss\"w0rd<x>" b64 cEBzcyJ3MHJkPHg+ line AAAABBBBCCCCDDDD short abc`
+	out := s.apply(in)
+	for _, leak := range []string{"w0rd", "cEBzcyJ3MHJkPHg", "AAAABBBB"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%q left in %q", leak, out)
+		}
+	}
+	if !strings.Contains(out, "short abc") {
+		t.Errorf("a 3-byte value was scrubbed: %q", out)
 	}
 }

@@ -268,10 +268,11 @@ func (n *Notifier) waitWindow() bool {
 		if left <= 0 {
 			return true
 		}
+		// The end is computed again after the timer, so a debounce that
+		// an Update lengthened meanwhile is honoured.
 		t := n.clock.NewTimer(left)
 		select {
 		case <-t.Chan():
-			return true
 		case <-n.updated:
 			t.Stop()
 		case <-n.quit:

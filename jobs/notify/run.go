@@ -85,7 +85,7 @@ func (n *Notifier) runStep(st step, attempts int, scrub *scrubber) {
 		}
 		wait := n.backoffFor(tries)
 		n.log.Debug("change action attempt failed; retrying", zap.String("kind", kind), zap.String("target", target),
-			zap.Int("attempt", tries), zap.Duration("retry_in", wait), zap.Error(err))
+			zap.Int("attempt", tries), zap.Duration("retry_in", wait), zap.String("error", scrub.apply(err.Error())))
 		if !n.sleepCtx(ctx, wait) {
 			break
 		}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -47,8 +49,11 @@ func (a *signalAction) run(_ context.Context, n *Notifier, _ input) ([]zap.Field
 	name := unix.SignalName(a.sig)
 	var pids []int
 	if a.pidFile != "" {
-		pid, err := readPIDFile(a.pidFile, n.self)
+		pid, owner, err := readPIDFile(a.pidFile, n.self)
 		if err != nil {
+			return nil, err
+		}
+		if err := ownedBy(n.procRoot, a.pidFile, pid, owner); err != nil {
 			return nil, err
 		}
 		pids = []int{pid}
@@ -87,31 +92,70 @@ func (a *signalAction) run(_ context.Context, n *Notifier, _ input) ([]zap.Field
 // regular file of at most 64 bytes holding exactly one integer from 1 to
 // 2^31-1 (surrounding whitespace allowed) that is not self. 0 and negative
 // numbers would signal process groups, and larger ones are cut to 32 bits
-// by kill(2) (4294967295 is -1: every process).
-func readPIDFile(path string, self int) (int, error) {
-	data, _, err := files.ReadNoFollow(path, maxPIDFile)
+// by kill(2) (4294967295 is -1: every process). owner is the file's uid.
+func readPIDFile(path string, self int) (pid int, owner uint32, err error) {
+	data, fi, err := files.ReadNoFollow(path, maxPIDFile)
 	if err != nil {
-		return 0, fmt.Errorf("pid file: %w", err)
+		return 0, 0, fmt.Errorf("pid file: %w", err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner = st.Uid
 	}
 	s := strings.TrimSpace(string(data))
 	switch {
 	case s == "":
-		return 0, fmt.Errorf("pid file %s is empty", path)
+		return 0, 0, fmt.Errorf("pid file %s is empty", path)
 	case strings.HasPrefix(s, "-") && allDigits(s[1:]):
-		return 0, fmt.Errorf("pid file %s holds a negative number, which would signal a process group: refusing", path)
+		return 0, 0, fmt.Errorf("pid file %s holds a negative number, which would signal a process group: refusing", path)
 	case !allDigits(s):
-		return 0, fmt.Errorf("pid file %s does not hold a single process ID", path)
+		return 0, 0, fmt.Errorf("pid file %s does not hold a single process ID", path)
 	}
-	pid, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(s, 10, 64)
 	switch {
-	case err != nil || pid > math.MaxInt32:
-		return 0, fmt.Errorf("pid file %s holds a number too large to be a process ID: refusing", path)
-	case pid == 0:
-		return 0, fmt.Errorf("pid file %s holds 0, which would signal the sidecar's own process group: refusing", path)
-	case int(pid) == self:
-		return 0, fmt.Errorf("pid file %s holds the sidecar's own PID %d: refusing", path, pid)
+	case err != nil || n > math.MaxInt32:
+		return 0, 0, fmt.Errorf("pid file %s holds a number too large to be a process ID: refusing", path)
+	case n == 0:
+		return 0, 0, fmt.Errorf("pid file %s holds 0, which would signal the sidecar's own process group: refusing", path)
+	case int(n) == self:
+		return 0, 0, fmt.Errorf("pid file %s holds the sidecar's own PID %d: refusing", path, n)
 	}
-	return int(pid), nil
+	return int(n), owner, nil
+}
+
+// ownedBy refuses a pid file that names a process its owner could not
+// signal itself: unless root owns the file, the process's real or
+// effective uid must be the file's owner. Without this rule an
+// application could have a sidecar running as root signal any process it
+// can see in a shared PID namespace.
+func ownedBy(procRoot, path string, pid int, owner uint32) error {
+	if owner == 0 {
+		return nil
+	}
+	status, err := readPrefix(filepath.Join(procRoot, strconv.Itoa(pid), "status"), 4096)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pid file %s: process %d: %w", path, pid, unix.ESRCH)
+		}
+		return fmt.Errorf("pid file %s: process %d: %w", path, pid, err)
+	}
+	for line := range strings.SplitSeq(status, "\n") {
+		ids, ok := strings.CutPrefix(line, "Uid:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(ids)
+		own := strconv.FormatUint(uint64(owner), 10)
+		if len(f) >= 2 && (f[0] == own || f[1] == own) {
+			return nil
+		}
+		uid := "?"
+		if len(f) > 0 {
+			uid = f[0]
+		}
+		return fmt.Errorf("pid file %s is owned by uid %d but names process %d of uid %s: refusing (a pid file may only name its owner's processes, unless root owns it)",
+			path, owner, pid, uid)
+	}
+	return fmt.Errorf("pid file %s: process %d: no Uid line in its status", path, pid)
 }
 
 func allDigits(s string) bool {

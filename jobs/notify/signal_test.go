@@ -190,6 +190,15 @@ func TestPIDFileRules(t *testing.T) {
 		{"over 64 bytes", write("big.pid", strings.Repeat(" ", 64)+"1"), "larger than expected"},
 		{"dead PID", write("dead.pid", strconv.Itoa(dead.Process.Pid)), "no such process"},
 	}
+	if os.Geteuid() == 0 {
+		// Running as root, as a sidecar may: a file the application owns
+		// cannot name another user's process.
+		foreign := write("foreign.pid", strconv.Itoa(a.pid))
+		if err := os.Chown(foreign, 54321, 54321); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct{ name, path, want string }{"another user's process", foreign, "owned by uid 54321 but names process"})
+	}
 	r := newRuns()
 	n := start(t, notify.Options{Settings: fast(1), Recorder: r, Status: status{r}})
 	for i, c := range cases {
