@@ -49,7 +49,10 @@
 //
 // signal sends the named signal (SIGHUP or HUP) to the PID in pid_file,
 // read no-follow, at most 64 bytes, exactly one integer from 1 to 2^31-1
-// that is not the sidecar's own PID; or to every process whose
+// that is not the sidecar's own PID, and, unless root owns the file, a
+// process whose real or effective uid owns the file (else an application
+// could have a sidecar running as root signal any process it can see); or
+// to every process whose
 // /proc/<pid>/comm is the process name exactly, or whose argv[0] has that
 // base name (never a substring; comm holds at most 15 bytes, so a longer
 // name matches through argv[0]); never the sidecar itself. PID 1 is a valid

@@ -13,9 +13,9 @@ import (
 // in the "notify_hooks" value group. Whatever calls Changed depends on the
 // Notifier, so it is built first and stopped last: changes written while
 // the app stops are still announced.
-var Module = fx.Module("notify", fx.Provide(NewFx))
+var Module = fx.Module("notify", fx.Provide(newFromParams))
 
-// Params are NewFx's inputs.
+// Params are the Notifier's dependencies in fx.
 type Params struct {
 	fx.In
 
@@ -28,9 +28,9 @@ type Params struct {
 	Hooks     []Hook               `group:"notify_hooks"`
 }
 
-// NewFx builds the Notifier from the loaded config and ties it to the
+// newFromParams builds the Notifier from the loaded config and ties it to the
 // app's lifecycle.
-func NewFx(p Params) *Notifier {
+func newFromParams(p Params) *Notifier {
 	n := New(Options{
 		Settings: p.Config.Notify, Log: p.Log.Named("notify"), Recorder: p.Recorder,
 		Status: p.Status, Tracer: p.Tracer, Hooks: p.Hooks,

@@ -16,6 +16,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
@@ -385,4 +388,22 @@ func TestOneSpanPerRunLinkedToTheSyncs(t *testing.T) {
 	if ok != 1 || failed != 1 {
 		t.Fatalf("span results: %d success, %d error; want 1 and 1", ok, failed)
 	}
+}
+
+func TestModule(t *testing.T) {
+	h := newHook()
+	var n *notify.Notifier
+	app := fxtest.New(t,
+		fx.NopLogger,
+		fx.Supply(&config.Config{Notify: settings(10 * time.Millisecond)}, zap.NewNop()),
+		fx.Provide(fx.Annotate(func() notify.Hook { return h }, fx.ResultTags(`group:"notify_hooks"`))),
+		notify.Module,
+		fx.Populate(&n),
+	)
+	app.RequireStart()
+	n.Changed(change("a"))
+	if b := h.next(t); !slices.Equal(b.Secrets, []string{"a"}) {
+		t.Fatalf("batch %+v", b)
+	}
+	app.RequireStop()
 }
