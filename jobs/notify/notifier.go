@@ -223,11 +223,6 @@ func (n *Notifier) current() settings {
 // loop is the one goroutine that closes windows and runs their batches.
 func (n *Notifier) loop() {
 	defer close(n.done)
-	defer func() {
-		n.mu.Lock()
-		n.closed = true
-		n.mu.Unlock()
-	}()
 	for {
 		if !n.hasPending() {
 			select {
@@ -304,16 +299,24 @@ func (n *Notifier) cut() *window {
 }
 
 // drain runs what is pending, and what arrives meanwhile, until nothing is
-// left or Stop's ctx ended.
+// left or Stop's ctx ended; then it closes the Notifier to changes, in the
+// same step as it found nothing left, so no change slips between.
 func (n *Notifier) drain() {
-	for n.ctx.Err() == nil {
-		w := n.cut()
-		if w == nil {
+	for {
+		n.mu.Lock()
+		w := n.pending
+		n.pending = nil
+		if w == nil || n.ctx.Err() != nil {
+			n.closed = true
+		}
+		n.mu.Unlock()
+		switch {
+		case w == nil:
+			return
+		case n.ctx.Err() != nil:
+			n.log.Warn("stopped before change actions ran", zap.Strings("secrets", w.secretNames()))
 			return
 		}
 		n.run(w, n.current())
-	}
-	if w := n.cut(); w != nil {
-		n.log.Warn("stopped before change actions ran", zap.Strings("secrets", w.secretNames()))
 	}
 }

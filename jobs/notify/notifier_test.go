@@ -252,6 +252,32 @@ func TestStopRunsPendingChanges(t *testing.T) {
 	}
 }
 
+func TestStopAnnouncesChangesMadeWhileItDrains(t *testing.T) {
+	h := newHook()
+	h.block = make(chan struct{})
+	n := notify.New(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clockwork.NewFakeClock()})
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n.Changed(change("a"))
+	stopped := make(chan error, 1)
+	go func() { stopped <- n.Stop(context.Background()) }()
+	if b := h.next(t); !slices.Equal(b.Secrets, []string{"a"}) {
+		t.Fatalf("first batch %+v", b)
+	}
+	n.Changed(change("b")) // a write the daemon finished while stopping
+	h.block <- struct{}{}
+	if b := h.next(t); !slices.Equal(b.Secrets, []string{"b"}) {
+		t.Fatalf("second batch %+v", b)
+	}
+	h.block <- struct{}{}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	n.Changed(change("c"))
+	h.none(t)
+}
+
 func TestStopIsBoundedByItsContext(t *testing.T) {
 	h := newHook()
 	h.block = make(chan struct{}) // never released: only ctx ends it
