@@ -119,10 +119,7 @@ func orDefault(d, def time.Duration) time.Duration {
 // keyOf is an unambiguous identity for an action's resolved values. It
 // may hold header values: it is compared, never logged.
 func keyOf(parts ...any) string {
-	b, err := json.Marshal(parts)
-	if err != nil { // every part is a plain value; kept distinct if not
-		return fmt.Sprintf("%p", &parts)
-	}
+	b, _ := json.Marshal(parts) // strings, numbers and string maps always marshal
 	return string(b)
 }
 
