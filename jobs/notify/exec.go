@@ -62,7 +62,7 @@ func (a *execAction) run(ctx context.Context, n *Notifier, in input) ([]zap.Fiel
 		// It exited 0; something it started still held the output open.
 		return fields, nil
 	case errors.As(err, &exit):
-		return fields, fmt.Errorf("%s: %s", a.argv[0], exit.ProcessState.String())
+		return fields, fmt.Errorf("%s: %s", a.argv[0], exit.String())
 	case err != nil:
 		return fields, fmt.Errorf("%s: %w", a.argv[0], err)
 	}

@@ -136,8 +136,6 @@ func copyBinary(t *testing.T, name string) string {
 // outcome is one action run as the Recorder and the StatusSink saw it.
 type outcome struct {
 	kind, result string
-	secrets      []string
-	report       notify.Report
 }
 
 // runs records every run; it is the Recorder and the StatusSink.
