@@ -29,7 +29,7 @@ func helperMain() {
 	case "kill":
 		helperKill(o)
 	case "pid1":
-		helperPID1(o, self)
+		helperPID1(o)
 	case "tty":
 		helperTTY(o)
 	}
@@ -57,15 +57,24 @@ func helperKill(o Options) {
 	s, err := New(o)
 	must(err)
 	started := make(chan error)
+	tid := make(chan int, 1)
 	go func() {
 		runtime.LockOSThread()
+		tid <- unix.Gettid()
 		started <- s.Start()
 	}()
 	must(<-started)
 	pid := s.PID()
 	fmt.Printf("CHILD %d\n", pid)
-	time.Sleep(500 * time.Millisecond)
-	runtime.GC() // more thread churn, for good measure
+	thread := fmt.Sprintf("/proc/self/task/%d", <-tid)
+	for {
+		if _, err := os.Stat(thread); err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Printf("THREAD_GONE %s\n", thread)
+	time.Sleep(200 * time.Millisecond)
 	select {
 	case <-s.Exited():
 		fmt.Printf("DIED %d %d\n", pid, s.ExitCode())
@@ -78,8 +87,9 @@ func helperKill(o Options) {
 // helperPID1 is PID 1 of a new PID namespace: it supervises a child that
 // leaves orphans (of its process group, and in sessions of their own) and
 // exits with 7, while it runs commands of its own that exit with 5. It
-// prints RESULT with what it saw; HELPER_NOREAP runs it without a reaper.
-func helperPID1(o Options, self string) {
+// prints RESULT with what it saw. HELPER_REAPER=none runs it without a
+// reaper, HELPER_REAPER=blind with a wait4(-1) loop.
+func helperPID1(o Options) {
 	must(unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""))
 	must(unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""))
 	if os.Getpid() != 1 {
@@ -87,21 +97,32 @@ func helperPID1(o Options, self string) {
 		os.Exit(97)
 	}
 	reaper := &Reaper{}
-	if os.Getenv("HELPER_NOREAP") == "" {
+	switch os.Getenv("HELPER_REAPER") {
+	case "none":
+	case "blind": // what not to do: wait4(-1) for anything
+		go func() {
+			for {
+				var ws unix.WaitStatus
+				if _, err := unix.Wait4(-1, &ws, 0, nil); errors.Is(err, unix.ECHILD) {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	default:
 		reaper = StartReaper(o.Log)
 	}
 	s, err := New(o)
 	must(err)
 
 	// Commands the sidecar runs and waits for itself (change actions):
-	// registered ones, and plain os/exec ones that wait at once.
+	// registered ones, and plain os/exec ones that wait at once. Each exit
+	// is a SIGCHLD, so the reaper scans while they run.
 	type result struct{ owned, plain, ok int }
 	results := make(chan result)
 	go func() {
 		var r result
-		for i := range 60 {
-			cmd := exec.Command(self)
-			cmd.Env = append(os.Environ(), roleEnv+"=exit", "EXIT_CODE=5")
+		for i := range 200 {
+			cmd := exec.Command("/bin/sh", "-c", "exit 5")
 			if i%2 == 0 {
 				err = RunCommand(cmd)
 				r.owned++
@@ -122,18 +143,18 @@ func helperPID1(o Options, self string) {
 	must(s.Start())
 	<-s.Exited()
 	code := s.ExitCode()
+	begin := time.Now()
 	r := <-results
 
 	// The orphans exit 300ms after they started; then only PID 1 remains
 	// once they have been reaped.
-	begin := time.Now()
 	others := -1
 	for time.Since(begin) < 15*time.Second {
 		time.Sleep(100 * time.Millisecond)
 		if others = countProcesses() - 1; others == 0 {
 			break
 		}
-		if !reaper.Active() && time.Since(begin) > 3*time.Second {
+		if os.Getenv("HELPER_REAPER") == "none" && time.Since(begin) > 2*time.Second {
 			break
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,10 @@ import (
 const roleEnv = "SUPERVISOR_TEST_ROLE"
 
 func TestMain(m *testing.M) {
+	// Keep the main thread to the main goroutine: the runtime never ends
+	// the main thread (it parks it), and the tests need a goroutine that
+	// locks its thread and returns to really end that thread.
+	runtime.LockOSThread()
 	switch os.Getenv(roleEnv) {
 	case "":
 		goleak.VerifyTestMain(m)
