@@ -8,14 +8,22 @@
 // the secret sync; the caller wires it:
 //
 //	sup, err := supervisor.New(supervisor.Options{Argv: argv, Env: env, Log: log})
-//	reaper := supervisor.StartReaper(log) // reaps orphans when we are PID 1
+//	reaper := supervisor.StartReaper(log) // active only when we are PID 1
 //	defer reaper.Stop()
-//	stopFwd := supervisor.ForwardSignals(sup, log) // before Start: no signal is lost
-//	defer stopFwd()
-//	err = sup.Start()
-//	...
-//	<-sup.Exited() // or a change: sup.Signal(syscall.SIGHUP) / sup.Restart(ctx, newEnv)
-//	os.Exit(sup.ExitCode())
+//	stopForwarding := supervisor.ForwardSignals(sup)
+//	defer stopForwarding()
+//	err = sup.Start() // then end the start-up phase's own shutdown on SIGTERM
+//	for {
+//		select {
+//		case <-sup.Exited(): // the child exited by itself
+//			return sup.ExitCode() // the sidecar exits with it
+//		case <-changed: // a secret changed
+//			sup.Signal(syscall.SIGHUP) // or sup.Restart(ctx, newEnv)
+//		}
+//	}
+//
+// Commands the sidecar runs itself and waits for (change actions) go
+// through RunCommand or StartCommand, so the reaper leaves them alone.
 //
 // # The child
 //
@@ -31,12 +39,15 @@
 //
 // # Signals
 //
-// Signal sends a signal to the child process only (as Vault Agent and tini
-// do), not to its process group: the child decides what its own children
-// get. ForwardSignals forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and
+// Signal sends a signal to the child process only, not to its process group
+// (tini's default): the child decides what its own children get; a reload
+// signal sent to every nginx or postgres process would not mean the same. ForwardSignals forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and
 // SIGQUIT that the sidecar receives; the sidecar itself does not stop on
 // them: it goes on until the child exits. A signal that arrives while a
-// Restart is in progress is delivered to the new child. (As PID 1 the kernel
+// Restart is in progress is delivered to the new child; one that arrives
+// before Start has no child to go to and is only logged, so the caller's
+// own shutdown on SIGTERM/SIGINT covers the phase before Start (the initial
+// sync) and ends after it. (As PID 1 the kernel
 // only delivers signals a process handles; forwarding handles these six.)
 //
 // # Exit
@@ -60,7 +71,10 @@
 // goroutine locked to its own OS thread for the child's whole life. (The
 // child's own children are the child's business: they get SIGKILL with the
 // process group when the sidecar ends the child, but not when the sidecar
-// itself is killed, unless the child arranges it.)
+// itself is killed, unless the child arranges it.) The kernel clears the
+// parent-death signal when the command is a set-user-ID or set-group-ID
+// program or has file capabilities: such a command is not killed with the
+// sidecar.
 //
 // # PID 1
 //

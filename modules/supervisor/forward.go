@@ -19,11 +19,12 @@ var ForwardedSignals = []os.Signal{
 
 // ForwardSignals catches sigs (ForwardedSignals when none) from now on and
 // sends each to s's child; the sidecar no longer stops on them itself (it
-// waits for the child's exit: Exited). Call it before Start so that no
-// signal is lost or takes the default action between the two. A signal
-// that arrives when no child runs is logged and dropped. stop ends the
-// forwarding and restores the default action of those signals; it waits
-// for a forward in progress.
+// waits for the child's exit: Exited). Call it before Start, so that no
+// signal takes its default action (ending the sidecar) once the child runs.
+// A signal that arrives when no child runs (before Start, after the exit)
+// is logged and dropped. stop ends the forwarding and restores the default
+// action of those signals (unless caught elsewhere); it waits for a forward
+// in progress.
 func ForwardSignals(s *Supervisor, sigs ...os.Signal) (stop func()) {
 	if len(sigs) == 0 {
 		sigs = ForwardedSignals
