@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,8 +13,15 @@ import (
 // /proc) and returns its RESULT fields.
 func pid1(t *testing.T, extra ...string) map[string]string {
 	t.Helper()
-	cmd, out := helper(t, "pid1", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS},
-		append([]string{"CHILD_ORPHANS=5", "CHILD_GRANDCHILD=1", "CHILD_EXIT=7"}, extra...)...)
+	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
+	if os.Geteuid() != 0 {
+		// Not root (CI): a user namespace of its own, where it is root and
+		// may mount its /proc.
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+	}
+	cmd, out := helper(t, "pid1", attr, append([]string{"CHILD_ORPHANS=5", "CHILD_GRANDCHILD=1", "CHILD_EXIT=7"}, extra...)...)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}
