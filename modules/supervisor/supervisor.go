@@ -28,8 +28,8 @@ var (
 	// ErrNoChild is returned by Signal and Restart when no child is running
 	// (not started yet, exited, or stopped).
 	ErrNoChild = errors.New("no child process is running")
-	// ErrStarted is returned by Start when it was called before.
-	ErrStarted = errors.New("the child was started before")
+	// ErrStarted is returned by Start after Start or Stop.
+	ErrStarted = errors.New("the supervisor was started or stopped before")
 )
 
 // Options configure a Supervisor. Only Argv is required.

@@ -351,3 +351,29 @@ func grandchildOf(t *testing.T, out string, pid int) int {
 	})
 	return gc
 }
+
+// A SIGTERM that arrives during a Restart is not lost: it reaches the new
+// child once it runs, so the sidecar still stops when asked to.
+func TestSignalDuringRestartReachesTheNewChild(t *testing.T) {
+	out := outFile(t)
+	s := start(t, Options{Env: childEnv("CHILD_DIE_ON="), Stdout: out, StopTimeout: 500 * time.Millisecond})
+	first := s.PID()
+	ready(t, out.Name(), first)
+	restarted := make(chan error, 1)
+	go func() { restarted <- s.Restart(context.Background(), childEnv()) }()
+	waitFor(t, 10*time.Second, "the restart to begin", func() bool { return s.PID() == 0 })
+	if err := s.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Exited():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the new child did not get the SIGTERM")
+	}
+	if s.ExitCode() != 128+15 {
+		t.Errorf("ExitCode = %d, want 143", s.ExitCode())
+	}
+}
