@@ -1,0 +1,130 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ChildEnv is the child's complete environment: base (normally os.Environ())
+// through ScrubCredentials, then one NAME=value per field of every secret in
+// secretEnv (secret name, as the caller labels it in messages, to its
+// fields as Vault returned them).
+//
+// Field names must be valid variable names ([A-Za-z_][A-Za-z0-9_]*, as for
+// format: env). Values are the text a template sees: strings as they are,
+// json.Number as its text, booleans as true/false, null as "null", nested
+// objects and arrays as their JSON. A secret variable replaces a base
+// variable of the same name (a secret may well be called PATH or
+// VAULT_ADDR: that is the user's choice); two secrets giving the same name
+// are an error. Errors name the secrets and fields, never a value.
+//
+// The order is deterministic: the base's order (of each name's last
+// occurrence, which is the one a process sees), then the secret variables
+// sorted by name.
+func ChildEnv(base []string, secretEnv map[string]map[string]any) ([]string, error) {
+	vars := make(map[string]string)
+	from := make(map[string]string) // variable -> secret that set it
+	var errs []error
+	for _, secret := range sortedKeys(secretEnv) {
+		fields := secretEnv[secret]
+		for _, field := range sortedKeys(fields) {
+			text := fieldText(fields[field])
+			switch other, dup := from[field]; {
+			case !envName(field):
+				errs = append(errs, fmt.Errorf("secret %q: field %q is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)", secret, field))
+			case dup:
+				errs = append(errs, fmt.Errorf("secrets %q and %q both set the environment variable %s", other, secret, field))
+			case strings.IndexByte(text, 0) >= 0:
+				errs = append(errs, fmt.Errorf("secret %q: the value of field %q holds a NUL byte, which an environment variable cannot", secret, field))
+			default:
+				vars[field] = text
+				from[field] = secret
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	kept := lastOccurrences(ScrubCredentials(base))
+	out := make([]string, 0, len(kept)+len(vars))
+	for _, kv := range kept {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, overridden := vars[name]; !overridden {
+			out = append(out, kv)
+		}
+	}
+	for _, name := range sortedKeys(vars) {
+		out = append(out, name+"="+vars[name])
+	}
+	return out, nil
+}
+
+// lastOccurrences keeps, of entries with the same name, the last one (the
+// one getenv and os/exec use), in the order of those last occurrences.
+func lastOccurrences(environ []string) []string {
+	seen := make(map[string]bool, len(environ))
+	out := make([]string, 0, len(environ))
+	for i := len(environ) - 1; i >= 0; i-- {
+		name, _, _ := strings.Cut(environ[i], "=")
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, environ[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// envName reports whether k is [A-Za-z_][A-Za-z0-9_]* (jobs/render's rule
+// for format: env).
+func envName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// fieldText is a field's value as a template's dot shows it (the rules of
+// jobs/render's fieldText, which the package doc of render describes).
+func fieldText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	case nil:
+		return "null"
+	case []byte:
+		return string(x)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v) // NaN, infinities: nothing JSON can say
+	}
+	return string(b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
