@@ -65,6 +65,20 @@ type SecretState struct {
 	LastErrorAt time.Time
 	// Version is the KV v2 version last written; 0 when unknown (KV v1).
 	Version int
+	// LastAction is the latest change action run this secret asked for
+	// (nil: none yet). A failed action never makes a secret not ready.
+	LastAction *ActionState
+}
+
+// ActionState is one change action run as the status file shows it:
+// what ran, against what, and how it ended. Never a secret value.
+type ActionState struct {
+	Kind     string    `json:"kind"`
+	Target   string    `json:"target,omitempty"`
+	Result   string    `json:"result"`
+	Error    string    `json:"error,omitempty"`
+	At       time.Time `json:"at"`
+	Attempts int       `json:"attempts"`
 }
 
 type snapshotJSON struct {
@@ -83,7 +97,8 @@ type secretJSON struct {
 	LastSuccess     time.Time `json:"last_success,omitzero"`
 	LastError       string    `json:"last_error,omitempty"`
 	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
-	Version         int       `json:"version,omitzero"`
+	Version         int          `json:"version,omitzero"`
+	LastAction      *ActionState `json:"last_action,omitempty"`
 }
 
 // duration is a time.Duration as Go duration text in JSON.
@@ -130,6 +145,7 @@ func (s SecretState) MarshalJSON() ([]byte, error) {
 	return json.Marshal(secretJSON{
 		Name: s.Name, VaultPath: s.VaultPath, RefreshInterval: duration(s.RefreshInterval), Ready: s.Ready,
 		LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorAt: s.LastErrorAt, Version: s.Version,
+		LastAction: s.LastAction,
 	})
 }
 
@@ -142,6 +158,7 @@ func (s *SecretState) UnmarshalJSON(b []byte) error {
 	*s = SecretState{
 		Name: j.Name, VaultPath: j.VaultPath, RefreshInterval: time.Duration(j.RefreshInterval), Ready: j.Ready,
 		LastSuccess: j.LastSuccess, LastError: j.LastError, LastErrorAt: j.LastErrorAt, Version: j.Version,
+		LastAction: j.LastAction,
 	}
 	return nil
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 )
 
 // Heartbeat bounds: the status file is rewritten every shortest refresh
@@ -149,6 +151,24 @@ func (t *Tracker) Failed(name string, at time.Time, errText string) {
 		news := st.LastError != errText // a retry failing the same way only moves the time
 		st.LastError, st.LastErrorAt = errText, at
 		return news
+	})
+}
+
+// ActionDone records the outcome of a change action run that secret asked
+// for (it implements notify.StatusSink). The error text must already be
+// free of secret values (notify scrubs it); it is cut to 1 KiB. It never
+// changes readiness; a failure or a recovery is news, a repeated success
+// waits for the heartbeat.
+func (t *Tracker) ActionDone(secret string, r notify.Report) {
+	errText := r.Error
+	if len(errText) > maxErrorLen {
+		errText = oneLine(errText, maxErrorLen)
+	}
+	a := &ActionState{Kind: r.Kind, Target: r.Target, Result: r.Result, Error: errText, At: r.At, Attempts: r.Attempts}
+	t.update(secret, func(st *SecretState) bool {
+		prev := st.LastAction
+		st.LastAction = a
+		return prev == nil || prev.Result != a.Result || prev.Error != a.Error || a.Result != notify.ResultSuccess
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
@@ -561,4 +562,48 @@ func TestRoutineSuccessWaitsForHeartbeat(t *testing.T) {
 	waitFile(t, path, func(s status.Snapshot) bool { return secret(t, s, "db").Version == 2 })
 	tr.Failed("db", t0.Add(12*time.Second), "vault unreachable")
 	waitFile(t, path, func(s status.Snapshot) bool { return secret(t, s, "db").LastError == "vault unreachable" })
+}
+
+// TestActionDone: a change action's outcome shows per secret in the
+// snapshot and the file, never flips readiness, and a secret no longer
+// configured is ignored.
+func TestActionDone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "st", "status.json")
+	obs := &readyLog{}
+	tr := status.NewTracker(path, nil, obs, clockwork.NewFakeClockAt(t0))
+	tr.Configure(twoSecrets())
+	tr.Succeeded("db", t0, 1)
+	tr.Succeeded("tls", t0, 1)
+	if !tr.Ready() {
+		t.Fatal("not ready after both secrets succeeded")
+	}
+	tr.ActionDone("db", notify.Report{Kind: "http", Target: "http://127.0.0.1:9/-/reload", Result: "error",
+		Error: "POST http://127.0.0.1:9/-/reload: connection refused", At: t0, Attempts: 3})
+	tr.ActionDone("gone", notify.Report{Kind: "signal", Result: "success", At: t0, Attempts: 1})
+	if !tr.Ready() {
+		t.Error("a failed action made the sidecar not ready")
+	}
+	if err := tr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := status.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := secret(t, snap, "db").LastAction
+	want := &status.ActionState{Kind: "http", Target: "http://127.0.0.1:9/-/reload", Result: "error",
+		Error: "POST http://127.0.0.1:9/-/reload: connection refused", At: t0, Attempts: 3}
+	if got == nil || !reflect.DeepEqual(*got, *want) {
+		t.Errorf("db last_action = %+v, want %+v", got, want)
+	}
+	if a := secret(t, snap, "tls").LastAction; a != nil {
+		t.Errorf("tls has a last_action it never ran: %+v", a)
+	}
+	raw, _ := os.ReadFile(path)
+	if !strings.Contains(string(raw), `"last_action": {`) || !strings.Contains(string(raw), `"attempts": 3`) {
+		t.Errorf("status file lacks last_action:\n%s", raw)
+	}
+	if got := obs.get(); !reflect.DeepEqual(got, []bool{true}) {
+		t.Errorf("readiness observer saw %v, want only [true]", got)
+	}
 }
