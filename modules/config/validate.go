@@ -34,9 +34,12 @@ type validator struct {
 }
 
 func (v *validator) add(field, format string, args ...any) {
+	if v.idx.brokenAbove(field) {
+		return // it failed to decode, and that is reported; no follow-on noise
+	}
 	for _, p := range v.probs {
 		if p.Field == field {
-			return // the decoder already reported this field; no follow-on noise
+			return // one problem per field
 		}
 	}
 	v.probs = append(v.probs, Problem{
@@ -232,7 +235,8 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 	for _, f := range []struct{ name, val string }{
 		{"template", s.Template}, {"template_file", s.TemplateFile}, {"key", s.Key}, {"format", s.Format},
 	} {
-		if f.val != "" {
+		// A field that failed to decode was given all the same.
+		if f.val != "" || v.idx.brokenAt(p+"."+f.name) {
 			set = append(set, f.name)
 		}
 	}
@@ -252,13 +256,16 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 			v.add(p+".format", "%q is not a format (json, yaml, env, properties)", s.Format)
 		}
 	}
-	if !s.UsesTemplate() {
+	if set[0] != "template" && set[0] != "template_file" {
 		for _, f := range []struct{ name, val string }{{"left_delimiter", s.LeftDelimiter}, {"right_delimiter", s.RightDelimiter}} {
 			if f.val != "" {
 				v.add(p+"."+f.name, "only applies to template and template_file")
 			}
 		}
 		return
+	}
+	if !s.UsesTemplate() {
+		return // the template failed to decode, and that is reported
 	}
 	if s.TemplateFile != "" {
 		path := resolve(c.File, s.TemplateFile)
