@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -83,6 +84,9 @@ func (d *decoder) mismatch(n *yaml.Node, t reflect.Type, path string) {
 			v = v[:7] + "..."
 		}
 		got += fmt.Sprintf(" %q", v)
+		if strings.HasSuffix(path, ".exec.command") {
+			got += `: write the program and each argument as list items, such as ["/usr/local/bin/reload", "--fast"] (no shell)`
+		}
 	}
 	d.fail(n, path, "expected %s, got %s", want, got)
 }
@@ -100,7 +104,7 @@ func yamlKind(n *yaml.Node) string {
 	case "!!int", "!!float":
 		return "number"
 	case "!!bool":
-		return "true or false"
+		return "boolean"
 	case "!!null":
 		return "null"
 	}
@@ -235,7 +239,7 @@ func (d *decoder) fields(n *yaml.Node, v reflect.Value, path string, fields map[
 		i, ok := fields[key.Value]
 		switch {
 		case !ok:
-			d.problem(key, child, "%s", unknownFieldMsg(key.Value, fields))
+			d.fail(key, child, "%s", unknownFieldMsg(key.Value, fields))
 		case !set[key.Value]:
 			set[key.Value] = true
 			d.value(val, v.Field(i), child)

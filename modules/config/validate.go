@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -62,6 +61,8 @@ func (v *validator) applyDefaults(c *Config) {
 	setDefault(&a.Kubernetes.TokenFile, DefaultKubernetesTokenFile)
 	setDefault(&a.JWT.Mount, "jwt")
 
+	v.notifyDefaults(&c.Notify)
+
 	d := &c.Defaults
 	setDefault(&d.Mount, DefaultMount)
 	setDefault(&d.KVVersion, KVAuto)
@@ -74,8 +75,13 @@ func (v *validator) applyDefaults(c *Config) {
 	if !d.DirMode.IsSet() {
 		d.DirMode = NewFileMode(DefaultDirMode)
 	}
+	if d.OnStart == nil {
+		d.OnStart = new(false)
+	}
+	actionDefaults(d.OnChange)
 	for i := range c.Secrets {
 		s := &c.Secrets[i]
+		v.resolveActions(d, s, fmt.Sprintf("secrets[%d]", i))
 		setDefault(&s.Mount, d.Mount)
 		setDefault(&s.KVVersion, d.KVVersion)
 		if !s.RefreshInterval.IsSet() {
@@ -106,6 +112,7 @@ func setDefault(field *string, def string) {
 
 func (v *validator) validate(c *Config) {
 	v.vault(&c.Vault)
+	v.notify(&c.Notify)
 	v.defaults(&c.Defaults)
 	if len(c.Secrets) == 0 {
 		v.add("secrets", "at least one secret is required")
@@ -136,11 +143,8 @@ func (v *validator) validate(c *Config) {
 }
 
 func (v *validator) vault(vc *Vault) {
-	if vc.Address != "" {
-		u, err := url.Parse(vc.Address)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add("vault.address", "%q is not an http:// or https:// URL", vc.Address)
-		}
+	if vc.Address != "" && httpURLProblem(vc.Address) != "" {
+		v.add("vault.address", "%q is not an http:// or https:// URL", vc.Address)
 	}
 	if msg := vc.Timeout.problem(); msg != "" {
 		v.add("vault.timeout", "%s", msg)
@@ -178,6 +182,7 @@ func (v *validator) defaults(d *Defaults) {
 	v.mode("defaults.dir_mode", d.DirMode)
 	v.id("defaults.owner", d.Owner)
 	v.id("defaults.group", d.Group)
+	v.actions("defaults.on_change", d.OnChange)
 }
 
 func (v *validator) secret(c *Config, s *Secret, p string) {
@@ -197,6 +202,10 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 		v.add(p+".destination", "%q must be an absolute path", s.Destination)
 	case strings.HasSuffix(s.Destination, "/") || filepath.Base(s.Destination) == "..":
 		v.add(p+".destination", "%q must name a file, not a directory", s.Destination)
+	case filepath.Clean(s.Destination) != s.Destination:
+		// Cleaning it silently could write somewhere the reader did not
+		// expect ("/vol/sub/../../etc/x").
+		v.add(p+".destination", "%q is not a clean path; did you mean %q?", s.Destination, filepath.Clean(s.Destination))
 	}
 	if s.Mount == "" {
 		v.add(p+".mount", "must not be empty")
@@ -226,6 +235,9 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 	}
 	if own("group") {
 		v.id(p+".group", s.Group)
+	}
+	if v.idx.given(p + ".on_change") {
+		v.actions(p+".on_change", s.OnChange)
 	}
 	v.output(c, s, p)
 }
