@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"syscall"
@@ -244,10 +245,10 @@ func TestActionsResolved(t *testing.T) {
 	if e := db.OnChange[2].Exec; !slices.Equal(e.Command, []string{"/usr/local/bin/reload", "--fast", "8080"}) || e.Timeout.Duration != 10*time.Second {
 		t.Errorf("flow exec %+v", e)
 	}
-	if h := db.OnChange[3].HTTP; h.Method != "PUT" || h.Timeout.Duration != 2*time.Second || h.Headers["X-Token"] != "abc" {
+	if h := db.OnChange[3].HTTP; h.Method != http.MethodPut || h.Timeout.Duration != 2*time.Second || h.Headers["X-Token"] != "abc" {
 		t.Errorf("flow http %+v", h)
 	}
-	if h := db.OnChange[4].HTTP; h.Method != "POST" || h.Timeout.Duration != config.DefaultHTTPTimeout || h.HeadersFile != "/run/secrets/hook-headers" {
+	if h := db.OnChange[4].HTTP; h.Method != http.MethodPost || h.Timeout.Duration != config.DefaultHTTPTimeout || h.HeadersFile != "/run/secrets/hook-headers" {
 		t.Errorf("http defaults %+v", h)
 	}
 	if e := db.OnChange[5].Exec; e.Timeout.Duration != config.DefaultExecTimeout {
