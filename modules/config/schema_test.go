@@ -18,11 +18,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
@@ -168,6 +170,14 @@ func walk(t *testing.T, root map[string]any, at string, typ reflect.Type, node m
 		}
 		items, _ := node["items"].(map[string]any)
 		walk(t, root, at+"[]", typ.Elem(), items)
+	case reflect.Map:
+		// A free-form mapping (http.headers): any key, values of one type.
+		values, ok := node["additionalProperties"].(map[string]any)
+		if node["type"] != "object" || !ok {
+			t.Errorf("%s: a mapping, but the schema says type %v, additionalProperties %v", at, node["type"], node["additionalProperties"])
+			return
+		}
+		walk(t, root, at+".*", typ.Elem(), values)
 	case reflect.Struct:
 		if node["type"] != "object" || node["additionalProperties"] != false {
 			t.Errorf("%s: want type object with additionalProperties false (unknown keys are errors)", at)
@@ -241,6 +251,8 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 		{"secrets[].format", []string{config.FormatJSON, config.FormatYAML, config.FormatEnv, config.FormatProperties}},
 		{"secrets[].kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
 		{"defaults.kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
+		{"secrets[].on_change[].signal.name", signalNames()},
+		{"defaults.on_change[].signal.name", signalNames()},
 	} {
 		node := resolve(t, root, nodeAt(t, root, tc.path))
 		got := stringValues(node["enum"].([]any))
@@ -249,6 +261,18 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 			t.Errorf("%s: schema enum %v, config accepts %v", tc.path, got, tc.want)
 		}
 	}
+}
+
+// signalNames are the signal names the loader accepts: each signal Go
+// knows, with and without the SIG prefix.
+func signalNames() []string {
+	var out []string
+	for sig := syscall.Signal(1); sig < 65; sig++ {
+		if name := unix.SignalName(sig); name != "" {
+			out = append(out, name, strings.TrimPrefix(name, "SIG"))
+		}
+	}
+	return out
 }
 
 // TestSchemaDefaultsMatchLoader: every "default" in the schema is the value
@@ -265,19 +289,40 @@ func TestSchemaDefaultsMatchLoader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Actions of each kind, leaving out every field that has a default.
+	acts := filepath.Join(dir, "actions.yaml")
+	const list = "[{exec: {command: [x]}}, {http: {url: 'http://h'}}]"
+	if err := os.WriteFile(acts, []byte("defaults: {on_change: "+list+"}\nsecrets:\n  - {name: a, path: p, destination: /s/a, key: k, on_change: "+list+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withActions, err := config.Load(acts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, own := withActions.Defaults.OnChange, withActions.Secrets[0].OnChange
 	// Fields the loader defaults when left out, and their values.
 	loaded := map[string]any{
-		"vault.auth.method":                cfg.Vault.Auth.Method,
-		"vault.auth.approle.mount":         cfg.Vault.Auth.AppRole.Mount,
-		"vault.auth.kubernetes.mount":      cfg.Vault.Auth.Kubernetes.Mount,
-		"vault.auth.kubernetes.token_file": cfg.Vault.Auth.Kubernetes.TokenFile,
-		"vault.auth.jwt.mount":             cfg.Vault.Auth.JWT.Mount,
-		"vault.tls.insecure_skip_verify":   cfg.Vault.TLS.InsecureSkipVerify,
-		"defaults.mount":                   cfg.Defaults.Mount,
-		"defaults.kv_version":              cfg.Defaults.KVVersion,
-		"defaults.refresh_interval":        cfg.Defaults.RefreshInterval,
-		"defaults.mode":                    cfg.Defaults.Mode,
-		"defaults.dir_mode":                cfg.Defaults.DirMode,
+		"notify.debounce":                    cfg.Notify.Debounce,
+		"notify.splay":                       cfg.Notify.Splay,
+		"notify.attempts":                    cfg.Notify.Attempts,
+		"defaults.on_start":                  *cfg.Defaults.OnStart,
+		"defaults.on_change[].exec.timeout":  def[0].Exec.Timeout,
+		"defaults.on_change[].http.method":   def[1].HTTP.Method,
+		"defaults.on_change[].http.timeout":  def[1].HTTP.Timeout,
+		"secrets[].on_change[].exec.timeout": own[0].Exec.Timeout,
+		"secrets[].on_change[].http.method":  own[1].HTTP.Method,
+		"secrets[].on_change[].http.timeout": own[1].HTTP.Timeout,
+		"vault.auth.method":                  cfg.Vault.Auth.Method,
+		"vault.auth.approle.mount":           cfg.Vault.Auth.AppRole.Mount,
+		"vault.auth.kubernetes.mount":        cfg.Vault.Auth.Kubernetes.Mount,
+		"vault.auth.kubernetes.token_file":   cfg.Vault.Auth.Kubernetes.TokenFile,
+		"vault.auth.jwt.mount":               cfg.Vault.Auth.JWT.Mount,
+		"vault.tls.insecure_skip_verify":     cfg.Vault.TLS.InsecureSkipVerify,
+		"defaults.mount":                     cfg.Defaults.Mount,
+		"defaults.kv_version":                cfg.Defaults.KVVersion,
+		"defaults.refresh_interval":          cfg.Defaults.RefreshInterval,
+		"defaults.mode":                      cfg.Defaults.Mode,
+		"defaults.dir_mode":                  cfg.Defaults.DirMode,
 	}
 	seen := map[string]bool{}
 	var visit func(path string, node map[string]any)
@@ -292,6 +337,9 @@ func TestSchemaDefaultsMatchLoader(t *testing.T) {
 			}
 		}
 		node = resolve(t, root, node)
+		if items, ok := node["items"].(map[string]any); ok {
+			visit(path+"[]", items)
+		}
 		props, _ := node["properties"].(map[string]any)
 		for name, p := range props {
 			child := name
@@ -316,6 +364,9 @@ func sameValue(def, v any) bool {
 		return def == v
 	case bool:
 		return def == v
+	case int:
+		f, ok := def.(float64)
+		return ok && f == float64(v)
 	case config.Duration:
 		s, ok := def.(string)
 		d, err := time.ParseDuration(s)
@@ -394,6 +445,11 @@ func TestExamplesMatchSchema(t *testing.T) {
 	}
 }
 
+// act is a minimal config whose one secret has the given action.
+func act(action string) string {
+	return "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, on_change: [" + action + "]}\n"
+}
+
 // TestSchemaRejects: configs the loader rejects for reasons a schema can
 // express are rejected by the schema too, so an editor flags them.
 func TestSchemaRejects(t *testing.T) {
@@ -426,6 +482,41 @@ func TestSchemaRejects(t *testing.T) {
 		{"client_cert without key", "vault: {tls: {client_cert: /c.pem}}\n" + ok},
 		{"delimiter without template", "secrets:\n  - {name: a, path: p, destination: /s/a, key: k, left_delimiter: '[['}\n"},
 		{"address not a URL", "vault: {address: vault:8200}\n" + ok},
+		{"unclean destination", "secrets:\n  - {name: a, path: p, destination: /v/s/../../e/x, key: k}\n"},
+		{"double slash destination", "secrets:\n  - {name: a, path: p, destination: /v//x, key: k}\n"},
+		{"dot destination", "secrets:\n  - {name: a, path: p, destination: /v/./x, key: k}\n"},
+		{"unknown notify key", "notify: {delay: 2s}\n" + ok},
+		{"attempts 0", "notify: {attempts: 0}\n" + ok},
+		{"attempts 11", "notify: {attempts: 11}\n" + ok},
+		{"negative splay", "notify: {splay: -1s}\n" + ok},
+		{"debounce not a duration", "notify: {debounce: soon}\n" + ok},
+		{"on_start not a bool", "defaults: {on_start: maybe}\n" + ok},
+		{"on_change not a list", "defaults: {on_change: {signal: {name: HUP, process: app}}}\n" + ok},
+		{"action with no kind", act("{}")},
+		{"action with two kinds", act("{signal: {name: HUP, process: a}, exec: {command: [x]}}")},
+		{"unknown action kind", act("{kill: {process: a}}")},
+		{"unknown signal", act("{signal: {name: SIGFOO, process: a}}")},
+		{"lower-case signal", act("{signal: {name: hup, process: a}}")},
+		{"signal without name", act("{signal: {process: a}}")},
+		{"signal without target", act("{signal: {name: HUP}}")},
+		{"signal with two targets", act("{signal: {name: HUP, process: a, pid_file: /run/a.pid}}")},
+		{"relative pid_file", act("{signal: {name: HUP, pid_file: run/a.pid}}")},
+		{"process is a path", act("{signal: {name: HUP, process: /usr/bin/a}}")},
+		{"empty process", act("{signal: {name: HUP, process: ''}}")},
+		{"exec without command", act("{exec: {timeout: 1s}}")},
+		{"exec empty command", act("{exec: {command: []}}")},
+		{"exec empty program", act("{exec: {command: ['', x]}}")},
+		{"exec command a string", act("{exec: {command: /bin/reload}}")},
+		{"exec argument a list", act("{exec: {command: [x, [y]]}}")},
+		{"exec bad timeout", act("{exec: {command: [x], timeout: 30}}")},
+		{"http without url", act("{http: {method: POST}}")},
+		{"http ftp url", act("{http: {url: 'ftp://h/x'}}")},
+		{"http url without host", act("{http: {url: 'http:///x'}}")},
+		{"http bad method", act("{http: {url: 'http://h', method: 'GET /'}}")},
+		{"http bad header name", act("{http: {url: 'http://h', headers: {'a b': x}}}")},
+		{"http header value with newline", act(`{http: {url: 'http://h', headers: {X-A: "x\r\nY: z"}}}`)},
+		{"http relative headers_file", act("{http: {url: 'http://h', headers_file: h.txt}}")},
+		{"http unknown key", act("{http: {url: 'http://h', body: x}}")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := schema.Validate(yamlToJSON(t, []byte(tc.yaml))); err == nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -34,9 +33,12 @@ type validator struct {
 }
 
 func (v *validator) add(field, format string, args ...any) {
+	if v.idx.brokenAbove(field) {
+		return // it failed to decode, and that is reported; no follow-on noise
+	}
 	for _, p := range v.probs {
 		if p.Field == field {
-			return // the decoder already reported this field; no follow-on noise
+			return // one problem per field
 		}
 	}
 	v.probs = append(v.probs, Problem{
@@ -59,6 +61,8 @@ func (v *validator) applyDefaults(c *Config) {
 	setDefault(&a.Kubernetes.TokenFile, DefaultKubernetesTokenFile)
 	setDefault(&a.JWT.Mount, "jwt")
 
+	v.notifyDefaults(&c.Notify)
+
 	d := &c.Defaults
 	setDefault(&d.Mount, DefaultMount)
 	setDefault(&d.KVVersion, KVAuto)
@@ -71,8 +75,13 @@ func (v *validator) applyDefaults(c *Config) {
 	if !d.DirMode.IsSet() {
 		d.DirMode = NewFileMode(DefaultDirMode)
 	}
+	if d.OnStart == nil {
+		d.OnStart = new(false)
+	}
+	actionDefaults(d.OnChange)
 	for i := range c.Secrets {
 		s := &c.Secrets[i]
+		v.resolveActions(d, s, fmt.Sprintf("secrets[%d]", i))
 		setDefault(&s.Mount, d.Mount)
 		setDefault(&s.KVVersion, d.KVVersion)
 		if !s.RefreshInterval.IsSet() {
@@ -103,6 +112,7 @@ func setDefault(field *string, def string) {
 
 func (v *validator) validate(c *Config) {
 	v.vault(&c.Vault)
+	v.notify(&c.Notify)
 	v.defaults(&c.Defaults)
 	if len(c.Secrets) == 0 {
 		v.add("secrets", "at least one secret is required")
@@ -133,11 +143,8 @@ func (v *validator) validate(c *Config) {
 }
 
 func (v *validator) vault(vc *Vault) {
-	if vc.Address != "" {
-		u, err := url.Parse(vc.Address)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add("vault.address", "%q is not an http:// or https:// URL", vc.Address)
-		}
+	if vc.Address != "" && httpURLProblem(vc.Address) != "" {
+		v.add("vault.address", "%q is not an http:// or https:// URL", vc.Address)
 	}
 	if msg := vc.Timeout.problem(); msg != "" {
 		v.add("vault.timeout", "%s", msg)
@@ -175,6 +182,7 @@ func (v *validator) defaults(d *Defaults) {
 	v.mode("defaults.dir_mode", d.DirMode)
 	v.id("defaults.owner", d.Owner)
 	v.id("defaults.group", d.Group)
+	v.actions("defaults.on_change", d.OnChange)
 }
 
 func (v *validator) secret(c *Config, s *Secret, p string) {
@@ -194,6 +202,10 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 		v.add(p+".destination", "%q must be an absolute path", s.Destination)
 	case strings.HasSuffix(s.Destination, "/") || filepath.Base(s.Destination) == "..":
 		v.add(p+".destination", "%q must name a file, not a directory", s.Destination)
+	case filepath.Clean(s.Destination) != s.Destination:
+		// Cleaning it silently could write somewhere the reader did not
+		// expect ("/vol/sub/../../etc/x").
+		v.add(p+".destination", "%q is not a clean path; did you mean %q?", s.Destination, filepath.Clean(s.Destination))
 	}
 	if s.Mount == "" {
 		v.add(p+".mount", "must not be empty")
@@ -224,6 +236,9 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 	if own("group") {
 		v.id(p+".group", s.Group)
 	}
+	if v.idx.given(p + ".on_change") {
+		v.actions(p+".on_change", s.OnChange)
+	}
 	v.output(c, s, p)
 }
 
@@ -232,7 +247,8 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 	for _, f := range []struct{ name, val string }{
 		{"template", s.Template}, {"template_file", s.TemplateFile}, {"key", s.Key}, {"format", s.Format},
 	} {
-		if f.val != "" {
+		// A field that failed to decode was given all the same.
+		if f.val != "" || v.idx.brokenAt(p+"."+f.name) {
 			set = append(set, f.name)
 		}
 	}
@@ -252,13 +268,16 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 			v.add(p+".format", "%q is not a format (json, yaml, env, properties)", s.Format)
 		}
 	}
-	if !s.UsesTemplate() {
+	if set[0] != "template" && set[0] != "template_file" {
 		for _, f := range []struct{ name, val string }{{"left_delimiter", s.LeftDelimiter}, {"right_delimiter", s.RightDelimiter}} {
 			if f.val != "" {
 				v.add(p+"."+f.name, "only applies to template and template_file")
 			}
 		}
 		return
+	}
+	if !s.UsesTemplate() {
+		return // the template failed to decode, and that is reported
 	}
 	if s.TemplateFile != "" {
 		path := resolve(c.File, s.TemplateFile)
