@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"sync"
 	"time"
@@ -32,6 +33,11 @@ type VaultUpdater interface {
 	Update(ctx context.Context, cfg config.Vault) error
 }
 
+// NotifySettings takes a reloaded notify: block (*notify.Notifier).
+type NotifySettings interface {
+	Update(s config.Notify)
+}
+
 // Daemon keeps every configured secret's file in sync: one gocron job per
 // secret, singleton (a slow run never overlaps itself), started at once and
 // repeated at the secret's refresh interval with jitter. A failing secret
@@ -44,6 +50,8 @@ type Daemon struct {
 	log             *zap.Logger
 	shutdownTimeout time.Duration
 	clock           clockwork.Clock
+	notify          NotifySettings
+	delayFirst      bool
 
 	mu      sync.Mutex // guards everything below and serialises Apply
 	sched   gocron.Scheduler
@@ -72,6 +80,12 @@ type DaemonOptions struct {
 	Recorder        Recorder
 	ShutdownTimeout time.Duration
 	Clock           clockwork.Clock // tests pass a fake clock; gocron schedules with it
+	// Notify, optional, gets the notify: block of every applied config.
+	Notify NotifySettings
+	// DelayFirstRun schedules each secret's first run one (jittered)
+	// refresh interval after Start instead of at once: exec mode has just
+	// synced everything before it starts the daemon.
+	DelayFirstRun bool
 }
 
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.
@@ -79,6 +93,7 @@ func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOpti
 	d := &Daemon{
 		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
 		shutdownTimeout: o.ShutdownTimeout, clock: o.Clock, cfg: cfg, entries: map[string]*entry{},
+		notify: o.Notify, delayFirst: o.DelayFirstRun,
 	}
 	if d.status == nil {
 		d.status = nopStatus{}
@@ -164,13 +179,17 @@ func (d *Daemon) add(sec config.Secret) error {
 	interval := sec.RefreshInterval.Duration
 	lo := time.Duration(float64(interval) * (1 - jitter))
 	hi := time.Duration(float64(interval) * (1 + jitter))
+	start := gocron.WithStartImmediately()
+	if d.delayFirst {
+		start = gocron.WithStartDateTime(d.clock.Now().Add(lo + rand.N(hi-lo+1)))
+	}
 	gj, err := d.sched.NewJob(
 		gocron.DurationRandomJob(lo, hi),
 		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job) }),
 		gocron.WithName(sec.Name),
 		gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithIntervalFromCompletion(), // a long retry streak does not bunch the next refreshes
-		gocron.WithStartAt(gocron.WithStartImmediately()),
+		gocron.WithStartAt(start),
 		gocron.WithEventListeners(gocron.AfterJobRunsWithPanic(func(_ uuid.UUID, name string, recovered any) {
 			d.log.Error("secret job panicked", zap.String("secret_name", name), zap.Any("panic", recovered))
 		})),
@@ -225,6 +244,9 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 			return fmt.Errorf("vault settings: %w", err)
 		}
 		d.log.Info("vault client rebuilt for the new vault settings")
+	}
+	if d.notify != nil {
+		d.notify.Update(cfg.Notify)
 	}
 	next := map[string]config.Secret{}
 	for _, s := range cfg.Secrets {

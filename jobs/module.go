@@ -54,11 +54,14 @@ type SyncerParams struct {
 	Status   StatusSink           `optional:"true"`
 	Tracer   trace.TracerProvider `optional:"true"`
 	Compile  Compile              `optional:"true"`
+	Notifier ChangeNotifier       `optional:"true"`
+	Observer DataObserver         `optional:"true"`
 }
 
 func newSyncer(p SyncerParams) *Syncer {
 	return NewSyncer(p.Fetcher, p.Log.Named("sync"), SyncerOptions{
 		Recorder: p.Recorder, Status: p.Status, Tracer: p.Tracer, Compile: p.Compile,
+		Notifier: p.Notifier, Observer: p.Observer,
 	})
 }
 
@@ -70,14 +73,16 @@ type DaemonParams struct {
 	Env      config.Env
 	Syncer   *Syncer
 	Log      *zap.Logger
-	Vault    VaultUpdater `optional:"true"`
-	Status   StatusSink   `optional:"true"`
-	Recorder Recorder     `optional:"true"`
+	Vault    VaultUpdater   `optional:"true"`
+	Status   StatusSink     `optional:"true"`
+	Recorder Recorder       `optional:"true"`
+	Notify   NotifySettings `optional:"true"`
 }
 
 func newDaemon(p DaemonParams) (*Daemon, error) {
 	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
 		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
+		Notify: p.Notify,
 	})
 }
 

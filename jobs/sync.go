@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
@@ -54,6 +55,19 @@ type StatusSink interface {
 	Configure(secrets []status.SecretInfo)
 	Succeeded(name string, at time.Time, version int)
 	Failed(name string, at time.Time, errText string)
+}
+
+// ChangeNotifier hears of every destination whose content really changed
+// (*notify.Notifier): it runs the secret's change actions.
+type ChangeNotifier interface {
+	Changed(c notify.Change)
+}
+
+// DataObserver sees the data of every successful read (exec mode keeps the
+// data of the secrets that become the child's environment). It must not
+// keep a reference to data beyond what it needs, and must be quick.
+type DataObserver interface {
+	Observed(secret string, data map[string]any)
 }
 
 // Renderer turns a secret's data into file content (*render.Renderer).
@@ -120,7 +134,9 @@ type Syncer struct {
 	log     *zap.Logger
 	compile Compile
 	now     func() time.Time
-	reads   singleflight.Group
+	notify  ChangeNotifier
+	observe DataObserver
+	reads   *singleflight.Group
 }
 
 // SyncerOptions configure NewSyncer; nil fields get harmless defaults.
@@ -130,11 +146,17 @@ type SyncerOptions struct {
 	Tracer   trace.TracerProvider
 	Compile  Compile
 	Now      func() time.Time
+	// Notifier, optional, is told of content changes (run and exec, never
+	// once: it writes files before the application starts).
+	Notifier ChangeNotifier
+	// Observer, optional, sees every successful read's data.
+	Observer DataObserver
 }
 
 // NewSyncer returns a Syncer reading through fetch.
 func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
-	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log, compile: o.Compile, now: o.Now}
+	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log, compile: o.Compile, now: o.Now,
+		notify: o.Notifier, observe: o.Observer, reads: &singleflight.Group{}}
 	if s.rec == nil {
 		s.rec = nopRecorder{}
 	}
@@ -153,6 +175,15 @@ func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
 		s.now = time.Now
 	}
 	return s
+}
+
+// WithoutNotifier returns a Syncer that shares this one's reads and
+// outlets but tells no ChangeNotifier: exec mode's initial sync writes the
+// files the child starts from, so there is nobody to tell yet.
+func (s *Syncer) WithoutNotifier() *Syncer {
+	c := *s
+	c.notify = nil
+	return &c
 }
 
 // NewJob compiles a secret's output. The config loader has already parsed
@@ -176,7 +207,8 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	))
 	defer span.End()
 
-	version, written, checksum, serr := s.pipeline(ctx, j)
+	version, res, checksum, serr := s.pipeline(ctx, j)
+	written := res.Written
 	at := s.now()
 	if serr != nil {
 		span.SetAttributes(attribute.String("result", "error"), attribute.String("stage", serr.Stage))
@@ -205,6 +237,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 		s.rec.FileWritten(sec.Name)
 	}
 	s.status.Succeeded(sec.Name, at, version)
+	s.announce(ctx, sec, res)
 	j.mu.Lock()
 	recovered := j.state.Failures > 0
 	j.state.LastSuccess, j.state.Version, j.state.Checksum, j.state.Failures = at, version, checksum, 0
@@ -225,10 +258,31 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	return nil
 }
 
-func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, written bool, checksum [32]byte, serr *SyncError) {
+// announce tells the notifier of a destination whose content really
+// changed, or that was created for a secret with on_start. A write that
+// only repaired mode or owner, or found the file up to date, is no news.
+func (s *Syncer) announce(ctx context.Context, sec *config.Secret, res writeResult) {
+	onStart := sec.OnStart != nil && *sec.OnStart
+	if s.notify == nil || !(res.ContentChanged || (res.Created && onStart)) {
+		return
+	}
+	s.notify.Changed(notify.Change{
+		Secret: sec.Name, Destination: sec.Destination, Created: res.Created, Actions: sec.OnChange,
+		Link: trace.SpanContextFromContext(ctx), Redact: notify.Values(res.data),
+	})
+}
+
+// writeResult is what the write stage did, with the data it rendered (for
+// scrubbing the change actions' output; dropped once announced).
+type writeResult struct {
+	files.Result
+	data map[string]any
+}
+
+func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeResult, checksum [32]byte, serr *SyncError) {
 	sec := &j.Secret
-	fail := func(stage string, err error) (int, bool, [32]byte, *SyncError) {
-		return 0, false, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
+	fail := func(stage string, err error) (int, writeResult, [32]byte, *SyncError) {
+		return 0, writeResult{}, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
 	}
 
 	fctx, fspan := s.tracer.Start(ctx, "fetch")
@@ -243,6 +297,9 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, written boo
 		}
 		return fail(stage, err)
 	}
+	if s.observe != nil {
+		s.observe.Observed(sec.Name, secret.Data)
+	}
 
 	_, rspan := s.tracer.Start(ctx, "render")
 	content, err := j.renderer.Render(secret.Data)
@@ -252,16 +309,16 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, written boo
 	}
 
 	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", sec.Destination)))
-	res, err := files.Write(files.File{
+	wres, err := files.Write(files.File{
 		Path: sec.Destination, Content: content, Mode: sec.Mode.FileMode, DirMode: sec.DirMode.FileMode,
 		UID: sec.Owner, GID: sec.Group,
 	})
-	wspan.SetAttributes(attribute.Bool("file.written", res.Written))
+	wspan.SetAttributes(attribute.Bool("file.written", wres.Written), attribute.Bool("file.content_changed", wres.ContentChanged))
 	endSpan(wspan, err)
 	if err != nil {
 		return fail(StageWrite, err)
 	}
-	return secret.Version, res.Written, sha256.Sum256(content), nil
+	return secret.Version, writeResult{Result: wres, data: secret.Data}, sha256.Sum256(content), nil
 }
 
 // read shares one Vault read among secrets asking for the same thing at

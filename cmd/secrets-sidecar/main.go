@@ -12,6 +12,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
@@ -59,8 +60,13 @@ func runOptions(g globals, env config.Env) []fx.Option {
 		metrics.Module,
 		status.Module,
 		httpserver.Module,
+		notify.Module,
 		jobs.DaemonModule,
 		fx.Provide(
+			func(m *metrics.Metrics) notify.Recorder { return m },
+			func(t *status.Tracker) notify.StatusSink { return t },
+			func(n *notify.Notifier) jobs.ChangeNotifier { return n },
+			func(n *notify.Notifier) jobs.NotifySettings { return n },
 			func(m *metrics.Metrics) breaker.StateObserver { return m },
 			func(m *metrics.Metrics) vault.TokenObserver { return m },
 			func(m *metrics.Metrics) status.ReadyObserver { return m },

@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
 )
 
 const (
@@ -46,7 +48,7 @@ func (a *execAction) run(ctx context.Context, n *Notifier, in input) ([]zap.Fiel
 	stdout, stderr := newCapture(outputLimit+scrub.longest()), newCapture(outputLimit+scrub.longest())
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 
-	err := cmd.Run()
+	err := supervisor.RunCommand(cmd) // owned: a PID 1 reaper leaves its status to us
 	var fields []zap.Field
 	if s := stdout.text(scrub, outputLimit); s != "" {
 		fields = append(fields, zap.String("stdout", s))
@@ -69,13 +71,6 @@ func (a *execAction) run(ctx context.Context, n *Notifier, in input) ([]zap.Fiel
 	return fields, nil
 }
 
-// Variables of the Vault (and OpenBao) client that hold no credential and
-// stay in an exec action's environment; every other VAULT_* and BAO_* goes.
-var keptVaultVars = map[string]bool{
-	"ADDR": true, "NAMESPACE": true, "CACERT": true, "CAPATH": true,
-	"TLS_SERVER_NAME": true, "SKIP_VERIFY": true, "CLIENT_TIMEOUT": true,
-}
-
 // Names of the variables an exec action receives.
 const (
 	EnvChanged      = "SIDECAR_CHANGED"
@@ -86,60 +81,12 @@ const (
 // SIDECAR_CHANGED_FILES. creds are the values it dropped (to scrub them
 // from the output).
 func childEnv(environ, secrets, files []string) (env, creds []string) {
-	for _, kv := range environ {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == EnvChanged || k == EnvChangedFiles {
-			continue
+	env, creds = supervisor.SplitCredentials(environ)
+	out := env[:0]
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != EnvChanged && k != EnvChangedFiles {
+			out = append(out, kv)
 		}
-		switch {
-		case strings.HasPrefix(k, "VAULT_") || strings.HasPrefix(k, "BAO_"):
-			_, suffix, _ := strings.Cut(k, "_")
-			if !keptVaultVars[suffix] {
-				creds = append(creds, v)
-				continue
-			}
-			if suffix == "ADDR" {
-				var user []string
-				v, user = stripUserinfo(v)
-				creds = append(creds, user...)
-			}
-		case strings.HasPrefix(k, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(k, "HEADERS"):
-			creds = append(creds, v)
-			for _, h := range strings.Split(v, ",") {
-				if _, hv, ok := strings.Cut(h, "="); ok {
-					creds = append(creds, strings.TrimSpace(hv))
-				}
-			}
-			continue
-		case strings.HasPrefix(k, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(k, "ENDPOINT"):
-			var user []string
-			v, user = stripUserinfo(v)
-			creds = append(creds, user...)
-		}
-		env = append(env, k+"="+v)
 	}
-	env = append(env, EnvChanged+"="+strings.Join(secrets, ","), EnvChangedFiles+"="+strings.Join(files, ","))
-	return env, creds
-}
-
-// stripUserinfo removes "user:password@" from a URL and returns it, and
-// the password alone, separately.
-func stripUserinfo(v string) (stripped string, userinfo []string) {
-	scheme, rest, ok := strings.Cut(v, "://")
-	if !ok {
-		return v, nil
-	}
-	hostEnd := strings.IndexAny(rest, "/?#")
-	if hostEnd < 0 {
-		hostEnd = len(rest)
-	}
-	at := strings.LastIndex(rest[:hostEnd], "@")
-	if at < 0 {
-		return v, nil
-	}
-	userinfo = append(userinfo, rest[:at])
-	if _, password, ok := strings.Cut(rest[:at], ":"); ok {
-		userinfo = append(userinfo, password)
-	}
-	return scheme + "://" + rest[at+1:], userinfo
+	return append(out, EnvChanged+"="+strings.Join(secrets, ","), EnvChangedFiles+"="+strings.Join(files, ",")), creds
 }

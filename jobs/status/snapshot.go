@@ -90,13 +90,13 @@ type snapshotJSON struct {
 }
 
 type secretJSON struct {
-	Name            string    `json:"name"`
-	VaultPath       string    `json:"vault_path"`
-	RefreshInterval duration  `json:"refresh_interval"`
-	Ready           bool      `json:"ready"`
-	LastSuccess     time.Time `json:"last_success,omitzero"`
-	LastError       string    `json:"last_error,omitempty"`
-	LastErrorAt     time.Time `json:"last_error_at,omitzero"`
+	Name            string       `json:"name"`
+	VaultPath       string       `json:"vault_path"`
+	RefreshInterval duration     `json:"refresh_interval"`
+	Ready           bool         `json:"ready"`
+	LastSuccess     time.Time    `json:"last_success,omitzero"`
+	LastError       string       `json:"last_error,omitempty"`
+	LastErrorAt     time.Time    `json:"last_error_at,omitzero"`
 	Version         int          `json:"version,omitzero"`
 	LastAction      *ActionState `json:"last_action,omitempty"`
 }

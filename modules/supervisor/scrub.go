@@ -5,70 +5,101 @@ import (
 	"strings"
 )
 
-// keptVault are the VAULT_* variables a command started by the sidecar may
-// keep: where Vault is and how to trust it, nothing that authenticates.
+// keptVault are the VAULT_* (and OpenBao's BAO_*) variables a command
+// started by the sidecar may keep, named without the prefix: where Vault is
+// and how to trust it, nothing that authenticates.
 var keptVault = map[string]bool{
-	"VAULT_ADDR":            true,
-	"VAULT_NAMESPACE":       true,
-	"VAULT_CACERT":          true,
-	"VAULT_CAPATH":          true,
-	"VAULT_TLS_SERVER_NAME": true,
-	"VAULT_SKIP_VERIFY":     true,
-	"VAULT_CLIENT_TIMEOUT":  true,
-}
-
-// droppedOther are credentials the sidecar reads that are not VAULT_*.
-var droppedOther = map[string]bool{
-	"OTEL_EXPORTER_OTLP_HEADERS":        true,
-	"OTEL_EXPORTER_OTLP_TRACES_HEADERS": true,
+	"ADDR":            true,
+	"NAMESPACE":       true,
+	"CACERT":          true,
+	"CAPATH":          true,
+	"TLS_SERVER_NAME": true,
+	"SKIP_VERIFY":     true,
+	"CLIENT_TIMEOUT":  true,
 }
 
 // ScrubCredentials is environ ("NAME=value" entries, as os.Environ) without
-// the sidecar's own credentials, for a process the sidecar starts: every
-// VAULT_* variable except VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT,
-// VAULT_CAPATH, VAULT_TLS_SERVER_NAME, VAULT_SKIP_VERIFY and
-// VAULT_CLIENT_TIMEOUT goes (VAULT_TOKEN, VAULT_ROLE_ID, VAULT_SECRET_ID,
-// VAULT_CLIENT_KEY...), and so do OTEL_EXPORTER_OTLP_HEADERS and
-// OTEL_EXPORTER_OTLP_TRACES_HEADERS. VAULT_ADDR loses any user:password@; a
-// VAULT_ADDR with an "@" that does not parse as a URL goes altogether. Entries without "="
-// are dropped; the order of the others is kept. environ is not modified.
+// the sidecar's own credentials, for a process the sidecar starts (see
+// SplitCredentials). environ is not modified.
 func ScrubCredentials(environ []string) []string {
-	out := make([]string, 0, len(environ))
-	for _, kv := range environ {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok || name == "" || droppedOther[name] {
-			continue
-		}
-		if strings.HasPrefix(name, "VAULT_") {
-			if !keptVault[name] {
-				continue
-			}
-			if name == "VAULT_ADDR" {
-				if value, ok = withoutUserinfo(value); !ok {
-					continue
-				}
-				kv = name + "=" + value
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
+	kept, _ := SplitCredentials(environ)
+	return kept
 }
 
-// withoutUserinfo is addr without user:password@, and false when addr holds
-// an "@" that cannot be told apart from a password: it does not parse, or
-// parses as an opaque URL ("user:pw@host:8200" reads as scheme "user").
-func withoutUserinfo(addr string) (string, bool) {
+// SplitCredentials splits environ into what a process the sidecar starts
+// may see and the credential values it must not (returned so that output
+// can be scrubbed of them): every VAULT_* and BAO_* variable goes except
+// ADDR, NAMESPACE, CACERT, CAPATH, TLS_SERVER_NAME, SKIP_VERIFY and
+// CLIENT_TIMEOUT (so VAULT_TOKEN, VAULT_ROLE_ID, VAULT_SECRET_ID,
+// VAULT_CLIENT_KEY... go); OTEL_EXPORTER_OTLP_HEADERS and
+// OTEL_EXPORTER_OTLP_TRACES_HEADERS go; VAULT_ADDR and the OTLP endpoints
+// lose any user:password@, and a VAULT_ADDR with an "@" that does not parse
+// as a URL goes altogether. Entries without "=" are dropped; the order of
+// the others is kept.
+func SplitCredentials(environ []string) (kept, dropped []string) {
+	kept = make([]string, 0, len(environ))
+	for _, kv := range environ {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			continue
+		}
+		prefix, suffix, _ := strings.Cut(name, "_")
+		switch {
+		case prefix == "VAULT" || prefix == "BAO":
+			if !keptVault[suffix] {
+				dropped = append(dropped, value)
+				continue
+			}
+			if suffix == "ADDR" {
+				addr, userinfo, ok := withoutUserinfo(value)
+				dropped = append(dropped, userinfo...)
+				if !ok {
+					dropped = append(dropped, value)
+					continue
+				}
+				kv = name + "=" + addr
+			}
+		case strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "HEADERS"):
+			dropped = append(dropped, value)
+			for _, h := range strings.Split(value, ",") {
+				if _, hv, ok := strings.Cut(h, "="); ok {
+					dropped = append(dropped, strings.TrimSpace(hv))
+				}
+			}
+			continue
+		case strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "ENDPOINT"):
+			addr, userinfo, ok := withoutUserinfo(value)
+			dropped = append(dropped, userinfo...)
+			if !ok {
+				dropped = append(dropped, value)
+				continue
+			}
+			kv = name + "=" + addr
+		}
+		kept = append(kept, kv)
+	}
+	return kept, dropped
+}
+
+// withoutUserinfo is addr without user:password@ and the parts it removed
+// (the whole userinfo and the password), and false when addr holds an "@"
+// that cannot be told apart from a password: it does not parse, or parses
+// as an opaque URL ("user:pw@host:8200" reads as scheme "user").
+func withoutUserinfo(addr string) (string, []string, bool) {
 	if !strings.Contains(addr, "@") {
-		return addr, true
+		return addr, nil, true
 	}
 	u, err := url.Parse(addr)
 	if err != nil || u.Opaque != "" {
-		return "", false
+		return "", nil, false
 	}
 	if u.User == nil {
-		return addr, true // an @ in the path or query
+		return addr, nil, true // an @ in the path or query
+	}
+	removed := []string{u.User.String()}
+	if pw, ok := u.User.Password(); ok {
+		removed = append(removed, pw)
 	}
 	u.User = nil
-	return u.String(), true
+	return u.String(), removed, true
 }
