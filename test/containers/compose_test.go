@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -231,6 +232,14 @@ func TestComposeSidecar(t *testing.T) {
 	order(t, evs, "secrets-sidecar", "vault-seed", "die")
 	order(t, evs, "app", "secrets-sidecar", "health_status: healthy")
 	appReads(t, app)
+	resp, err := http.Get("http://127.0.0.1:" + p.sidecarPort + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the sidecar's GET /ready on the host network: %s", resp.Status)
+	}
 
 	// A change in Vault: the sidecar rewrites the file within its refresh
 	// interval (2s) and the app sees it within its poll (5s).
@@ -249,6 +258,8 @@ func TestComposeSidecar(t *testing.T) {
 	if s := inspect(t, sidecar); s.State.ExitCode != 0 {
 		t.Errorf("secrets-sidecar after docker stop: exit code %d, want 0", s.State.ExitCode)
 	}
+	r := dockerTry(t, "logs", sidecar)
+	noSecrets(t, "the sidecar's logs", r.stdout+r.stderr, []string{seededPassword, seededAPIKey, rotated})
 	t.Logf("docker stop -t 20 secrets-sidecar: %s, exit code 0", time.Since(start).Round(time.Millisecond))
 	stopApp(t, app)
 }
