@@ -38,6 +38,11 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # the /secrets mount point.
 RUN sh deployments/docker/rootfs.sh /image
 
+# The final stage. deployments/docker/Dockerfile.prebuilt has the same stage,
+# word for word, for a binary built outside Docker (`make build`; `make
+# test-containers` builds and runs it under a real engine): it differs only
+# in copying image/ from its build context instead of /image/ from the build
+# stage. Change both together: test/containers (in `make test`) compares them.
 FROM scratch
 
 ARG VERSION=dev
@@ -59,7 +64,8 @@ CMD ["run"]
 
 # No shell, no curl: the binary reads the daemon's status file itself (exit 0
 # ready and fresh, 1 otherwise). During the start period it is checked every
-# second, so `depends_on: condition: service_healthy` releases the app as soon
-# as every secret is written. `once` (init) containers exit before it matters.
+# second (Docker 25 and later; older engines check every 10s), so
+# `depends_on: condition: service_healthy` releases the app as soon as every
+# secret is written. `once` (init) containers exit before it matters.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --start-interval=1s --retries=3 \
     CMD ["/secrets-sidecar", "isready"]

@@ -67,6 +67,12 @@ image-test: ## the image's files (from the Dockerfile) in a chroot as uid 65534:
 check-deployments: ## docker-compose config, shellcheck, actionlint, Kubernetes manifests, configs (installs its tools)
 	ACTIONLINT_VERSION=$(ACTIONLINT_VERSION) TOOLS=$(TOOLS) scripts/check-deployments.sh
 
+# --- a real container engine ---
+
+.PHONY: test-containers
+test-containers: build ## the image (from bin/) and the Compose test variant under a real Docker engine; installs docker.io, docker-compose, busybox-static and starts dockerd when missing
+	SIDECAR_BIN=$(CURDIR)/$(BIN) SIDECAR_VERSION=$(VERSION) SIDECAR_COMMIT=$(COMMIT) GO=$(GO) scripts/test-containers.sh
+
 # --- benchmarks, fault injection, fuzzing, soak (issue 8) ---
 
 # consul-template for `make bench`: the newest release, still MPL-2.0
