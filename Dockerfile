@@ -42,7 +42,7 @@ RUN sh deployments/docker/rootfs.sh /image
 # word for word, for a binary built outside Docker (`make build`; `make
 # test-containers` builds and runs it under a real engine): it differs only
 # in copying image/ from its build context instead of /image/ from the build
-# stage. Change both together: test/containers (in `make test`) compares them.
+# stage. Change both together: scripts/containers (in `make test`) compares them.
 FROM scratch
 
 ARG VERSION=dev

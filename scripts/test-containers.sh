@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test-containers.sh runs test/containers (go test -tags containers) against
+# test-containers.sh runs scripts/containers (go test -tags containers) against
 # a real container engine: the image built from the prebuilt binary, and the
 # Compose test variant in examples/compose/test. `make test-containers`
 # calls it after `make build`.
@@ -191,4 +191,4 @@ note "engine $(docker version --format '{{.Server.Version}}'), $(docker-compose 
 # shellcheck disable=SC2086 # CONTAINERS_TEST_FLAGS is a list of flags
 SIDECAR_DEVVAULT_BIN=$devvault SIDECAR_BIN=$SIDECAR_BIN SIDECAR_BUSYBOX=$busybox \
 	SIDECAR_VERSION=$SIDECAR_VERSION SIDECAR_COMMIT=$SIDECAR_COMMIT \
-	"$go" test -tags containers -count=1 -timeout 15m -v ${CONTAINERS_TEST_FLAGS:-} ./test/containers
+	"$go" test -tags containers -count=1 -timeout 15m -v ${CONTAINERS_TEST_FLAGS:-} ./scripts/containers
