@@ -43,6 +43,7 @@ type Reloader struct {
 	rec      ReloadRecorder
 	log      *zap.Logger
 	watch    bool
+	sighup   bool
 	debounce time.Duration
 
 	mu       sync.Mutex // serialises reloads
@@ -60,13 +61,16 @@ type ReloaderOptions struct {
 	Watch    bool          // SIDECAR_WATCH_CONFIG
 	Debounce time.Duration // 0: DefaultDebounce
 	Recorder ReloadRecorder
+	// NoSIGHUP leaves SIGHUP alone (exec mode forwards it to the child);
+	// reloads then follow the file watcher only.
+	NoSIGHUP bool
 }
 
 // NewReloader reloads cfg's file with loader and hands valid configs to apply.
 func NewReloader(cfg *config.Config, loader *config.Loader, apply Applier, log *zap.Logger, o ReloaderOptions) *Reloader {
 	r := &Reloader{
 		path: cfg.File, loader: loader, apply: apply, rec: o.Recorder, log: log,
-		watch: o.Watch, debounce: o.Debounce, watching: map[string]bool{},
+		watch: o.Watch, sighup: !o.NoSIGHUP, debounce: o.Debounce, watching: map[string]bool{},
 	}
 	if r.debounce <= 0 {
 		r.debounce = DefaultDebounce
@@ -84,7 +88,9 @@ func (r *Reloader) Start(context.Context) error {
 	r.cancel = cancel
 	r.done = make(chan struct{})
 	r.signals = make(chan os.Signal, 1)
-	signal.Notify(r.signals, syscall.SIGHUP)
+	if r.sighup {
+		signal.Notify(r.signals, syscall.SIGHUP)
+	}
 
 	var events chan fsnotify.Event
 	var errs chan error
@@ -102,7 +108,7 @@ func (r *Reloader) Start(context.Context) error {
 		r.mu.Unlock()
 	}
 	go r.loop(ctx, events, errs)
-	r.log.Info("config reload armed", zap.String("config", r.path), zap.Bool("watch", r.watch), zap.Bool("sighup", true))
+	r.log.Info("config reload armed", zap.String("config", r.path), zap.Bool("watch", r.watch), zap.Bool("sighup", r.sighup))
 	return nil
 }
 

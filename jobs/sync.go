@@ -263,7 +263,8 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 // only repaired mode or owner, or found the file up to date, is no news.
 func (s *Syncer) announce(ctx context.Context, sec *config.Secret, res writeResult) {
 	onStart := sec.OnStart != nil && *sec.OnStart
-	if s.notify == nil || !(res.ContentChanged || (res.Created && onStart)) {
+	news := res.ContentChanged || (res.Created && onStart)
+	if s.notify == nil || !news {
 		return
 	}
 	s.notify.Changed(notify.Change{

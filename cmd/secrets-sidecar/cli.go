@@ -27,6 +27,8 @@ Usage:
 Commands:
   run        sync every secret on its own interval until SIGTERM/SIGINT (default)
   once       sync every secret once and exit: 0 only if every file was written
+  exec       sync once, run a command with the secrets, keep syncing; restart or
+             signal it on changes; exit with its code (exec [flags] -- CMD ARGS)
   isready    exit 0 if the daemon's status file says ready and is fresh, else 1
   validate   check config files and templates offline: 0 good, 2 invalid
   version    print version, commit and Go version
@@ -77,6 +79,7 @@ func commands() []command {
 				}
 			},
 		},
+		execCommand(),
 		{
 			name: "isready", summary: "exit 0 if the daemon's status file says ready and is fresh (Docker HEALTHCHECK)",
 			flags: func(fs *flag.FlagSet) func([]string, globals) int {
@@ -155,7 +158,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return exitUsage
 		}
-		if fs.NArg() > 0 && c.name != "validate" {
+		if fs.NArg() > 0 && c.name != "validate" && c.name != "exec" {
 			fmt.Fprintf(stderr, "%s: unexpected argument %q\n", c.name, fs.Arg(0))
 			return exitUsage
 		}

@@ -54,14 +54,26 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 }
 
 // runOptions composes the daemon: scheduled sync jobs with hot reload,
-// readiness (status file, /ready), metrics and the HTTP server.
+// readiness (status file, /ready), metrics, change actions and the HTTP
+// server.
 func runOptions(g globals, env config.Env) []fx.Option {
+	return append(syncingOptions(g, env), jobs.DaemonModule)
+}
+
+// execOptions composes the process-supervisor mode: the daemon's parts,
+// run by exec mode around the command it supervises.
+func execOptions(g globals, env config.Env, settings jobs.ExecSettings) []fx.Option {
+	return append(syncingOptions(g, env), fx.Supply(settings), jobs.ExecModule)
+}
+
+// syncingOptions are what keeps files in sync after start-up: metrics,
+// readiness, the HTTP server and change actions, bound to the jobs.
+func syncingOptions(g globals, env config.Env) []fx.Option {
 	return append(baseOptions(g, env),
 		metrics.Module,
 		status.Module,
 		httpserver.Module,
 		notify.Module,
-		jobs.DaemonModule,
 		fx.Provide(
 			func(m *metrics.Metrics) notify.Recorder { return m },
 			func(t *status.Tracker) notify.StatusSink { return t },

@@ -161,3 +161,16 @@ func TestRunBadConfigExitsTwo(t *testing.T) {
 		t.Fatalf("bad env: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestExecGraph verifies the process-supervisor composition the same way.
+func TestExecGraph(t *testing.T) {
+	env, err := config.ParseEnv(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := globals{configPath: "../../examples/basic/config.yaml"}
+	s := jobs.ExecSettings{Timeout: time.Second, Workers: 1, Argv: []string{"true"}, OnChange: jobs.OnChangeSignal, Exit: make(chan int, 1)}
+	if err := fx.ValidateApp(execOptions(g, env, s)...); err != nil {
+		t.Fatalf("exec graph: %v", err)
+	}
+}

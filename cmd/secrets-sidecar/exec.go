@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+	"golang.org/x/sys/unix"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
+)
+
+const execUsage = "[flags] -- CMD [ARGS...]"
+
+// execCommand is the process-supervisor mode's command line.
+func execCommand() command {
+	return command{
+		name:    "exec",
+		summary: "sync every secret once, run CMD with them, keep syncing, and restart or signal CMD when they change; exit with CMD's code",
+		usage:   execUsage,
+		flags: func(fs *flag.FlagSet) func([]string, globals) int {
+			cfg := configFlag(fs)
+			timeout := fs.Duration("timeout", 2*time.Minute, "give up on the initial sync after this long (as once)")
+			workers := fs.Int("concurrency", 8, "secrets synced at the same time in the initial sync")
+			var envSecrets []string
+			fs.Func("env", "a secret whose fields become CMD's environment variables (repeatable); a change restarts CMD", func(v string) error {
+				envSecrets = append(envSecrets, v)
+				return nil
+			})
+			onChange := fs.String("on-change", jobs.OnChangeSignal, "what a changed secret file does to CMD: signal, restart or none")
+			sig := fs.String("signal", "SIGHUP", "the signal --on-change signal sends")
+			stopSig := fs.String("stop-signal", "SIGTERM", "the signal that stops CMD for a restart")
+			stopTimeout := fs.Duration("stop-timeout", supervisor.DefaultStopTimeout, "how long a restart waits after --stop-signal before SIGKILL")
+			return func(argv []string, g globals) int {
+				s := jobs.ExecSettings{
+					Timeout: *timeout, Workers: *workers, Argv: argv, EnvSecrets: envSecrets,
+					OnChange: *onChange, StopTimeout: *stopTimeout,
+				}
+				var problems []string
+				if len(argv) == 0 {
+					problems = append(problems, "no command: secrets-sidecar exec "+execUsage)
+				}
+				if *timeout <= 0 || *workers <= 0 || *stopTimeout <= 0 {
+					problems = append(problems, "--timeout, --concurrency and --stop-timeout must be positive")
+				}
+				switch *onChange {
+				case jobs.OnChangeSignal, jobs.OnChangeRestart, jobs.OnChangeNone:
+				default:
+					problems = append(problems, fmt.Sprintf("--on-change %q: want signal, restart or none", *onChange))
+				}
+				var err error
+				if s.Signal, err = parseSignal("--signal", *sig); err != nil {
+					problems = append(problems, err.Error())
+				}
+				if s.StopSignal, err = parseSignal("--stop-signal", *stopSig); err != nil {
+					problems = append(problems, err.Error())
+				}
+				if len(problems) > 0 {
+					fmt.Fprintln(g.stderr, "exec: "+strings.Join(problems, "\nexec: "))
+					return exitUsage
+				}
+				return cmdExec(g.withConfig(*cfg), s)
+			}
+		},
+	}
+}
+
+// parseSignal reads SIGHUP or HUP.
+func parseSignal(flagName, name string) (syscall.Signal, error) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	if s := unix.SignalNum(n); s != 0 {
+		return s, nil
+	}
+	return 0, fmt.Errorf("%s %q: not a signal name (e.g. SIGHUP, HUP, SIGUSR1, SIGTERM)", flagName, name)
+}
+
+// cmdExec runs the process-supervisor mode and returns the command's exit
+// code (1 when the initial sync failed, 2 for a bad config, 126/127 when
+// the command cannot be run).
+func cmdExec(g globals, s jobs.ExecSettings) int {
+	env, code := loadEnv(g)
+	if code != exitOK {
+		return code
+	}
+	// The application usually owns the container's ports: the HTTP server
+	// runs only when SIDECAR_HTTP_ADDR asks for it.
+	if _, set := os.LookupEnv("SIDECAR_HTTP_ADDR"); !set {
+		env.HTTPAddr = ""
+	}
+	exit := make(chan int, 1)
+	s.Exit = exit
+	return runExecApp(fx.New(execOptions(g, env, s)...), exit, g.stderr)
+}
+
+// runExecApp starts the app and waits for exec mode's exit code; SIGTERM
+// and SIGINT are exec mode's to handle (they go to the command), never
+// fx's.
+func runExecApp(app *fx.App, exit <-chan int, stderr io.Writer) int {
+	if err := app.Err(); err != nil {
+		return startupFailed(stderr, err)
+	}
+	// A signal during start-up (Vault slow to answer the connection check)
+	// ends the run before the command starts, as in once.
+	early := make(chan os.Signal, 1)
+	signal.Notify(early, syscall.SIGTERM, syscall.SIGINT)
+	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancel()
+	err := app.Start(startCtx)
+	signal.Stop(early)
+	if err != nil {
+		return startupFailed(stderr, err)
+	}
+	code := jobs.ExecSyncFailed
+	select {
+	case <-early:
+	case code = <-exit:
+	}
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout())
+	defer cancelStop()
+	if err := app.Stop(stopCtx); err != nil && code == exitOK {
+		return exitFailure
+	}
+	return code
+}

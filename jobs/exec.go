@@ -1,0 +1,275 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
+)
+
+// Exit codes of exec mode besides the child's own: the initial sync did
+// not write every file (as `once`), or the command could not be run
+// (126, 127: as a shell says it).
+const (
+	ExecSyncFailed  = 1
+	ExecCannotRun   = 126
+	ExecNotFound    = 127
+	ExecRestartLost = 1
+)
+
+// ExecSettings are the exec command's flags.
+type ExecSettings struct {
+	Timeout     time.Duration // the initial sync's, as once --timeout
+	Workers     int
+	Argv        []string
+	EnvSecrets  []string // --env: secrets whose fields are the child's environment
+	OnChange    string   // OnChangeSignal, OnChangeRestart or OnChangeNone
+	Signal      syscall.Signal
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	// Exit receives exec mode's exit code, once (buffer it).
+	Exit chan<- int
+}
+
+// Exec is the process-supervisor mode: it syncs every secret once (once's
+// semantics), starts the command with the --env secrets in its
+// environment, keeps syncing like the daemon, restarts or signals the
+// command when secrets change, forwards the sidecar's signals to it, and
+// ends with the command's exit code.
+type Exec struct {
+	settings ExecSettings
+	cfg      *config.Config
+	once     *Once
+	daemon   *Daemon
+	reloader *Reloader
+	status   StatusSink
+	env      *childEnv
+	hook     *childHook
+	log      *zap.Logger
+	exit     *execExit
+	notifier ChangeNotifier
+
+	quit    chan struct{} // closed by Stop
+	done    chan struct{} // closed when main returned
+	mu      sync.Mutex
+	sup     *supervisor.Supervisor
+	started bool // the daemon and the reloader run
+}
+
+// Start runs exec mode in the background; it never blocks. From here on
+// SIGTERM and SIGINT end the initial sync (as in once) until the command
+// runs; then they are the command's.
+func (x *Exec) Start(context.Context) error {
+	early := make(chan os.Signal, 1)
+	signal.Notify(early, syscall.SIGTERM, syscall.SIGINT)
+	go x.main(early)
+	return nil
+}
+
+// Stop ends exec mode: the initial sync is cancelled, a child still
+// running is stopped (stop signal, then SIGKILL), then the jobs stop.
+func (x *Exec) Stop(ctx context.Context) error {
+	close(x.quit)
+	select {
+	case <-x.done:
+	case <-ctx.Done():
+		return fmt.Errorf("exec: stop: %w", ctx.Err())
+	}
+	x.mu.Lock()
+	sup, started := x.sup, x.started
+	x.mu.Unlock()
+	var errs []error
+	if sup != nil {
+		errs = append(errs, sup.Stop(ctx))
+	}
+	if started {
+		errs = append(errs, x.reloader.Stop(ctx), x.daemon.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// main is exec mode from the first sync to the child's exit.
+func (x *Exec) main(early chan os.Signal) {
+	defer close(x.done)
+	defer signal.Stop(early)
+	reaper := supervisor.StartReaper(x.log)
+	defer reaper.Stop()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watching, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-early:
+			cancel()
+		case <-x.quit:
+			cancel()
+		case <-watching:
+		}
+	}()
+
+	x.status.Configure(secretInfos(x.cfg))
+	failed := x.once.Run(ctx)
+	close(watching)
+	<-watched
+	if len(failed) > 0 || ctx.Err() != nil {
+		x.exit.exit(ExecSyncFailed)
+		return
+	}
+	env, err := x.env.environ()
+	if err != nil {
+		x.log.Error("the command's environment cannot be built", zap.Error(err))
+		x.exit.exit(ExecSyncFailed)
+		return
+	}
+	sup, err := supervisor.New(supervisor.Options{
+		Argv: x.settings.Argv, Env: env, StopSignal: x.settings.StopSignal, StopTimeout: x.settings.StopTimeout,
+		Log: x.log.Named("child"),
+	})
+	if err != nil {
+		x.log.Error("the command cannot be run", zap.Error(err))
+		x.exit.exit(ExecNotFound)
+		return
+	}
+	stopForwarding := supervisor.ForwardSignals(sup)
+	defer stopForwarding()
+	if err := sup.Start(); err != nil {
+		x.log.Error("the command cannot be run", zap.Error(err))
+		x.exit.exit(ExecCannotRun)
+		return
+	}
+	x.mu.Lock()
+	x.sup = sup
+	x.mu.Unlock()
+	// A signal that came between the forwarding and the start went
+	// nowhere: give it to the child now.
+	signal.Stop(early)
+	select {
+	case sig := <-early:
+		if s, ok := sig.(syscall.Signal); ok {
+			_ = sup.Signal(s)
+		}
+	default:
+	}
+	x.hook.attach(sup, env)
+	x.env.arm(x.notifier)
+	x.log.Info("command started", zap.String("command", x.settings.Argv[0]), zap.Int("pid", sup.PID()),
+		zap.Strings("env_secrets", x.settings.EnvSecrets), zap.String("on_change", x.settings.OnChange))
+	if err := x.daemon.Start(ctx); err != nil {
+		x.log.Error("sync could not start; stopping the command", zap.Error(err))
+		x.exit.exit(ExecSyncFailed)
+		return
+	}
+	x.mu.Lock()
+	x.started = true
+	x.mu.Unlock()
+	if err := x.reloader.Start(ctx); err != nil {
+		x.log.Warn("config reload not armed", zap.Error(err))
+	}
+	select {
+	case <-sup.Exited():
+		code := sup.ExitCode()
+		x.log.Info("command exited; stopping", zap.Int("exit_code", code))
+		x.exit.exit(code)
+	case <-x.quit:
+	}
+}
+
+// ExecModule runs exec mode: it needs what DaemonModule needs plus
+// ExecSettings and a ChangeNotifier with its hooks group ("notify_hooks"),
+// to which it adds the supervisor's hook. Exec starts the daemon and the
+// config reloader itself once the command runs.
+var ExecModule = fx.Module("exec",
+	fx.Provide(
+		newSyncer, newExecDaemon, newExecReloader, newExec, newExecExit, newChildEnvFx, newChildHook,
+		func(e *childEnv) DataObserver { return e },
+		fx.Annotate(func(h *childHook) notify.Hook { return h }, fx.ResultTags(`group:"notify_hooks"`)),
+	),
+	fx.Invoke(func(lc fx.Lifecycle, x *Exec) { lc.Append(fx.StartStopHook(x.Start, x.Stop)) }),
+)
+
+// execExit delivers exec mode's exit code once, whoever decides it first
+// (the child's exit, a failed start, a restart that lost the child).
+type execExit struct {
+	once sync.Once
+	ch   chan<- int
+}
+
+func newExecExit(s ExecSettings) *execExit { return &execExit{ch: s.Exit} }
+
+func (e *execExit) exit(code int) { e.once.Do(func() { e.ch <- code }) }
+
+func newChildEnvFx(s ExecSettings) *childEnv {
+	return newChildEnv(supervisor.ScrubCredentials(os.Environ()), s.EnvSecrets)
+}
+
+func newChildHook(s ExecSettings, env *childEnv, exit *execExit, log *zap.Logger) *childHook {
+	log = log.Named("exec")
+	return &childHook{env: env, mode: s.OnChange, signal: s.Signal, log: log, fatal: func(err error) {
+		log.Error("the command could not be restarted; stopping", zap.Error(err))
+		exit.exit(ExecRestartLost)
+	}}
+}
+
+// newExecDaemon is the daemon of exec mode: its jobs first run one refresh
+// interval after the initial sync, which has just read everything.
+func newExecDaemon(p DaemonParams) (*Daemon, error) {
+	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
+		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
+		Notify: p.Notify, DelayFirstRun: true,
+	})
+}
+
+func newExecReloader(p ReloaderParams) *Reloader {
+	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
+		Watch: p.Env.WatchConfig, Recorder: p.Recorder, NoSIGHUP: true,
+	})
+}
+
+// ExecParams are Exec's dependencies in fx.
+type ExecParams struct {
+	fx.In
+
+	Config   *config.Config
+	Settings ExecSettings
+	Syncer   *Syncer
+	Daemon   *Daemon
+	Reloader *Reloader
+	Env      *childEnv
+	Hook     *childHook
+	Exit     *execExit
+	Log      *zap.Logger
+	Notifier ChangeNotifier
+	Status   StatusSink `optional:"true"`
+}
+
+func newExec(p ExecParams) (*Exec, error) {
+	for _, name := range p.Settings.EnvSecrets {
+		if _, ok := p.Config.Secret(name); !ok {
+			return nil, config.Problems{{File: p.Config.File, Msg: fmt.Sprintf("exec --env %s: no secret of that name in the config", name)}}
+		}
+	}
+	status := p.Status
+	if status == nil {
+		status = nopStatus{}
+	}
+	log := p.Log.Named("exec")
+	return &Exec{
+		settings: p.Settings, cfg: p.Config, daemon: p.Daemon, reloader: p.Reloader, status: status,
+		env: p.Env, hook: p.Hook, exit: p.Exit, log: log, notifier: p.Notifier,
+		once: NewOnce(p.Config, p.Syncer.WithoutNotifier(), log, p.Settings.Timeout, p.Settings.Workers),
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}, nil
+}
