@@ -1,0 +1,442 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
+)
+
+var (
+	sigappOnce sync.Once
+	sigappPath string
+	sigappErr  error
+)
+
+// sigapp builds testdata/sigapp once and returns a copy of it named name
+// in dir, so that tests can find it by process name.
+func sigapp(t *testing.T, dir, name string) string {
+	t.Helper()
+	sigappOnce.Do(func() {
+		d, err := os.MkdirTemp("", "sigapp-*")
+		if err != nil {
+			sigappErr = err
+			return
+		}
+		sigappPath = filepath.Join(d, "sigapp")
+		out, err := exec.CommandContext(context.Background(), "go", "build", "-o", sigappPath, "./testdata/sigapp").CombinedOutput()
+		if err != nil {
+			sigappErr = fmt.Errorf("go build sigapp: %w\n%s", err, out)
+		}
+	})
+	if sigappErr != nil {
+		t.Fatal(sigappErr)
+	}
+	raw, err := os.ReadFile(sigappPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// appLog reads the lines a sigapp recorded.
+func appLog(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Fields(strings.ReplaceAll(string(raw), "\n", " \n"))
+}
+
+// count is how many lines of the app's log are exactly s.
+func count(lines []string, s string) int {
+	n := 0
+	for _, l := range lines {
+		if l == s {
+			n++
+		}
+	}
+	return n
+}
+
+// startApp runs a sigapp named name beside the sidecar; it is killed when
+// the test ends.
+func startApp(t *testing.T, dir, name string, env ...string) (logPath string) {
+	t.Helper()
+	logPath = filepath.Join(dir, name+".log")
+	cmd := exec.CommandContext(context.Background(), sigapp(t, dir, name))
+	cmd.Env = append([]string{"SIGAPP_LOG=" + logPath}, env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, 10*time.Second, name+" to start", func() bool { return len(appLog(t, logPath)) > 0 })
+	return logPath
+}
+
+// TestActionSignalOncePerRotation runs the real binary against the dev
+// server with a signal action by process name: the application hears
+// nothing when the files are first created or stay unchanged, exactly one
+// SIGHUP after one secret changes, exactly one when three change in one
+// window, and one when a secret changed while the sidecar was down.
+func TestActionSignalOncePerRotation(t *testing.T) {
+	t.Parallel()
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	name := fmt.Sprintf("sapp%d", os.Getpid()%100000) // comm is at most 15 bytes
+	log := startApp(t, dir, name)
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "notify: {debounce: 1s}\ndefaults:\n  refresh_interval: 1s\n  on_change: [{signal: {name: HUP, process: %s}}]\nsecrets:\n", name)
+	for _, s := range []string{"a", "b", "c"} {
+		srv.PutKV2(t, "secret", p+"/"+s, map[string]any{"v": s + "1"})
+		fmt.Fprintf(&cfg, "  - {name: %s, path: %s/%s, destination: %s/out/%s, key: v}\n", s, p, s, dir, s)
+	}
+	cfgPath := writeConfig(t, dir, cfg.String())
+	addr := freeAddr(t)
+	env := []string{"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token, "SIDECAR_HTTP_ADDR=" + addr}
+	d := startDaemon(t, cfgPath, dir, env...)
+	d.waitReady(t, 30*time.Second)
+
+	const unchanged = 30 * time.Second // 30 refresh cycles
+	time.Sleep(unchanged)
+	if n := count(appLog(t, log), "SIGHUP"); n != 0 {
+		t.Fatalf("%d SIGHUPs while the files were created and then stayed unchanged for %s, want 0", n, unchanged)
+	}
+	reads := metricSum(d.metrics(t), "secrets_sidecar_fetch_total", `result="success"`)
+
+	srv.PutKV2(t, "secret", p+"/a", map[string]any{"v": "a2"})
+	changed := time.Now()
+	waitFor(t, 15*time.Second, "one SIGHUP after one secret changed", func() bool { return count(appLog(t, log), "SIGHUP") >= 1 })
+	oneLatency := time.Since(changed)
+	time.Sleep(3 * time.Second) // a second signal would come within a window
+	if n := count(appLog(t, log), "SIGHUP"); n != 1 {
+		t.Fatalf("%d SIGHUPs after one change, want exactly 1", n)
+	}
+
+	for _, s := range []string{"a", "b", "c"} {
+		srv.PutKV2(t, "secret", p+"/"+s, map[string]any{"v": s + "3"})
+	}
+	waitFor(t, 15*time.Second, "the SIGHUP for three changes", func() bool { return count(appLog(t, log), "SIGHUP") >= 2 })
+	waitFor(t, 10*time.Second, "all three files", func() bool {
+		for _, s := range []string{"a", "b", "c"} {
+			if raw, _ := os.ReadFile(filepath.Join(dir, "out", s)); string(raw) != s+"3" {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(3 * time.Second)
+	if n := count(appLog(t, log), "SIGHUP"); n != 2 {
+		t.Fatalf("%d SIGHUPs after one change and then three together, want exactly 2", n)
+	}
+	body := d.metrics(t)
+	if ok := metricSum(body, "secrets_sidecar_actions_total", `kind="signal"`, `result="success"`); ok != 2 {
+		t.Errorf("actions_total{kind=signal,result=success} = %v, want 2", ok)
+	}
+	if took, code := d.term(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d %s after SIGTERM", code, took)
+	}
+
+	// A rotation while the sidecar was down is a change at its next start.
+	srv.PutKV2(t, "secret", p+"/b", map[string]any{"v": "b4"})
+	d = startDaemon(t, cfgPath, dir, env...)
+	d.waitReady(t, 30*time.Second)
+	waitFor(t, 15*time.Second, "the SIGHUP for a change made while the sidecar was down", func() bool {
+		return count(appLog(t, log), "SIGHUP") >= 3
+	})
+	time.Sleep(3 * time.Second)
+	if n := count(appLog(t, log), "SIGHUP"); n != 3 {
+		t.Fatalf("%d SIGHUPs in all, want 3", n)
+	}
+	if _, code := d.term(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	t.Logf("0 signals over %s unchanged (%0.f reads); one change -> 1 SIGHUP after %s (refresh 1s + debounce 1s); three changes -> 1 SIGHUP; change while down -> 1 SIGHUP",
+		unchanged, reads, oneLatency.Round(10*time.Millisecond))
+}
+
+// TestActionExecAndHTTP: an exec and an http action each run exactly once
+// per rotation; a failing action is retried, reported in /ready, and the
+// other secrets keep syncing and notifying.
+func TestActionExecAndHTTP(t *testing.T) {
+	t.Parallel()
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	var posts, failing atomic.Int64
+	var bodies sync.Map
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/fail" {
+			failing.Add(1)
+			http.Error(w, "no", http.StatusInternalServerError)
+			return
+		}
+		if r.Method != http.MethodPost || r.Header.Get("X-Token") != "t0k3n" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		bodies.Store(posts.Add(1), string(b))
+	}))
+	t.Cleanup(hook.Close)
+	execLog := filepath.Join(dir, "exec.log")
+	srv.PutKV2(t, "secret", p+"/good", map[string]any{"v": "g1"})
+	srv.PutKV2(t, "secret", p+"/bad", map[string]any{"v": "b1"})
+	cfg := fmt.Sprintf(`notify: {debounce: 500ms, attempts: 3}
+defaults: {refresh_interval: 1s}
+secrets:
+  - name: good
+    path: %[1]s/good
+    destination: %[2]s/out/good
+    key: v
+    on_change:
+      - exec: {command: ["sh", "-c", "echo \"$SIDECAR_CHANGED $SIDECAR_CHANGED_FILES token=${VAULT_TOKEN:-none}\" >> %[3]s"]}
+      - http: {url: "%[4]s/reload", headers: {X-Token: t0k3n}}
+  - name: bad
+    path: %[1]s/bad
+    destination: %[2]s/out/bad
+    key: v
+    on_change:
+      - http: {url: "%[4]s/fail"}
+`, p, dir, execLog, hook.URL)
+	cfgPath := writeConfig(t, dir, cfg)
+	addr := freeAddr(t)
+	d := startDaemon(t, cfgPath, dir, "VAULT_ADDR="+srv.Addr, "VAULT_TOKEN="+srv.Token, "SIDECAR_HTTP_ADDR="+addr)
+	d.waitReady(t, 30*time.Second)
+	time.Sleep(3 * time.Second)
+	if posts.Load() != 0 || failing.Load() != 0 {
+		t.Fatalf("actions ran for files that were only created: %d posts, %d failing", posts.Load(), failing.Load())
+	}
+
+	srv.PutKV2(t, "secret", p+"/good", map[string]any{"v": "g2"})
+	srv.PutKV2(t, "secret", p+"/bad", map[string]any{"v": "b2"})
+	waitFor(t, 30*time.Second, "the failing action's three attempts and the good actions", func() bool {
+		return failing.Load() >= 3 && posts.Load() >= 1
+	})
+	time.Sleep(3 * time.Second)
+	if n := posts.Load(); n != 1 {
+		t.Errorf("%d POSTs for one rotation, want 1", n)
+	}
+	if n := failing.Load(); n != 3 {
+		t.Errorf("the failing action was tried %d times, want 3 (attempts)", n)
+	}
+	lines := strings.Split(strings.TrimSpace(readFile(t, execLog)), "\n")
+	if want := fmt.Sprintf("good %s/out/good token=none", dir); len(lines) != 1 || lines[0] != want {
+		t.Errorf("exec action ran %d times with %q, want once with %q", len(lines), lines, want)
+	}
+	if b, _ := bodies.Load(int64(1)); !strings.Contains(fmt.Sprint(b), `"secrets":["good"]`) {
+		t.Errorf("http body %v does not name the secret", b)
+	}
+
+	// /ready shows the failure per secret and stays 200.
+	resp, err := http.Get("http://" + addr + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap status.Snapshot
+	err = json.NewDecoder(resp.Body).Decode(&snap)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/ready: %d %v", resp.StatusCode, err)
+	}
+	for _, s := range snap.Secrets {
+		switch a := s.LastAction; {
+		case a == nil:
+			t.Errorf("/ready: %s has no last_action", s.Name)
+		case s.Name == "bad" && (a.Result != "error" || a.Attempts != 3 || a.Kind != "http"):
+			t.Errorf("/ready: bad's last_action = %+v, want an http error after 3 attempts", *a)
+		case s.Name == "good" && a.Result != "success":
+			t.Errorf("/ready: good's last_action = %+v, want success", *a)
+		}
+	}
+
+	// The other secret keeps syncing and notifying after the failure.
+	srv.PutKV2(t, "secret", p+"/good", map[string]any{"v": "g3"})
+	waitFor(t, 15*time.Second, "the good secret's next rotation", func() bool { return posts.Load() >= 2 })
+	if raw, _ := os.ReadFile(filepath.Join(dir, "out", "good")); string(raw) != "g3" {
+		t.Errorf("good file = %q after the failure, want g3", raw)
+	}
+	body := d.metrics(t)
+	if n := metricSum(body, "secrets_sidecar_actions_total", `kind="http"`, `result="error"`); n != 1 {
+		t.Errorf("actions_total{kind=http,result=error} = %v, want 1 (one run, three attempts)", n)
+	}
+	if strings.Contains(d.logs.String(), "g3") || strings.Contains(d.logs.String(), "t0k3n") {
+		t.Error("a secret value or the header token reached the log")
+	}
+	if _, code := d.term(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// TestExecSupervisor runs `secrets-sidecar exec` with a sigapp child: the
+// child sees the --env secret in its environment and no Vault token; a
+// change to that secret restarts it with the new value; a change to
+// another secret's file sends --signal; SIGTERM goes to the child, whose
+// exit code becomes the sidecar's; SIGKILL of the sidecar leaves no child.
+func TestExecSupervisor(t *testing.T) {
+	t.Parallel()
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	srv.PutKV2(t, "secret", p+"/env", map[string]any{"DB_PASS": "one"})
+	srv.PutKV2(t, "secret", p+"/file", map[string]any{"v": "f1"})
+	cfg := fmt.Sprintf(`notify: {debounce: 500ms}
+defaults: {refresh_interval: 1s}
+secrets:
+  - {name: env, path: %[1]s/env, destination: %[2]s/out/env, format: env}
+  - {name: file, path: %[1]s/file, destination: %[2]s/out/file, key: v}
+`, p, dir)
+	cfgPath := writeConfig(t, dir, cfg)
+	app := sigapp(t, dir, "child")
+	log := filepath.Join(dir, "child.log")
+
+	run := func(t *testing.T) (*exec.Cmd, chan error) {
+		cmd := exec.CommandContext(context.Background(), sidecarBinary(t), "exec", "--config", cfgPath, "--env", "env", "--", app)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token,
+			"SIDECAR_STATUS_FILE=" + filepath.Join(dir, "status.json"), "SIDECAR_LOG_LEVEL=debug",
+			"SIGAPP_LOG=" + log, "SIGAPP_ENV=DB_PASS", "SIGAPP_EXIT=3"}
+		var out strings.Builder
+		var mu sync.Mutex
+		cmd.Stdout, cmd.Stderr = lockedWriter{&mu, &out}, lockedWriter{&mu, &out}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			if t.Failed() {
+				mu.Lock()
+				t.Logf("sidecar output:\n%s", out.String())
+				mu.Unlock()
+			}
+		})
+		return cmd, done
+	}
+	cmd, done := run(t)
+	waitFor(t, 30*time.Second, "the child to start with the secret", func() bool {
+		return strings.Contains(readOrEmpty(log), "DB_PASS=one")
+	})
+	first := childPID(t, log, "one")
+
+	srv.PutKV2(t, "secret", p+"/env", map[string]any{"DB_PASS": "two"})
+	waitFor(t, 15*time.Second, "the child to restart with the new value", func() bool {
+		return strings.Contains(readOrEmpty(log), "DB_PASS=two")
+	})
+	second := childPID(t, log, "two")
+	if second == first {
+		t.Fatal("the child was not restarted")
+	}
+	if processAlive(first) {
+		t.Errorf("the old child %d is still running", first)
+	}
+	if count(appLog(t, log), "SIGTERM") != 1 {
+		t.Errorf("the old child did not get exactly one SIGTERM (the stop signal): %q", appLog(t, log))
+	}
+
+	srv.PutKV2(t, "secret", p+"/file", map[string]any{"v": "f2"})
+	waitFor(t, 15*time.Second, "the file-only change's SIGHUP", func() bool { return count(appLog(t, log), "SIGHUP") == 1 })
+	if childPID(t, log, "two") != second || !processAlive(second) {
+		t.Error("a file-only change restarted the child")
+	}
+	if got := readOrEmpty(log); strings.Contains(got, "vault_token_set=true") || !strings.Contains(got, "vault_token_set=false") {
+		t.Errorf("the child's view of VAULT_TOKEN: %q", got)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("exec did not exit after SIGTERM")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 3 {
+		t.Errorf("exit code %d after SIGTERM, want the child's 3", code)
+	}
+	if count(appLog(t, log), "SIGTERM") != 2 {
+		t.Errorf("the child did not get the forwarded SIGTERM: %q", appLog(t, log))
+	}
+
+	// SIGKILL of the sidecar: the child goes too.
+	cmd, done = run(t)
+	waitFor(t, 30*time.Second, "the child to start again", func() bool { return strings.Count(readOrEmpty(log), "ready ") == 3 })
+	lines := appLog(t, log)
+	var third int
+	_, _ = fmt.Sscan(lines[len(lines)-1], &third)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	waitFor(t, 10*time.Second, "the child to die with the sidecar", func() bool { return !processAlive(third) })
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func readOrEmpty(path string) string {
+	raw, _ := os.ReadFile(path)
+	return string(raw)
+}
+
+// childPID is the PID of the sigapp that started with DB_PASS=value.
+func childPID(t *testing.T, log, value string) int {
+	t.Helper()
+	for _, line := range strings.Split(readOrEmpty(log), "\n") {
+		var pid int
+		var v string
+		if n, _ := fmt.Sscanf(line, "pid=%d DB_PASS=%s", &pid, &v); n == 2 && v == value {
+			return pid
+		}
+	}
+	t.Fatalf("no child started with DB_PASS=%s", value)
+	return 0
+}
+
+// processAlive reports whether pid runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(raw), ')')
+	return i > 0 && i+2 < len(raw) && raw[i+2] != 'Z'
+}
