@@ -31,6 +31,7 @@ func newAPIClients(vc config.Vault, tp trace.TracerProvider) (*apiClients, error
 	}
 	if vc.Address != "" {
 		cfg.Address = vc.Address
+		cfg.AgentAddress = "" // VAULT_AGENT_ADDR would win over the file's address otherwise
 	}
 	if vc.Timeout.Duration > 0 {
 		cfg.Timeout = vc.Timeout.Duration

@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -40,7 +39,9 @@ func newAuth(a config.Auth, lookupEnv func(string) (string, bool)) (loginMethod,
 	case config.AuthToken, "":
 		ts := &tokenSource{file: a.TokenFile, env: env(envToken)}
 		if ts.file == "" && ts.env == "" {
-			return nil, nil, errors.New("vault.auth: the token method needs vault.auth.token_file or VAULT_TOKEN")
+			// An environment problem (exit 2, one plain line), in the
+			// form of config.EnvError.
+			return nil, nil, config.EnvError{envToken + ": not set, and vault.auth.token_file is not set either: the token auth method needs one of them"}
 		}
 		return nil, ts, nil
 	case config.AuthAppRole:
@@ -50,7 +51,7 @@ func newAuth(a config.Auth, lookupEnv func(string) (string, bool)) (loginMethod,
 			roleIDEnv: env(envRoleID), secretIDEnv: env(envSecretID),
 		}
 		if r.roleIDFile == "" && r.roleIDEnv == "" {
-			return nil, nil, errors.New("vault.auth.approle: set role_id_file or VAULT_ROLE_ID")
+			return nil, nil, config.EnvError{envRoleID + ": not set, and vault.auth.approle.role_id_file is not set either: the approle auth method needs one of them"}
 		}
 		return r, nil, nil
 	case config.AuthKubernetes:
