@@ -136,7 +136,7 @@ func (v *validator) vault(vc *Vault) {
 	if vc.Address != "" {
 		u, err := url.Parse(vc.Address)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add("vault.address", "%q is not an http:// or https:// URL", vc.Address)
+			v.add("vault.address", "%q is not an http:// or https:// URL", RedactURL(vc.Address))
 		}
 	}
 	if msg := vc.Timeout.problem(); msg != "" {

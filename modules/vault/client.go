@@ -175,7 +175,7 @@ func (c *Client) Update(_ context.Context, vc config.Vault) error {
 		c.startRenewer(cn) // logs in (or looks the token up) at once
 	}
 	c.log.Info("vault client reconfigured",
-		zap.String("address", cn.apis.data.Address()), zap.String("auth_method", cn.methodName()))
+		zap.String("address", cn.apis.shownAddress()), zap.String("auth_method", cn.methodName()))
 	return nil
 }
 
@@ -251,7 +251,7 @@ func (cn *conn) call(ctx context.Context, op string, fn func(context.Context) er
 			return fmt.Errorf("vault %s: %w", op, err)
 		}
 	}
-	err := fn(ctx)
+	err := redactErr(fn(ctx))
 	if done != nil {
 		done(outcome(err))
 	}
@@ -264,7 +264,7 @@ func (cn *conn) call(ctx context.Context, op string, fn func(context.Context) er
 // check is Start's best-effort connection validation: health, then a
 // login or token lookup. It logs and never fails.
 func (cn *conn) check(ctx context.Context) {
-	addr := cn.apis.data.Address()
+	addr := cn.apis.shownAddress()
 	err := cn.call(ctx, "health check", func(ctx context.Context) error {
 		h, err := cn.apis.data.Sys().HealthWithContext(ctx)
 		if err == nil {
