@@ -30,8 +30,9 @@ const startCheckTimeout = 5 * time.Second
 const tracerName = "github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 
 // Breaker guards every call to Vault; *breaker.Breaker implements it.
+// done gets the call's outcome and, for a failure, its cause (no secrets).
 type Breaker interface {
-	Allow() (done func(breaker.Outcome), err error)
+	Allow() (done func(o breaker.Outcome, cause string), err error)
 }
 
 // TokenObserver is told the token's expiry whenever it is learnt or
@@ -244,7 +245,7 @@ func (cn *conn) call(ctx context.Context, op string, fn func(context.Context) er
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("vault %s: %w", op, err)
 	}
-	var done func(breaker.Outcome)
+	var done func(breaker.Outcome, string)
 	if cn.guard != nil {
 		var err error
 		if done, err = cn.guard.Allow(); err != nil {
@@ -253,7 +254,12 @@ func (cn *conn) call(ctx context.Context, op string, fn func(context.Context) er
 	}
 	err := redactErr(fn(ctx))
 	if done != nil {
-		done(outcome(err))
+		o := outcome(err)
+		cause := ""
+		if o == breaker.Failure {
+			cause = failureCause(err)
+		}
+		done(o, cause)
 	}
 	if err != nil {
 		return &callError{op: op, err: err}
