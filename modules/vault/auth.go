@@ -26,6 +26,8 @@ type loginMethod interface {
 	// body is the login request's body. It holds credentials: it goes to
 	// Vault and nowhere else.
 	body() (map[string]any, error)
+	// files are the credential files body reads.
+	files() []string
 }
 
 // newAuth returns the login method for vault.auth, or the token source for
@@ -100,6 +102,16 @@ type appRole struct {
 func (r *appRole) name() string  { return config.AuthAppRole }
 func (r *appRole) mount() string { return r.mountPath }
 
+func (r *appRole) files() []string {
+	var out []string
+	for _, f := range []string{r.secretIDFile, r.roleIDFile} {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func (r *appRole) body() (map[string]any, error) {
 	roleID := r.roleIDEnv
 	if r.roleIDFile != "" {
@@ -133,8 +145,9 @@ type jwtLogin struct {
 	file      string
 }
 
-func (j *jwtLogin) name() string  { return j.method }
-func (j *jwtLogin) mount() string { return j.mountPath }
+func (j *jwtLogin) name() string    { return j.method }
+func (j *jwtLogin) mount() string   { return j.mountPath }
+func (j *jwtLogin) files() []string { return []string{j.file} }
 
 func (j *jwtLogin) body() (map[string]any, error) {
 	jwt, err := readCredential(j.method+" token file", j.file)

@@ -66,7 +66,8 @@ type Client struct {
 	opts Options
 	log  *zap.Logger
 
-	cur atomic.Pointer[conn]
+	cur  atomic.Pointer[conn]
+	gate *loginGate // rejected credentials, across vault: reloads
 
 	mu      sync.Mutex // Start, Stop, Update
 	started bool
@@ -83,7 +84,7 @@ func NewClient(opts Options) (*Client, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
-	c := &Client{opts: opts, log: opts.Logger}
+	c := &Client{opts: opts, log: opts.Logger, gate: newLoginGate()}
 	cn, err := c.newConn(opts.Vault)
 	if err != nil {
 		return nil, err
@@ -202,6 +203,7 @@ func (c *Client) newConn(vc config.Vault) (*conn, error) {
 		log:        c.log,
 		observer:   c.opts.TokenObserver,
 		guard:      c.opts.Breaker,
+		gate:       c.gate,
 		tracer:     tp.Tracer(tracerName),
 		wake:       make(chan struct{}, 1),
 		kvVersions: map[string]int{},
@@ -218,6 +220,7 @@ type conn struct {
 	log      *zap.Logger
 	observer TokenObserver
 	guard    Breaker
+	gate     *loginGate
 	tracer   trace.Tracer
 
 	stopRenewer context.CancelFunc // set by Client.startRenewer

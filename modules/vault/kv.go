@@ -41,10 +41,10 @@ func (cn *conn) read(ctx context.Context, req ReadRequest) (*Secret, error) {
 
 func (cn *conn) readWithToken(ctx context.Context, mount, path string, req ReadRequest) (*Secret, error) {
 	if mount == "" || path == "" {
-		return nil, fmt.Errorf("vault read: mount %q and path %q must both be set", req.Mount, req.Path)
+		return nil, misconfigured("vault read: mount %q and path %q must both be set", req.Mount, req.Path)
 	}
 	if req.Version < 0 {
-		return nil, fmt.Errorf("vault read %s/%s: version %d is negative", mount, path, req.Version)
+		return nil, misconfigured("vault read %s/%s: version %d is negative", mount, path, req.Version)
 	}
 	gen, err := cn.ensureToken(ctx)
 	if err != nil {
@@ -61,14 +61,18 @@ func (cn *conn) readKV(ctx context.Context, mount, path string, req ReadRequest)
 	switch req.KVVersion {
 	case config.KV1:
 		if req.Version > 0 {
-			return nil, fmt.Errorf("vault read %s/%s: a version pin needs KV v2, but kv_version is 1", mount, path)
+			return nil, misconfigured("vault read %s/%s: a version pin needs KV v2, but kv_version is 1", mount, path)
 		}
 		return cn.readV1(ctx, mount, path)
 	case config.KV2:
-		return cn.readV2(ctx, mount, path, req.Version)
+		sec, err := cn.readV2(ctx, mount, path, req.Version)
+		if errors.Is(err, errNotKV2) {
+			err = configError{err} // kv_version: 2 on a KV v1 mount
+		}
+		return sec, err
 	case config.KVAuto, "":
 	default:
-		return nil, fmt.Errorf("vault read %s/%s: %q is not a KV version (auto, 1, 2)", mount, path, req.KVVersion)
+		return nil, misconfigured("vault read %s/%s: %q is not a KV version (auto, 1, 2)", mount, path, req.KVVersion)
 	}
 	v, err := cn.mountVersion(ctx, mount, path)
 	if err != nil {
@@ -77,7 +81,7 @@ func (cn *conn) readKV(ctx context.Context, mount, path string, req ReadRequest)
 	switch v {
 	case 1:
 		if req.Version > 0 {
-			return nil, fmt.Errorf("vault read %s/%s: a version pin needs KV v2, but mount %s is KV v1", mount, path, mount)
+			return nil, misconfigured("vault read %s/%s: a version pin needs KV v2, but mount %s is KV v1", mount, path, mount)
 		}
 		return cn.readV1(ctx, mount, path)
 	case 2:
@@ -119,7 +123,7 @@ func (cn *conn) detectVersion(ctx context.Context, mount, path string) (int, err
 	case err == nil && sec != nil && sec.Data != nil:
 		typ, _ := sec.Data["type"].(string)
 		if typ != "" && typ != "kv" && typ != "generic" {
-			return 0, fmt.Errorf("vault read %s/%s: mount %s is a %q secrets engine, not KV", mount, path, mount, typ)
+			return 0, misconfigured("vault read %s/%s: mount %s is a %q secrets engine, not KV", mount, path, mount, typ)
 		}
 		v = 1
 		if opts, _ := sec.Data["options"].(map[string]any); opts != nil && opts["version"] == "2" {
