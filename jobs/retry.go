@@ -16,6 +16,13 @@ type RecoverySignal interface {
 	Recovered() <-chan struct{}
 }
 
+// unavailableRetryMax caps the retry delay while Vault is unreachable or
+// failing: before the breaker opens, failures come quickly (and open it);
+// once it is open, an attempt costs nothing and the breaker's recovery
+// wakes it. Either way a Vault that comes back is noticed within seconds,
+// whatever the refresh interval.
+const unavailableRetryMax = 2 * time.Second
+
 // credentialPoll is how often a retry held back by a rejected login looks
 // for new credentials (a few small file reads, no Vault call).
 const credentialPoll = 500 * time.Millisecond
@@ -31,7 +38,9 @@ func recoveredChan(r RecoverySignal) <-chan struct{} {
 // err, or returns ctx.Err() as soon as ctx ends:
 //   - a login Vault rejected: until the same credentials may be tried
 //     again, or until a credential file changes;
-//   - anything else: the backoff delay, cut short when Vault recovers.
+//   - Vault unreachable or failing (vault.IsUnavailable): the backoff
+//     delay, at most unavailableRetryMax, cut short when Vault recovers;
+//   - anything else (a missing secret, a denied read): the backoff delay.
 func waitRetry(ctx context.Context, b vault.Backoff, attempt int, err error, recovered <-chan struct{}) error {
 	if e := ctx.Err(); e != nil {
 		return e
@@ -39,6 +48,9 @@ func waitRetry(ctx context.Context, b vault.Backoff, attempt int, err error, rec
 	var rej *vault.LoginRejectedError
 	if errors.As(err, &rej) {
 		return waitCredentials(ctx, rej)
+	}
+	if vault.IsUnavailable(err) && (b.Max <= 0 || b.Max > unavailableRetryMax) {
+		b.Max = unavailableRetryMax
 	}
 	d := b.Delay(attempt)
 	if d <= 0 {

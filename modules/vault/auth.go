@@ -164,6 +164,14 @@ type tokenSource struct {
 	env  logging.Redacted
 }
 
+// source names where the token comes from, for messages.
+func (t *tokenSource) source() string {
+	if t.file != "" {
+		return "token_file " + t.file
+	}
+	return envToken
+}
+
 func (t *tokenSource) read() (logging.Redacted, error) {
 	if t.file == "" {
 		return t.env, nil

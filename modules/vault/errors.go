@@ -79,6 +79,22 @@ func IsAuthError(err error) bool {
 	return true
 }
 
+// IsUnavailable reports whether err says Vault could not be reached or
+// could not serve: the open breaker, a transport error, a timeout, a 5xx or
+// 429 (but not approle's 500 for a bad secret_id, nor a rejected login).
+// Such an error clears up by itself when Vault recovers, so retries should
+// come soon and wake when the breaker closes.
+func IsUnavailable(err error) bool {
+	if errors.Is(err, breaker.ErrOpen) {
+		return true
+	}
+	if err == nil || IsLoginRejected(err) {
+		return false
+	}
+	var ce *callError
+	return errors.As(err, &ce) && outcome(ce.err) == breaker.Failure
+}
+
 // statusOf is the HTTP status of a Vault API error, 0 when there was none.
 func statusOf(err error) int {
 	var re *api.ResponseError

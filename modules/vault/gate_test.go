@@ -77,7 +77,7 @@ func checkRejected(t *testing.T, errs []error, wantCause string, secrets ...stri
 	t.Helper()
 	for i, err := range errs {
 		var rej *LoginRejectedError
-		if !errors.As(err, &rej) || !IsAuthError(err) || !IsLoginRejected(err) {
+		if !errors.As(err, &rej) || !IsAuthError(err) || !IsLoginRejected(err) || IsUnavailable(err) {
 			t.Fatalf("read %d: %v, want a LoginRejectedError that is an auth error", i, err)
 		}
 		if !strings.Contains(err.Error(), "rejected: "+wantCause) || !strings.Contains(err.Error(), "tried again at") ||
@@ -235,8 +235,8 @@ func TestVaultTroubleIsNotARejection(t *testing.T) {
 			})
 			for range 3 {
 				_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: "app", KVVersion: config.KV2})
-				if err == nil || IsLoginRejected(err) {
-					t.Fatalf("err = %v, want a plain failure", err)
+				if err == nil || IsLoginRejected(err) || !IsUnavailable(err) {
+					t.Fatalf("err = %v, want a plain failure that says Vault is unavailable", err)
 				}
 			}
 			if n := f.hits.Load(); n != 3 {

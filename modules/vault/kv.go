@@ -51,10 +51,25 @@ func (cn *conn) readWithToken(ctx context.Context, mount, path string, req ReadR
 		return nil, err
 	}
 	sec, err := cn.readKV(ctx, mount, path, req)
-	if isForbidden(err) && cn.refreshStale(ctx, gen) {
-		sec, err = cn.readKV(ctx, mount, path, req)
+	if !isForbidden(err) {
+		return sec, err
 	}
-	return sec, err
+	retry, tokenOK, tokenErr := cn.afterForbidden(ctx, gen)
+	switch {
+	case retry:
+		return cn.readKV(ctx, mount, path, req)
+	case tokenErr != nil:
+		// Whatever the denied reads suggested about the mount came from a
+		// token Vault does not accept.
+		cn.forget(mount)
+		if v := req.KVVersion; v == config.KVAuto || v == "" {
+			return nil, fmt.Errorf("%w; the KV version of mount %s is unknown (not checked)", tokenErr, mount)
+		}
+		return nil, tokenErr
+	case tokenOK:
+		return nil, fmt.Errorf("%w; the token is valid, its policies do not allow this read", err)
+	}
+	return nil, err
 }
 
 func (cn *conn) readKV(ctx context.Context, mount, path string, req ReadRequest) (*Secret, error) {
@@ -144,6 +159,12 @@ func (cn *conn) detectVersion(ctx context.Context, mount, path string) (int, err
 	return v, nil
 }
 
+func (cn *conn) forget(mount string) {
+	cn.kvMu.Lock()
+	delete(cn.kvVersions, mount)
+	cn.kvMu.Unlock()
+}
+
 func (cn *conn) remember(mount string, v int) {
 	cn.kvMu.Lock()
 	cn.kvVersions[mount] = v
@@ -169,6 +190,11 @@ func (cn *conn) readEither(ctx context.Context, mount, path string, version int)
 	}
 	if errors.Is(err2, ErrNotFound) && (errors.Is(err1, ErrNotFound) || isForbidden(err1)) {
 		return nil, err2
+	}
+	var ce *callError
+	if isForbidden(err2) && isForbidden(err1) && errors.As(err1, &ce) {
+		// Denied both ways: neither says which version the mount is.
+		return nil, &callError{op: "read " + mount + "/" + path + " (KV version unknown; tried as v2 and v1)", err: ce.err}
 	}
 	return nil, err1
 }

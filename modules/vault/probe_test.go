@@ -48,9 +48,14 @@ func TestOpenBreakerNamesItsCause(t *testing.T) {
 	})
 	req := ReadRequest{Mount: "secret", Path: "app", KVVersion: config.KV2}
 	for range 2 {
-		_, _ = c.Read(t.Context(), req)
+		if _, err := c.Read(t.Context(), req); !IsUnavailable(err) {
+			t.Fatalf("connection refused: IsUnavailable false for %v", err)
+		}
 	}
 	_, err = c.Read(t.Context(), req)
+	if !IsUnavailable(err) {
+		t.Fatalf("open breaker: IsUnavailable false for %v", err)
+	}
 	want := "vault read secret/app (KV v2): circuit breaker is open (last failure: dial tcp " + addr + ": connect: connection refused)"
 	if !errors.Is(err, breaker.ErrOpen) || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)

@@ -343,22 +343,33 @@ func (cn *conn) logStaticToken(info tokenInfo) {
 	cn.log.Info("vault token looked up", fields...)
 }
 
-// refreshStale is called after Vault refused a request made with token
-// generation gen. It reports whether there is now a different token worth
-// one more try: the token method re-reads token_file; the login methods
-// check the token with a lookup and log in again when Vault no longer
-// accepts it (a policy denial leaves the token alone).
-func (cn *conn) refreshStale(ctx context.Context, gen uint64) bool {
+// afterForbidden is called after Vault refused (401/403) a request made
+// with token generation gen. retry: there is now a different token worth
+// one more try (the token method re-read token_file; a login method logged
+// in again because Vault no longer accepts its token). Otherwise the token
+// is checked with a lookup: tokenOK, Vault accepts it and the request
+// itself was denied; tokenErr, Vault rejected the token (or the login that
+// would replace it), which is the error to show.
+func (cn *conn) afterForbidden(ctx context.Context, gen uint64) (retry, tokenOK bool, tokenErr error) {
 	if cn.tokens != nil {
-		now, err := cn.refreshStaticToken()
-		return err == nil && now != gen
+		if now, err := cn.refreshStaticToken(); err == nil && now != gen {
+			return true, false, nil
+		}
+	} else if cn.state().gen != gen {
+		return true, false, nil // someone else already replaced it
 	}
-	if cn.state().gen != gen {
-		return true // someone else already replaced it
-	}
-	if _, err := cn.lookup(ctx); err == nil || !isForbidden(err) {
-		return false // the token is fine: the request itself was denied
+	_, err := cn.lookup(ctx)
+	switch {
+	case err == nil:
+		return false, true, nil
+	case !isForbidden(err):
+		return false, false, nil // cannot tell; the read's own error stands
+	case cn.tokens != nil:
+		return false, false, &authError{fmt.Errorf("vault rejected the token from %s: %w", cn.tokens.source(), err)}
 	}
 	cn.log.Info("vault no longer accepts the token; logging in again", zap.String("auth_method", cn.method.name()))
-	return cn.login(ctx, gen, "token rejected") == nil
+	if err := cn.login(ctx, gen, "token rejected"); err != nil {
+		return false, false, err
+	}
+	return true, false, nil
 }
