@@ -98,7 +98,6 @@ secrets:
 	}
 }
 
-
 // pathCounter counts reads by path.
 type pathCounter struct {
 	next  jobs.Fetcher

@@ -127,11 +127,11 @@ func TestURLUserinfoNeverShown(t *testing.T) {
 	}
 	for _, s := range spans {
 		for _, a := range s.Attributes() {
-			shown = append(shown, string(a.Key)+"="+a.Value.Emit())
+			shown = append(shown, string(a.Key)+"="+a.Value.String())
 		}
 		for _, ev := range s.Events() {
 			for _, a := range ev.Attributes {
-				shown = append(shown, string(a.Key)+"="+a.Value.Emit())
+				shown = append(shown, string(a.Key)+"="+a.Value.String())
 			}
 		}
 		shown = append(shown, s.Status().Description)
