@@ -54,7 +54,7 @@ secrets: [{name: db, path: %s/db, destination: %s, key: v, refresh_interval: 1s}
 		if err == nil && len(snap.Secrets) == 1 {
 			lastErr = snap.Secrets[0].LastError
 		}
-		return strings.Contains(lastErr, "rejected")
+		return strings.Contains(lastErr, "login")
 	})
 	srv.PutKV2(t, "secret", p+"/db", map[string]any{"v": "two"}) // unreachable until the fix
 	time.Sleep(20*time.Second - time.Since(broken))

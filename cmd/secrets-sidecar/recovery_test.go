@@ -186,3 +186,30 @@ func getReady(t *testing.T, addr string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestOnceNamesTheCauseOfTheOpenBreaker: once's final line per secret
+// carries why Vault is failing, not only "circuit breaker is open".
+func TestOnceNamesTheCauseOfTheOpenBreaker(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t) // nothing listens there
+	t.Setenv("SIDECAR_BREAKER_MAX_FAILURES", "1")
+	t.Setenv("VAULT_ADDR", "http://"+addr)
+	t.Setenv("VAULT_TOKEN", "unused")
+	t.Setenv("SIDECAR_HTTP_ADDR", "")
+	t.Setenv("SIDECAR_STATUS_FILE", filepath.Join(dir, "status.json"))
+	cfg := writeConfig(t, dir, fmt.Sprintf("secrets: [{name: s, path: x, destination: %s/out/s, key: k}]\n", dir))
+	code, _, stderr := runCLI(t, "once", "--config", cfg, "--timeout", "4s")
+	if code != exitFailure {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var final string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, `"msg":"secret not written"`) {
+			final = l
+		}
+	}
+	want := "circuit breaker is open (last failure: dial tcp " + addr + ": connect: connection refused)"
+	if !strings.Contains(final, want) {
+		t.Fatalf("final line %q lacks %q", final, want)
+	}
+}
