@@ -66,9 +66,9 @@ secrets: [{name: db, path: %s/db, destination: %s, key: v, refresh_interval: 1s}
 		t.Fatal(err)
 	}
 	fixed := time.Now()
-	written := waitFile(t, dest, "two", 30*time.Second)
 	t.Logf("%d login attempts in %s while the secret_id was rejected (gate: at most 3 per 15 min: after 5, 10, then 20 min)",
 		logins, brokenFor.Round(time.Second))
+	written := waitFile(t, dest, "two", 30*time.Second)
 	t.Logf("fresh secret_id written -> synced: %s", written.Sub(fixed).Round(time.Millisecond))
 	t.Logf("status while broken: %s", lastErr)
 
