@@ -1,8 +1,9 @@
 // Package vault is the sidecar's only network client: it logs in to
 // HashiCorp Vault or OpenBao (token, approle, kubernetes, jwt), keeps the
 // token alive (renewal, re-login), and reads KV v1 and v2 secrets. Every
-// call goes through the circuit breaker; retries are the caller's, with
-// Backoff.
+// call goes through the circuit breaker (but Probe, the breaker's own
+// health check); retries are the caller's, with Backoff. Credentials Vault
+// rejected are not sent again for minutes (see loginGate).
 package vault
 
 import (
