@@ -52,6 +52,7 @@ type Daemon struct {
 	clock           clockwork.Clock
 	notify          NotifySettings
 	delayFirst      bool
+	recovery        RecoverySignal
 
 	mu      sync.Mutex // guards everything below and serialises Apply
 	sched   gocron.Scheduler
@@ -86,13 +87,15 @@ type DaemonOptions struct {
 	// refresh interval after Start instead of at once: exec mode has just
 	// synced everything before it starts the daemon.
 	DelayFirstRun bool
+	// Recovery, optional, cuts retry backoffs short when Vault recovers.
+	Recovery RecoverySignal
 }
 
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.
 func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOptions) (*Daemon, error) {
 	d := &Daemon{
 		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
-		shutdownTimeout: o.ShutdownTimeout, clock: o.Clock, cfg: cfg, entries: map[string]*entry{},
+		shutdownTimeout: o.ShutdownTimeout, clock: o.Clock, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
 		notify: o.Notify, delayFirst: o.DelayFirstRun,
 	}
 	if d.status == nil {
@@ -203,7 +206,10 @@ func (d *Daemon) add(sec config.Secret) error {
 
 // run is one scheduled run: sync, and on failure retry with backoff until
 // a sync succeeds or the job is stopped (jobCtx is cancelled on shutdown
-// and when a reload removes or replaces the job).
+// and when a reload removes or replaces the job). A backoff ends early when
+// Vault recovers; a rejected login waits for new credentials; an error that
+// cannot succeed (IsPermanent) ends the run, and the next refresh tries
+// again.
 func (d *Daemon) run(jobCtx context.Context, job *Job) {
 	d.runMu.Lock()
 	if d.stopping {
@@ -224,10 +230,17 @@ func (d *Daemon) run(jobCtx context.Context, job *Job) {
 	}
 	backoff := vault.Backoff{Base: RetryBase, Max: job.Secret.RefreshInterval.Duration}
 	for attempt := 0; jobCtx.Err() == nil; attempt++ {
-		if err := d.syncer.Sync(d.opCtx, job); err == nil {
+		recovered := recoveredChan(d.recovery)
+		err := d.syncer.Sync(d.opCtx, job)
+		if err == nil {
 			return
 		}
-		if err := backoff.Wait(jobCtx, attempt); err != nil {
+		if IsPermanent(err) {
+			d.log.Debug("not retrying an error that needs a config change; the next refresh tries again",
+				zap.String("secret_name", job.Secret.Name))
+			return
+		}
+		if waitRetry(jobCtx, backoff, attempt, err, recovered) != nil {
 			return
 		}
 	}

@@ -228,7 +228,7 @@ func newChildHook(s ExecSettings, env *childEnv, exit *execExit, log *zap.Logger
 func newExecDaemon(p DaemonParams) (*Daemon, error) {
 	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
 		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
-		Notify: p.Notify, DelayFirstRun: true,
+		Notify: p.Notify, Recovery: p.Recovery, DelayFirstRun: true,
 	})
 }
 
@@ -252,7 +252,8 @@ type ExecParams struct {
 	Exit     *execExit
 	Log      *zap.Logger
 	Notifier ChangeNotifier
-	Status   StatusSink `optional:"true"`
+	Status   StatusSink     `optional:"true"`
+	Recovery RecoverySignal `optional:"true"`
 }
 
 func newExec(p ExecParams) (*Exec, error) {
@@ -266,10 +267,12 @@ func newExec(p ExecParams) (*Exec, error) {
 		status = nopStatus{}
 	}
 	log := p.Log.Named("exec")
+	once := NewOnce(p.Config, p.Syncer.WithoutNotifier(), log, p.Settings.Timeout, p.Settings.Workers)
+	once.SetRecovery(p.Recovery)
 	return &Exec{
 		settings: p.Settings, cfg: p.Config, daemon: p.Daemon, reloader: p.Reloader, status: status,
 		env: p.Env, hook: p.Hook, exit: p.Exit, log: log, notifier: p.Notifier,
-		once: NewOnce(p.Config, p.Syncer.WithoutNotifier(), log, p.Settings.Timeout, p.Settings.Workers),
+		once: once,
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}, nil
 }

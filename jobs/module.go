@@ -77,12 +77,14 @@ type DaemonParams struct {
 	Status   StatusSink     `optional:"true"`
 	Recorder Recorder       `optional:"true"`
 	Notify   NotifySettings `optional:"true"`
+	Recovery RecoverySignal `optional:"true"`
 }
 
 func newDaemon(p DaemonParams) (*Daemon, error) {
 	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
 		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
-		Notify: p.Notify,
+		Notify:   p.Notify,
+		Recovery: p.Recovery,
 	})
 }
 
@@ -104,12 +106,25 @@ func newReloader(p ReloaderParams) *Reloader {
 	})
 }
 
-func newOnce(cfg *config.Config, s *Syncer, log *zap.Logger, settings OnceSettings) (*Once, *OnceResult) {
-	res := settings.Result
+// OnceParams are Once's dependencies in fx.
+type OnceParams struct {
+	fx.In
+
+	Config   *config.Config
+	Syncer   *Syncer
+	Log      *zap.Logger
+	Settings OnceSettings
+	Recovery RecoverySignal `optional:"true"`
+}
+
+func newOnce(p OnceParams) (*Once, *OnceResult) {
+	res := p.Settings.Result
 	if res == nil {
 		res = &OnceResult{}
 	}
-	return NewOnce(cfg, s, log.Named("once"), settings.Timeout, settings.Workers), res
+	o := NewOnce(p.Config, p.Syncer, p.Log.Named("once"), p.Settings.Timeout, p.Settings.Workers)
+	o.SetRecovery(p.Recovery)
+	return o, res
 }
 
 // registerOnce runs Once in the background after start and turns its

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -20,11 +19,12 @@ const OnceRetryMax = 8 * time.Second
 // concurrently with a bounded number of workers, each retried with backoff
 // until it is written or the timeout passes.
 type Once struct {
-	cfg     *config.Config
-	syncer  *Syncer
-	log     *zap.Logger
-	timeout time.Duration
-	workers int
+	cfg      *config.Config
+	syncer   *Syncer
+	log      *zap.Logger
+	timeout  time.Duration
+	workers  int
+	recovery RecoverySignal
 }
 
 // Failure is a secret `once` could not write.
@@ -40,6 +40,10 @@ func NewOnce(cfg *config.Config, syncer *Syncer, log *zap.Logger, timeout time.D
 	}
 	return &Once{cfg: cfg, syncer: syncer, log: log, timeout: timeout, workers: workers}
 }
+
+// SetRecovery makes retries waiting out a backoff start again as soon as
+// Vault recovers (the breaker closes). Call it before Run.
+func (o *Once) SetRecovery(r RecoverySignal) { o.recovery = r }
 
 // Run syncs every secret and returns the ones that were not written, in
 // config order. It never runs past the timeout (or ctx): a secret still
@@ -86,7 +90,9 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	return failed
 }
 
-// one syncs a secret, retrying until it succeeds or ctx ends.
+// one syncs a secret, retrying until it succeeds or ctx ends. An error
+// that cannot succeed (IsPermanent) fails at once; a login Vault rejected
+// waits for new credentials (or the retry time), without more logins.
 func (o *Once) one(ctx context.Context, sec config.Secret) error {
 	job, err := o.syncer.NewJob(sec)
 	if err != nil {
@@ -101,15 +107,13 @@ func (o *Once) one(ctx context.Context, sec config.Secret) error {
 			}
 			return last
 		}
+		recovered := recoveredChan(o.recovery)
 		last = o.syncer.Sync(ctx, job)
-		if last == nil {
-			return nil
+		if last == nil || IsPermanent(last) {
+			return last
 		}
-		if err := backoff.Wait(ctx, attempt); err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return last
-			}
-			return err
+		if waitRetry(ctx, backoff, attempt, last, recovered) != nil {
+			return last
 		}
 	}
 }

@@ -92,6 +92,20 @@ type SyncError struct {
 func (e *SyncError) Error() string { return fmt.Sprintf("secret %s: %s: %v", e.Secret, e.Stage, e.Err) }
 func (e *SyncError) Unwrap() error { return e.Err }
 
+// IsPermanent reports whether a sync error cannot succeed until the config
+// changes, so retrying it at once only repeats it: a render error (a
+// missing key, a NUL byte in an env file) or a read that does not fit its
+// mount (vault.ErrConfig: a version pin on KV v1, a mount that is not KV).
+// A missing secret (an init container may start before the secret is
+// seeded), a denied read, a rejected login and network trouble are not.
+func IsPermanent(err error) bool {
+	var se *SyncError
+	if errors.As(err, &se) && se.Stage == StageRender {
+		return true
+	}
+	return errors.Is(err, vault.ErrConfig)
+}
+
 // State is one job's memory of its last runs.
 type State struct {
 	LastSuccess time.Time

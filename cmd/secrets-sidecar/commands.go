@@ -30,9 +30,11 @@ func cmdValidate(g globals, files []string) int {
 	if len(files) == 0 {
 		path := g.configPath
 		if path == "" {
-			env, code := loadEnv(g)
-			if code != exitOK {
-				return code
+			// Offline: only the SIDECAR_* settings, no VAULT_* checks.
+			env, err := config.LoadEnv()
+			if err != nil {
+				reportError(g.stderr, err)
+				return exitUsage
 			}
 			path = config.Flags{}.Path(env)
 		}
@@ -52,8 +54,11 @@ func cmdValidate(g globals, files []string) int {
 	return code
 }
 
+// loadEnv reads the settings of the commands that talk to Vault: the
+// SIDECAR_* variables and the VAULT_* ones the Vault library reads, so a
+// bad value is one plain line and exit 2, before anything starts.
 func loadEnv(g globals) (config.Env, int) {
-	env, err := config.LoadEnv()
+	env, err := config.LoadRunEnv()
 	if err != nil {
 		reportError(g.stderr, err)
 		return config.Env{}, exitUsage

@@ -50,6 +50,8 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		breaker.Module,
 		vault.Module,
 		fx.Provide(func(c *vault.Client) jobs.Fetcher { return c }),
+		// Retries waiting out a backoff start again when the breaker closes.
+		fx.Provide(func(b *breaker.Breaker) jobs.RecoverySignal { return b }),
 	}
 }
 

@@ -4,11 +4,20 @@
 // report its Outcome after it, so the caller (the vault module) decides
 // which errors mean "Vault is unhealthy" and which are its own mistakes.
 // The underlying gobreaker is swapped atomically when the settings change.
+//
+// While the breaker is open, a health probe supplied by the caller
+// (SetProbe; Start and Stop run it) checks about once a second, outside the
+// breaker, whether the service answers again, and closes the breaker the
+// moment it does. Recovered tells waiting callers. OpenTimeout is then only
+// the fallback for a probe that keeps failing: the longest time before one
+// trial call is let through anyway.
 package breaker
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,11 +52,9 @@ func (s State) String() string {
 }
 
 // ErrOpen is returned, without calling anything, while the breaker is open
-// (and in half-open while the trial call is in flight).
+// (and in half-open while the trial call is in flight). The error Allow
+// returns wraps it and names the last failure's cause.
 var ErrOpen = errors.New("circuit breaker is open")
-
-// errTrialInFlight is ErrOpen in the half-open state.
-var errTrialInFlight = fmt.Errorf("%w (half-open, waiting for the trial call)", ErrOpen)
 
 // Outcome is what a call reports to the breaker.
 type Outcome int
@@ -72,7 +79,8 @@ type StateObserver interface {
 type Settings struct {
 	// MaxFailures is the number of consecutive failures that opens it.
 	MaxFailures uint32
-	// OpenTimeout is how long it stays open before one trial call.
+	// OpenTimeout is the longest it stays open before one trial call is
+	// let through; the health probe usually closes it long before.
 	OpenTimeout time.Duration
 	// Interval resets the failure count while closed (0 = never).
 	Interval time.Duration
@@ -89,9 +97,15 @@ type Breaker struct {
 	log      *zap.Logger
 	observer StateObserver
 
-	mu       sync.Mutex // serializes Update
+	mu       sync.Mutex // serializes Update, the probe's close, SetProbe, Start, Stop
 	settings Settings
 	cb       atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
+	cause    atomic.Pointer[string] // the last failure's cause
+
+	recMu     sync.Mutex
+	recovered chan struct{} // closed at the next transition to closed
+
+	prober prober
 }
 
 // errFailure and errIgnored carry an Outcome into gobreaker's done callback.
@@ -105,7 +119,8 @@ func NewBreaker(s Settings, log *zap.Logger, observer StateObserver) *Breaker {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	b := &Breaker{log: log, observer: observer, settings: s}
+	b := &Breaker{log: log, observer: observer, settings: s, recovered: make(chan struct{})}
+	b.prober.init()
 	b.cb.Store(b.newCB(s))
 	b.notify(Closed)
 	return b
@@ -135,8 +150,53 @@ func (b *Breaker) newCB(s Settings) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 }
 
 func (b *Breaker) changed(from, to State) {
-	b.log.Warn("vault circuit breaker state changed", zap.Stringer("from", from), zap.Stringer("to", to))
+	fields := []zap.Field{zap.Stringer("from", from), zap.Stringer("to", to)}
+	if c := b.lastCause(); c != "" && to != Closed {
+		fields = append(fields, zap.String("last_failure", c))
+	}
+	b.log.Warn("vault circuit breaker state changed", fields...)
 	b.notify(to)
+	switch to {
+	case Closed:
+		b.recMu.Lock()
+		close(b.recovered)
+		b.recovered = make(chan struct{})
+		b.recMu.Unlock()
+	case Open:
+		b.prober.opened()
+	}
+}
+
+// Recovered returns a channel that is closed at the breaker's next
+// transition to closed (a trial call that succeeded, the health probe, new
+// settings); every transition hands out a fresh one. Take it before a call
+// and wait on it after a failure: a recovery during the call still counts.
+func (b *Breaker) Recovered() <-chan struct{} {
+	b.recMu.Lock()
+	defer b.recMu.Unlock()
+	return b.recovered
+}
+
+func (b *Breaker) lastCause() string {
+	if c := b.cause.Load(); c != nil {
+		return *c
+	}
+	return ""
+}
+
+// openError is ErrOpen with the cause of the failure that opened it.
+func (b *Breaker) openError(halfOpen bool) error {
+	var detail []string
+	if halfOpen {
+		detail = append(detail, "half-open, waiting for the trial call")
+	}
+	if c := b.lastCause(); c != "" {
+		detail = append(detail, "last failure: "+c)
+	}
+	if len(detail) == 0 {
+		return ErrOpen
+	}
+	return fmt.Errorf("%w (%s)", ErrOpen, strings.Join(detail, "; "))
 }
 
 func (b *Breaker) notify(s State) {
@@ -146,26 +206,31 @@ func (b *Breaker) notify(s State) {
 }
 
 // Allow asks to make one call. When the breaker refuses, it returns an
-// error wrapping ErrOpen at once; otherwise the caller must call done
-// exactly once with the call's outcome.
-func (b *Breaker) Allow() (done func(Outcome), err error) {
+// error wrapping ErrOpen at once, naming the last failure's cause;
+// otherwise the caller must call done exactly once with the call's outcome
+// and, for a Failure, its cause: a short text without secrets, such as
+// "dial tcp 127.0.0.1:8200: connect: connection refused".
+func (b *Breaker) Allow() (done func(o Outcome, cause string), err error) {
 	cb := b.cb.Load()
 	report, err := cb.Allow()
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState):
-		return nil, ErrOpen
+		return nil, b.openError(false)
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
-		return nil, errTrialInFlight
+		return nil, b.openError(true)
 	case err != nil:
 		return nil, err
 	}
 	var once sync.Once
-	return func(o Outcome) {
+	return func(o Outcome, cause string) {
 		once.Do(func() {
 			switch o {
 			case Success:
 				report(nil)
 			case Failure:
+				if cause != "" {
+					b.cause.Store(&cause)
+				}
 				report(errFailure)
 			default:
 				report(errIgnored)
@@ -193,12 +258,31 @@ func (b *Breaker) Update(s Settings) {
 	if s == b.settings {
 		return
 	}
-	old := b.cb.Swap(b.newCB(s))
 	b.settings = s
 	b.log.Info("vault circuit breaker settings changed",
 		zap.Uint32("max_failures", s.MaxFailures), zap.Duration("open_timeout", s.OpenTimeout),
 		zap.Duration("interval", s.Interval))
+	b.reset()
+}
+
+// reset swaps in a fresh, closed gobreaker. The caller holds b.mu. The old
+// one's late state changes are not shown (newCB's callback checks).
+func (b *Breaker) reset() {
+	old := b.cb.Swap(b.newCB(b.settings))
 	if from := State(old.State()); from != Closed {
 		b.changed(from, Closed)
 	}
+}
+
+// closeByProbe closes an open or half-open breaker because the health
+// probe saw the service answer.
+func (b *Breaker) closeByProbe(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ctx.Err() != nil || b.State() == Closed {
+		return
+	}
+	b.log.Info("vault answers its health check again; closing the circuit breaker")
+	b.prober.closed()
+	b.reset()
 }

@@ -39,7 +39,7 @@ func call(t *testing.T, b *Breaker, o Outcome) error {
 	if err != nil {
 		return err
 	}
-	done(o)
+	done(o, "")
 	return nil
 }
 
@@ -91,7 +91,7 @@ func TestOpensAfterConsecutiveFailures(t *testing.T) {
 	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
 		t.Fatalf("a second call during the trial: err = %v, want ErrOpen", err)
 	}
-	trial(Failure) // the trial fails: open again
+	trial(Failure, "") // the trial fails: open again
 	if b.State() != Open {
 		t.Fatalf("failed trial left it %s", b.State())
 	}
@@ -136,8 +136,8 @@ func TestDoneOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done(Failure)
-	done(Failure) // a second report is ignored
+	done(Failure, "")
+	done(Failure, "") // a second report is ignored
 	if b.State() != Closed {
 		t.Fatal("one call counted twice")
 	}

@@ -1,16 +1,22 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/hashicorp/go-secure-stdlib/parseutil"
 )
 
 // DefaultConfigPath is where the config file is read from when neither
@@ -83,6 +89,8 @@ func (e *Env) validate() EnvError {
 	if e.HTTPAddr != "" {
 		if _, port, err := net.SplitHostPort(e.HTTPAddr); err != nil || port == "" {
 			add("SIDECAR_HTTP_ADDR", "%q is not host:port (e.g. :8080 or 127.0.0.1:8080; empty disables)", e.HTTPAddr)
+		} else if !validPort(port) {
+			add("SIDECAR_HTTP_ADDR", "%q: port %s is not a port number (0 to 65535)", e.HTTPAddr, port)
 		}
 	}
 	if e.StatusFile == "" {
@@ -148,4 +156,204 @@ func kindWord(t reflect.Type) string {
 		return "a whole number"
 	}
 	return "a valid " + t.String()
+}
+
+// LoadRunEnv is LoadEnv for the commands that talk to Vault (run, once):
+// the SIDECAR_* settings and CheckVaultEnv, every problem of both listed.
+func LoadRunEnv() (Env, error) {
+	environ := os.Environ()
+	e, err := ParseEnv(environ)
+	var errs EnvError
+	if err != nil && !errors.As(err, &errs) {
+		return Env{}, err
+	}
+	var vaultErrs EnvError
+	if verr := CheckVaultEnv(environ); verr != nil && !errors.As(verr, &vaultErrs) {
+		return Env{}, verr
+	}
+	if errs = append(errs, vaultErrs...); len(errs) > 0 {
+		return Env{}, errs
+	}
+	return e, nil
+}
+
+// CheckVaultEnv checks the VAULT_* variables that the Vault API library
+// (hashicorp/vault/api v1.23) reads from the environment, the way it reads
+// them: a set, non-empty variable it cannot use is an error naming it.
+// (The library would either refuse to start with a message that names no
+// variable, or accept a value such as VAULT_ADDR=not-a-url and fail every
+// request.) Files it names are checked too; nothing is sent anywhere.
+func CheckVaultEnv(environ []string) error {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "VAULT_") && v != "" {
+			vars[k] = v
+		}
+	}
+	var errs EnvError
+	add := func(key, format string, args ...any) {
+		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
+	}
+	for _, key := range []string{"VAULT_ADDR", "VAULT_AGENT_ADDR"} {
+		if v, ok := vars[key]; ok && !vaultURL(v) {
+			add(key, "%q is not an http://, https:// or unix:// URL (e.g. https://vault.example.com:8200)", RedactURL(v))
+		}
+	}
+	for _, key := range []string{"VAULT_HTTP_PROXY", "VAULT_PROXY_ADDR"} {
+		if v, ok := vars[key]; ok && !proxyURL(v) {
+			add(key, "%q is not a proxy URL (e.g. http://proxy.example.com:3128)", RedactURL(v))
+		}
+	}
+	for _, key := range []string{"VAULT_SKIP_VERIFY", "VAULT_SRV_LOOKUP", "VAULT_DISABLE_REDIRECTS"} {
+		if v, ok := vars[key]; ok {
+			if _, err := strconv.ParseBool(v); err != nil {
+				add(key, "%q is not a boolean (true or false)", v)
+			}
+		}
+	}
+	if v, ok := vars["VAULT_CLIENT_TIMEOUT"]; ok {
+		if d, err := parseutil.ParseDurationSecond(v); err != nil || d < 0 {
+			add("VAULT_CLIENT_TIMEOUT", "%q is not a duration (e.g. 30s, or 30 for seconds)", v)
+		}
+	}
+	if v, ok := vars["VAULT_MAX_RETRIES"]; ok {
+		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+			add("VAULT_MAX_RETRIES", "%q is not a whole number", v)
+		}
+	}
+	if v, ok := vars["VAULT_RATE_LIMIT"]; ok && !rateLimit(v) {
+		add("VAULT_RATE_LIMIT", "%q is not a rate (requests per second, optionally :burst, e.g. 10 or 10:20)", v)
+	}
+	if v, ok := vars["VAULT_HEADERS"]; ok {
+		if msg := headersProblem(v); msg != "" {
+			add("VAULT_HEADERS", "%s", msg)
+		}
+	}
+	checkVaultTLSEnv(vars, add)
+	sort.Strings(errs)
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// checkVaultTLSEnv checks the CA and client certificate variables as the
+// library loads them (crypto/tls, an x509 pool).
+func checkVaultTLSEnv(vars map[string]string, add func(key, format string, args ...any)) {
+	if v, ok := vars["VAULT_CACERT"]; ok {
+		if pem, err := os.ReadFile(v); err != nil {
+			add("VAULT_CACERT", "%s", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			add("VAULT_CACERT", "%s holds no PEM certificate", v)
+		}
+	}
+	if v, ok := vars["VAULT_CACERT_BYTES"]; ok && !x509.NewCertPool().AppendCertsFromPEM([]byte(v)) {
+		add("VAULT_CACERT_BYTES", "holds no PEM certificate")
+	}
+	if v, ok := vars["VAULT_CAPATH"]; ok {
+		if _, err := os.Stat(v); err != nil {
+			add("VAULT_CAPATH", "%s", err)
+		}
+	}
+	cert, hasCert := vars["VAULT_CLIENT_CERT"]
+	key, hasKey := vars["VAULT_CLIENT_KEY"]
+	switch {
+	case hasCert && !hasKey:
+		add("VAULT_CLIENT_KEY", "not set, but VAULT_CLIENT_CERT is: set both or neither")
+	case hasKey && !hasCert:
+		add("VAULT_CLIENT_CERT", "not set, but VAULT_CLIENT_KEY is: set both or neither")
+	case hasCert:
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			add("VAULT_CLIENT_CERT", "with VAULT_CLIENT_KEY: %s", err)
+		}
+	}
+}
+
+// vaultURL reports whether v is an address the library can send to.
+func vaultURL(v string) bool {
+	u, err := url.Parse(v)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "unix":
+		return strings.TrimPrefix(v, "unix://") != ""
+	case "http", "https":
+		return u.Host != "" && validPort(u.Port())
+	}
+	return false
+}
+
+func proxyURL(v string) bool {
+	u, err := url.Parse(v)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+		return u.Host != "" && validPort(u.Port())
+	}
+	return false
+}
+
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil
+}
+
+// rateLimit accepts what the library does: "rate" or "rate:burst".
+func rateLimit(v string) bool {
+	var r float64
+	var burst int
+	if _, err := fmt.Sscanf(v, "%f:%d", &r, &burst); err == nil {
+		return true
+	}
+	_, err := strconv.ParseFloat(v, 64)
+	return err == nil
+}
+
+// headersProblem checks VAULT_HEADERS: a JSON object of string values
+// whose names do not start with X-Vault-. Values are never shown.
+func headersProblem(v string) string {
+	var h map[string]any
+	if err := json.Unmarshal([]byte(v), &h); err != nil {
+		return "is not a JSON object of header names and string values"
+	}
+	var bad []string
+	for name, val := range h {
+		if _, ok := val.(string); !ok {
+			return fmt.Sprintf("the value of %q is not a string", name)
+		}
+		if strings.HasPrefix(name, "X-Vault-") {
+			bad = append(bad, name)
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Sprintf("%s: headers starting with X-Vault- are the library's own", strings.Join(bad, ", "))
+	}
+	return ""
+}
+
+// RedactURL hides the userinfo (user name and password) of a URL, or of
+// anything shaped like one: "https://admin:pw@vault:8200/v1/x" becomes
+// "https://***@vault:8200/v1/x". Everything else is kept, so the result
+// still says which server was meant. It is for display only.
+func RedactURL(s string) string {
+	prefix, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 {
+		prefix, rest = s[:i+3], s[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return s
+	}
+	return prefix + "***@" + rest[at+1:]
 }

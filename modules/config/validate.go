@@ -144,7 +144,7 @@ func (v *validator) validate(c *Config) {
 
 func (v *validator) vault(vc *Vault) {
 	if vc.Address != "" && httpURLProblem(vc.Address) != "" {
-		v.add("vault.address", "%q is not an http:// or https:// URL", vc.Address)
+		v.add("vault.address", "%q is not an http:// or https:// URL", RedactURL(vc.Address))
 	}
 	if msg := vc.Timeout.problem(); msg != "" {
 		v.add("vault.timeout", "%s", msg)

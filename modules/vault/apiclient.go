@@ -31,6 +31,7 @@ func newAPIClients(vc config.Vault, tp trace.TracerProvider) (*apiClients, error
 	}
 	if vc.Address != "" {
 		cfg.Address = vc.Address
+		cfg.AgentAddress = "" // VAULT_AGENT_ADDR would win over the file's address otherwise
 	}
 	if vc.Timeout.Duration > 0 {
 		cfg.Timeout = vc.Timeout.Duration
@@ -58,7 +59,7 @@ func newAPIClients(vc config.Vault, tp trace.TracerProvider) (*apiClients, error
 	}
 	data, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("vault client: %w", err)
+		return nil, fmt.Errorf("vault client: %w", redactErr(err))
 	}
 	// The token comes from the auth method alone (VAULT_TOKEN is read there
 	// for the token method); never from what the library found on its own.

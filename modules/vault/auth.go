@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -27,6 +26,8 @@ type loginMethod interface {
 	// body is the login request's body. It holds credentials: it goes to
 	// Vault and nowhere else.
 	body() (map[string]any, error)
+	// files are the credential files body reads.
+	files() []string
 }
 
 // newAuth returns the login method for vault.auth, or the token source for
@@ -40,7 +41,9 @@ func newAuth(a config.Auth, lookupEnv func(string) (string, bool)) (loginMethod,
 	case config.AuthToken, "":
 		ts := &tokenSource{file: a.TokenFile, env: env(envToken)}
 		if ts.file == "" && ts.env == "" {
-			return nil, nil, errors.New("vault.auth: the token method needs vault.auth.token_file or VAULT_TOKEN")
+			// An environment problem (exit 2, one plain line), in the
+			// form of config.EnvError.
+			return nil, nil, config.EnvError{envToken + ": not set, and vault.auth.token_file is not set either: the token auth method needs one of them"}
 		}
 		return nil, ts, nil
 	case config.AuthAppRole:
@@ -50,7 +53,7 @@ func newAuth(a config.Auth, lookupEnv func(string) (string, bool)) (loginMethod,
 			roleIDEnv: env(envRoleID), secretIDEnv: env(envSecretID),
 		}
 		if r.roleIDFile == "" && r.roleIDEnv == "" {
-			return nil, nil, errors.New("vault.auth.approle: set role_id_file or VAULT_ROLE_ID")
+			return nil, nil, config.EnvError{envRoleID + ": not set, and vault.auth.approle.role_id_file is not set either: the approle auth method needs one of them"}
 		}
 		return r, nil, nil
 	case config.AuthKubernetes:
@@ -99,6 +102,16 @@ type appRole struct {
 func (r *appRole) name() string  { return config.AuthAppRole }
 func (r *appRole) mount() string { return r.mountPath }
 
+func (r *appRole) files() []string {
+	var out []string
+	for _, f := range []string{r.secretIDFile, r.roleIDFile} {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func (r *appRole) body() (map[string]any, error) {
 	roleID := r.roleIDEnv
 	if r.roleIDFile != "" {
@@ -132,8 +145,9 @@ type jwtLogin struct {
 	file      string
 }
 
-func (j *jwtLogin) name() string  { return j.method }
-func (j *jwtLogin) mount() string { return j.mountPath }
+func (j *jwtLogin) name() string    { return j.method }
+func (j *jwtLogin) mount() string   { return j.mountPath }
+func (j *jwtLogin) files() []string { return []string{j.file} }
 
 func (j *jwtLogin) body() (map[string]any, error) {
 	jwt, err := readCredential(j.method+" token file", j.file)
@@ -148,6 +162,14 @@ func (j *jwtLogin) body() (map[string]any, error) {
 type tokenSource struct {
 	file string
 	env  logging.Redacted
+}
+
+// source names where the token comes from, for messages.
+func (t *tokenSource) source() string {
+	if t.file != "" {
+		return "token_file " + t.file
+	}
+	return envToken
 }
 
 func (t *tokenSource) read() (logging.Redacted, error) {

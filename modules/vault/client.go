@@ -1,8 +1,9 @@
 // Package vault is the sidecar's only network client: it logs in to
 // HashiCorp Vault or OpenBao (token, approle, kubernetes, jwt), keeps the
 // token alive (renewal, re-login), and reads KV v1 and v2 secrets. Every
-// call goes through the circuit breaker; retries are the caller's, with
-// Backoff.
+// call goes through the circuit breaker (but Probe, the breaker's own
+// health check); retries are the caller's, with Backoff. Credentials Vault
+// rejected are not sent again for minutes (see loginGate).
 package vault
 
 import (
@@ -30,8 +31,9 @@ const startCheckTimeout = 5 * time.Second
 const tracerName = "github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 
 // Breaker guards every call to Vault; *breaker.Breaker implements it.
+// done gets the call's outcome and, for a failure, its cause (no secrets).
 type Breaker interface {
-	Allow() (done func(breaker.Outcome), err error)
+	Allow() (done func(o breaker.Outcome, cause string), err error)
 }
 
 // TokenObserver is told the token's expiry whenever it is learnt or
@@ -65,7 +67,8 @@ type Client struct {
 	opts Options
 	log  *zap.Logger
 
-	cur atomic.Pointer[conn]
+	cur  atomic.Pointer[conn]
+	gate *loginGate // rejected credentials, across vault: reloads
 
 	mu      sync.Mutex // Start, Stop, Update
 	started bool
@@ -82,7 +85,7 @@ func NewClient(opts Options) (*Client, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
-	c := &Client{opts: opts, log: opts.Logger}
+	c := &Client{opts: opts, log: opts.Logger, gate: newLoginGate()}
 	cn, err := c.newConn(opts.Vault)
 	if err != nil {
 		return nil, err
@@ -175,7 +178,7 @@ func (c *Client) Update(_ context.Context, vc config.Vault) error {
 		c.startRenewer(cn) // logs in (or looks the token up) at once
 	}
 	c.log.Info("vault client reconfigured",
-		zap.String("address", cn.apis.data.Address()), zap.String("auth_method", cn.methodName()))
+		zap.String("address", cn.apis.shownAddress()), zap.String("auth_method", cn.methodName()))
 	return nil
 }
 
@@ -201,6 +204,7 @@ func (c *Client) newConn(vc config.Vault) (*conn, error) {
 		log:        c.log,
 		observer:   c.opts.TokenObserver,
 		guard:      c.opts.Breaker,
+		gate:       c.gate,
 		tracer:     tp.Tracer(tracerName),
 		wake:       make(chan struct{}, 1),
 		kvVersions: map[string]int{},
@@ -217,6 +221,7 @@ type conn struct {
 	log      *zap.Logger
 	observer TokenObserver
 	guard    Breaker
+	gate     *loginGate
 	tracer   trace.Tracer
 
 	stopRenewer context.CancelFunc // set by Client.startRenewer
@@ -244,16 +249,21 @@ func (cn *conn) call(ctx context.Context, op string, fn func(context.Context) er
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("vault %s: %w", op, err)
 	}
-	var done func(breaker.Outcome)
+	var done func(breaker.Outcome, string)
 	if cn.guard != nil {
 		var err error
 		if done, err = cn.guard.Allow(); err != nil {
 			return fmt.Errorf("vault %s: %w", op, err)
 		}
 	}
-	err := fn(ctx)
+	err := redactErr(fn(ctx))
 	if done != nil {
-		done(outcome(err))
+		o := outcome(err)
+		cause := ""
+		if o == breaker.Failure {
+			cause = failureCause(err)
+		}
+		done(o, cause)
 	}
 	if err != nil {
 		return &callError{op: op, err: err}
@@ -264,7 +274,7 @@ func (cn *conn) call(ctx context.Context, op string, fn func(context.Context) er
 // check is Start's best-effort connection validation: health, then a
 // login or token lookup. It logs and never fails.
 func (cn *conn) check(ctx context.Context) {
-	addr := cn.apis.data.Address()
+	addr := cn.apis.shownAddress()
 	err := cn.call(ctx, "health check", func(ctx context.Context) error {
 		h, err := cn.apis.data.Sys().HealthWithContext(ctx)
 		if err == nil {

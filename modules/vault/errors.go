@@ -29,6 +29,23 @@ func notFound(mount, path string, version int, why string) error {
 	return fmt.Errorf("vault: %w: %s", ErrNotFound, what)
 }
 
+// ErrConfig matches (errors.Is) a read that cannot succeed until the
+// secret's settings change: a version pin on a KV v1 mount, a mount that is
+// another secrets engine, kv_version: 2 on a KV v1 mount, a bad mount,
+// path or version. Retrying it only repeats it.
+var ErrConfig = errors.New("the secret's settings do not fit its mount")
+
+// configError marks err as ErrConfig without changing its text.
+type configError struct{ err error }
+
+func (e configError) Error() string        { return e.err.Error() }
+func (e configError) Unwrap() error        { return e.err }
+func (e configError) Is(target error) bool { return target == ErrConfig }
+
+func misconfigured(format string, args ...any) error {
+	return configError{fmt.Errorf(format, args...)}
+}
+
 // authError marks a failure of the auth stage: credentials that cannot be
 // read, a login that Vault rejects, a token Vault does not accept.
 type authError struct{ err error }
@@ -62,6 +79,22 @@ func IsAuthError(err error) bool {
 	return true
 }
 
+// IsUnavailable reports whether err says Vault could not be reached or
+// could not serve: the open breaker, a transport error, a timeout, a 5xx or
+// 429 (but not approle's 500 for a bad secret_id, nor a rejected login).
+// Such an error clears up by itself when Vault recovers, so retries should
+// come soon and wake when the breaker closes.
+func IsUnavailable(err error) bool {
+	if errors.Is(err, breaker.ErrOpen) {
+		return true
+	}
+	if err == nil || IsLoginRejected(err) {
+		return false
+	}
+	var ce *callError
+	return errors.As(err, &ce) && outcome(ce.err) == breaker.Failure
+}
+
 // statusOf is the HTTP status of a Vault API error, 0 when there was none.
 func statusOf(err error) int {
 	var re *api.ResponseError
@@ -69,6 +102,15 @@ func statusOf(err error) int {
 		return re.StatusCode
 	}
 	return 0
+}
+
+// errorMessages is a Vault API error's messages, "" when there are none.
+func errorMessages(err error) string {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return strings.Join(re.Errors, "; ")
+	}
+	return ""
 }
 
 func isForbidden(err error) bool {
@@ -97,8 +139,8 @@ func outcome(err error) breaker.Outcome {
 		return breaker.Success
 	case errors.Is(err, context.Canceled):
 		return breaker.Ignore
-	case pastMaxTTL(err):
-		return breaker.Success
+	case pastMaxTTL(err), rejectedAnswer(err):
+		return breaker.Success // Vault answered: the token's end, bad credentials
 	case countsAsFailure(err):
 		return breaker.Failure
 	}

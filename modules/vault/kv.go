@@ -41,34 +41,53 @@ func (cn *conn) read(ctx context.Context, req ReadRequest) (*Secret, error) {
 
 func (cn *conn) readWithToken(ctx context.Context, mount, path string, req ReadRequest) (*Secret, error) {
 	if mount == "" || path == "" {
-		return nil, fmt.Errorf("vault read: mount %q and path %q must both be set", req.Mount, req.Path)
+		return nil, misconfigured("vault read: mount %q and path %q must both be set", req.Mount, req.Path)
 	}
 	if req.Version < 0 {
-		return nil, fmt.Errorf("vault read %s/%s: version %d is negative", mount, path, req.Version)
+		return nil, misconfigured("vault read %s/%s: version %d is negative", mount, path, req.Version)
 	}
 	gen, err := cn.ensureToken(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sec, err := cn.readKV(ctx, mount, path, req)
-	if isForbidden(err) && cn.refreshStale(ctx, gen) {
-		sec, err = cn.readKV(ctx, mount, path, req)
+	if !isForbidden(err) {
+		return sec, err
 	}
-	return sec, err
+	retry, tokenOK, tokenErr := cn.afterForbidden(ctx, gen)
+	switch {
+	case retry:
+		return cn.readKV(ctx, mount, path, req)
+	case tokenErr != nil:
+		// Whatever the denied reads suggested about the mount came from a
+		// token Vault does not accept.
+		cn.forget(mount)
+		if v := req.KVVersion; v == config.KVAuto || v == "" {
+			return nil, fmt.Errorf("%w; the KV version of mount %s is unknown (not checked)", tokenErr, mount)
+		}
+		return nil, tokenErr
+	case tokenOK:
+		return nil, fmt.Errorf("%w; the token is valid, its policies do not allow this read", err)
+	}
+	return nil, err
 }
 
 func (cn *conn) readKV(ctx context.Context, mount, path string, req ReadRequest) (*Secret, error) {
 	switch req.KVVersion {
 	case config.KV1:
 		if req.Version > 0 {
-			return nil, fmt.Errorf("vault read %s/%s: a version pin needs KV v2, but kv_version is 1", mount, path)
+			return nil, misconfigured("vault read %s/%s: a version pin needs KV v2, but kv_version is 1", mount, path)
 		}
 		return cn.readV1(ctx, mount, path)
 	case config.KV2:
-		return cn.readV2(ctx, mount, path, req.Version)
+		sec, err := cn.readV2(ctx, mount, path, req.Version)
+		if errors.Is(err, errNotKV2) {
+			err = configError{err} // kv_version: 2 on a KV v1 mount
+		}
+		return sec, err
 	case config.KVAuto, "":
 	default:
-		return nil, fmt.Errorf("vault read %s/%s: %q is not a KV version (auto, 1, 2)", mount, path, req.KVVersion)
+		return nil, misconfigured("vault read %s/%s: %q is not a KV version (auto, 1, 2)", mount, path, req.KVVersion)
 	}
 	v, err := cn.mountVersion(ctx, mount, path)
 	if err != nil {
@@ -77,7 +96,7 @@ func (cn *conn) readKV(ctx context.Context, mount, path string, req ReadRequest)
 	switch v {
 	case 1:
 		if req.Version > 0 {
-			return nil, fmt.Errorf("vault read %s/%s: a version pin needs KV v2, but mount %s is KV v1", mount, path, mount)
+			return nil, misconfigured("vault read %s/%s: a version pin needs KV v2, but mount %s is KV v1", mount, path, mount)
 		}
 		return cn.readV1(ctx, mount, path)
 	case 2:
@@ -119,7 +138,7 @@ func (cn *conn) detectVersion(ctx context.Context, mount, path string) (int, err
 	case err == nil && sec != nil && sec.Data != nil:
 		typ, _ := sec.Data["type"].(string)
 		if typ != "" && typ != "kv" && typ != "generic" {
-			return 0, fmt.Errorf("vault read %s/%s: mount %s is a %q secrets engine, not KV", mount, path, mount, typ)
+			return 0, misconfigured("vault read %s/%s: mount %s is a %q secrets engine, not KV", mount, path, mount, typ)
 		}
 		v = 1
 		if opts, _ := sec.Data["options"].(map[string]any); opts != nil && opts["version"] == "2" {
@@ -138,6 +157,12 @@ func (cn *conn) detectVersion(ctx context.Context, mount, path string) (int, err
 	}
 	cn.remember(mount, v)
 	return v, nil
+}
+
+func (cn *conn) forget(mount string) {
+	cn.kvMu.Lock()
+	delete(cn.kvVersions, mount)
+	cn.kvMu.Unlock()
 }
 
 func (cn *conn) remember(mount string, v int) {
@@ -165,6 +190,11 @@ func (cn *conn) readEither(ctx context.Context, mount, path string, version int)
 	}
 	if errors.Is(err2, ErrNotFound) && (errors.Is(err1, ErrNotFound) || isForbidden(err1)) {
 		return nil, err2
+	}
+	var ce *callError
+	if isForbidden(err2) && isForbidden(err1) && errors.As(err1, &ce) {
+		// Denied both ways: neither says which version the mount is.
+		return nil, &callError{op: "read " + mount + "/" + path + " (KV version unknown; tried as v2 and v1)", err: ce.err}
 	}
 	return nil, err1
 }

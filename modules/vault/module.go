@@ -46,6 +46,7 @@ func New(p Params) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.Breaker.SetProbe(c.Probe) // the breaker runs it, from its own start to stop
 	p.Lifecycle.Append(fx.StartStopHook(c.Start, c.Stop))
 	return c, nil
 }

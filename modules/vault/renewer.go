@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,8 +21,14 @@ var retryBackoff = Backoff{Base: time.Second, Max: 30 * time.Second}
 // static token that cannot be renewed nears its expiry.
 func (cn *conn) renewLoop(ctx context.Context) {
 	failures := 0
+	var heldUntil time.Time // a rejected login: nothing to do before then
 	for {
 		delay, ok := cn.nextCheck(time.Now(), failures)
+		if !heldUntil.IsZero() {
+			// Reads that bring new credentials log in themselves and wake
+			// the renewer through cn.wake.
+			delay, ok = max(time.Until(heldUntil), 0), true
+		}
 		var fire <-chan time.Time
 		var timer *time.Timer
 		if ok {
@@ -34,12 +41,19 @@ func (cn *conn) renewLoop(ctx context.Context) {
 			return
 		case <-cn.wake:
 			stopTimer(timer)
+			heldUntil = time.Time{}
 			continue
 		case <-fire:
 		}
+		heldUntil = time.Time{}
 		if err := cn.maintain(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			var rej *LoginRejectedError
+			if errors.As(err, &rej) { // logged once, when Vault answered
+				heldUntil = rej.RetryAt
+				continue
 			}
 			failures++
 			cn.log.Warn("vault token upkeep failed; will retry",

@@ -2,9 +2,11 @@ package vault
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -171,6 +173,10 @@ func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error
 		return tokenInfo{}, "", err
 	}
 	path := "auth/" + strings.Trim(cn.method.mount(), "/") + "/login"
+	fp := cn.gate.fingerprint(cn.apis.data.Address(), cn.method, body)
+	if r := cn.gate.held(fp); r != nil {
+		return tokenInfo{}, "", &authError{cn.rejectedError(path, *r, nil)}
+	}
 	at := time.Now()
 	var sec *api.Secret
 	err = cn.call(ctx, "login ("+cn.method.name()+" at "+path+")", func(ctx context.Context) error {
@@ -179,14 +185,52 @@ func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error
 		return err
 	})
 	if err != nil {
+		if loginRejected(err) {
+			r := cn.gate.reject(fp, rejectionCause(err))
+			rej := cn.rejectedError(path, r, err)
+			cn.log.Error("vault rejected the login; not sending these credentials again until the retry time, new ones at once",
+				zap.String("auth_method", cn.method.name()), zap.String("path", path), zap.String("answer", r.cause),
+				zap.Int("consecutive_rejections", r.count), zap.Time("retry_at", r.retryAt), zap.Strings("credential_files", cn.method.files()))
+			return tokenInfo{}, "", &authError{rej}
+		}
 		return tokenInfo{}, "", &authError{err}
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
 		return tokenInfo{}, "", &authError{fmt.Errorf("vault login (%s at %s): the answer holds no token", cn.method.name(), path)}
 	}
+	cn.gate.accepted()
 	ttl := time.Duration(sec.Auth.LeaseDuration) * time.Second
 	info := tokenInfo{at: at, ttl: ttl, fullTTL: ttl, renewable: sec.Auth.Renewable, policies: sec.Auth.Policies}
 	return info, logging.Redacted(sec.Auth.ClientToken), nil
+}
+
+// rejectedError describes rejection r of a login at path; answer is
+// Vault's error when the login was sent just now.
+func (cn *conn) rejectedError(path string, r rejection, answer error) *LoginRejectedError {
+	addr, method := cn.apis.data.Address(), cn.method
+	return &LoginRejectedError{
+		Method: method.name(), Path: path, Cause: r.cause, At: r.at, RetryAt: r.retryAt, Files: method.files(),
+		err: answer,
+		changed: func() bool {
+			return cn.gate.changedSince(func() ([sha256.Size]byte, bool) {
+				body, err := method.body()
+				if err != nil {
+					return [sha256.Size]byte{}, false
+				}
+				return cn.gate.fingerprint(addr, method, body), true
+			})
+		},
+	}
+}
+
+// rejectionCause is Vault's answer to a rejected login, without the
+// operation: "invalid secret id (HTTP 500)".
+func rejectionCause(err error) string {
+	msg := oneLine(errorMessages(err))
+	if msg == "" {
+		msg = http.StatusText(statusOf(err))
+	}
+	return fmt.Sprintf("%s (HTTP %d)", msg, statusOf(err))
 }
 
 // lookup asks Vault about the current token and records the answer.
@@ -299,22 +343,33 @@ func (cn *conn) logStaticToken(info tokenInfo) {
 	cn.log.Info("vault token looked up", fields...)
 }
 
-// refreshStale is called after Vault refused a request made with token
-// generation gen. It reports whether there is now a different token worth
-// one more try: the token method re-reads token_file; the login methods
-// check the token with a lookup and log in again when Vault no longer
-// accepts it (a policy denial leaves the token alone).
-func (cn *conn) refreshStale(ctx context.Context, gen uint64) bool {
+// afterForbidden is called after Vault refused (401/403) a request made
+// with token generation gen. retry: there is now a different token worth
+// one more try (the token method re-read token_file; a login method logged
+// in again because Vault no longer accepts its token). Otherwise the token
+// is checked with a lookup: tokenOK, Vault accepts it and the request
+// itself was denied; tokenErr, Vault rejected the token (or the login that
+// would replace it), which is the error to show.
+func (cn *conn) afterForbidden(ctx context.Context, gen uint64) (retry, tokenOK bool, tokenErr error) {
 	if cn.tokens != nil {
-		now, err := cn.refreshStaticToken()
-		return err == nil && now != gen
+		if now, err := cn.refreshStaticToken(); err == nil && now != gen {
+			return true, false, nil
+		}
+	} else if cn.state().gen != gen {
+		return true, false, nil // someone else already replaced it
 	}
-	if cn.state().gen != gen {
-		return true // someone else already replaced it
-	}
-	if _, err := cn.lookup(ctx); err == nil || !isForbidden(err) {
-		return false // the token is fine: the request itself was denied
+	_, err := cn.lookup(ctx)
+	switch {
+	case err == nil:
+		return false, true, nil
+	case !isForbidden(err):
+		return false, false, nil // cannot tell; the read's own error stands
+	case cn.tokens != nil:
+		return false, false, &authError{fmt.Errorf("vault rejected the token from %s: %w", cn.tokens.source(), err)}
 	}
 	cn.log.Info("vault no longer accepts the token; logging in again", zap.String("auth_method", cn.method.name()))
-	return cn.login(ctx, gen, "token rejected") == nil
+	if err := cn.login(ctx, gen, "token rejected"); err != nil {
+		return false, false, err
+	}
+	return true, false, nil
 }

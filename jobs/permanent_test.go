@@ -1,0 +1,113 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
+)
+
+func TestIsPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&jobs.SyncError{Secret: "s", Stage: jobs.StageRender, Err: errors.New("format env: NUL")}, true},
+		{&jobs.SyncError{Secret: "s", Stage: jobs.StageFetch, Err: fmt.Errorf("read: %w", vault.ErrConfig)}, true},
+		{&jobs.SyncError{Secret: "s", Stage: jobs.StageFetch, Err: fmt.Errorf("read: %w", vault.ErrNotFound)}, false},
+		{&jobs.SyncError{Secret: "s", Stage: jobs.StageAuth, Err: errors.New("permission denied")}, false},
+		{&jobs.SyncError{Secret: "s", Stage: jobs.StageWrite, Err: errors.New("read-only file system")}, false},
+		{nil, false},
+	} {
+		if got := jobs.IsPermanent(tc.err); got != tc.want {
+			t.Errorf("IsPermanent(%v) = %v", tc.err, got)
+		}
+	}
+}
+
+// TestOncePermanentErrorsFailAtOnce: a render error and a read that does
+// not fit its mount fail in one attempt, not after --timeout; a missing
+// secret is still retried.
+func TestOncePermanentErrorsFailAtOnce(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	srv.PutKV2(t, "secret", p+"/nul", map[string]any{"K": "a\x00b"})
+	srv.PutKV1(t, "kv", p+"/v1", map[string]any{"k": "v"})
+	cfg := loadConfig(t, w.dir, fmt.Sprintf(`
+secrets:
+  - {name: nul, path: %[1]s/nul, destination: %[2]s/out/nul.env, format: env}
+  - {name: pinned, mount: kv, path: %[1]s/v1, version: 2, destination: %[2]s/out/pinned, key: k}
+  - {name: ghost, path: %[1]s/ghost, destination: %[2]s/out/ghost, key: k}
+`, p, w.dir))
+	fetch := &pathCounter{next: w.client, reads: map[string]int{}}
+	syncer := jobs.NewSyncer(fetch, w.log.Named("sync"), jobs.SyncerOptions{})
+	start := time.Now()
+	failed := jobs.NewOnce(cfg, syncer, w.log, 3*time.Second, 4).Run(t.Context())
+	took := time.Since(start)
+	if len(failed) != 3 {
+		t.Fatalf("failed: %v", failed)
+	}
+	byName := map[string]error{}
+	for _, f := range failed {
+		byName[f.Secret] = f.Err
+	}
+	if !strings.Contains(byName["nul"].Error(), "NUL byte") || !strings.Contains(byName["pinned"].Error(), "a version pin needs KV v2, but mount kv is KV v1") {
+		t.Fatalf("errors: %v", byName)
+	}
+	if !errors.Is(byName["ghost"], vault.ErrNotFound) || took < 3*time.Second {
+		t.Fatalf("the missing secret was not retried until the timeout (%s): %v", took, byName["ghost"])
+	}
+	fetch.mu.Lock()
+	reads := fetch.reads
+	fetch.mu.Unlock()
+	if reads[p+"/nul"] != 1 || reads[p+"/v1"] != 1 || reads[p+"/ghost"] < 2 {
+		t.Fatalf("reads by path %v: want one for each permanent error, retries for the missing one", reads)
+	}
+	if !strings.Contains(w.logs.String(), `"secret_name":"nul"`) {
+		t.Fatal("no failure logged for nul")
+	}
+	t.Logf("reads %v in %s", reads, took)
+}
+
+// TestDaemonPermanentErrorWaitsForRefresh: the run ends; the next
+// scheduled refresh tries again (no backoff retries in between).
+func TestDaemonPermanentErrorWaitsForRefresh(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	srv.PutKV2(t, "secret", p+"/nul", map[string]any{"K": "a\x00b"})
+	cfg := loadConfig(t, w.dir, fmt.Sprintf(`
+secrets:
+  - {name: nul, path: %[1]s/nul, destination: %[2]s/out/nul.env, format: env, refresh_interval: 2s}
+`, p, w.dir))
+	fetch := &countingFetcher{next: w.client}
+	w.syncer = jobs.NewSyncer(fetch, w.log.Named("sync"), jobs.SyncerOptions{Status: w.status})
+	w.daemon(t, cfg)
+	time.Sleep(3500 * time.Millisecond) // the first run and one refresh (2 s +-10%)
+	if n := fetch.reads.Load(); n != 2 {
+		t.Fatalf("%d reads in 3.5 s at a 2 s refresh, want 2 (no retries of a render error)", n)
+	}
+}
+
+// pathCounter counts reads by path.
+type pathCounter struct {
+	next  jobs.Fetcher
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (c *pathCounter) Read(ctx context.Context, req vault.ReadRequest) (*vault.Secret, error) {
+	c.mu.Lock()
+	c.reads[req.Path]++
+	c.mu.Unlock()
+	return c.next.Read(ctx, req)
+}
