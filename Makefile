@@ -53,7 +53,7 @@ help:
 demo: ## the README's demo: sidecar + local Vault dev server, seeded secrets, a live change
 	@scripts/demo.sh
 
-# --- container image and deployment checks (issue 7) ---
+# --- container image and deployment checks ---
 
 # renovate: datasource=go depName=github.com/rhysd/actionlint
 ACTIONLINT_VERSION := v1.7.12
@@ -73,7 +73,7 @@ check-deployments: ## docker-compose config, shellcheck, actionlint, Kubernetes 
 test-containers: build ## the image (from bin/) and the Compose test variant under a real Docker engine; installs docker.io, docker-compose, busybox-static and starts dockerd when missing
 	SIDECAR_BIN=$(CURDIR)/$(BIN) SIDECAR_VERSION=$(VERSION) SIDECAR_COMMIT=$(COMMIT) GO=$(GO) scripts/test-containers.sh
 
-# --- benchmarks, fault injection, fuzzing, soak (issue 8) ---
+# --- benchmarks, fault injection, fuzzing, soak ---
 
 # consul-template for `make bench`: the newest release, still MPL-2.0
 # (HashiCorp's BUSL change did not cover it; its LICENSE at v0.41.1 is

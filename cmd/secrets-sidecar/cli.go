@@ -12,7 +12,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
-// Exit codes (SPEC: "Exit codes").
+// Exit codes (README: "CLI reference").
 const (
 	exitOK      = 0
 	exitFailure = 1

@@ -1,5 +1,5 @@
 // Command secrets-sidecar keeps files on a shared volume in sync with
-// secrets in HashiCorp Vault or OpenBao. See SPEC.md and README.md.
+// secrets in HashiCorp Vault or OpenBao. See README.md.
 //
 // This file composes the fx modules for each command and nothing else; the
 // command line is parsed in cli.go and the commands run in commands.go.

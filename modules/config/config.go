@@ -1,6 +1,6 @@
 // Package config loads and validates the secrets-sidecar YAML config file and
-// the SIDECAR_* process settings (see SPEC.md, "Config file" and "Process
-// settings").
+// the SIDECAR_* process settings (see README.md, "Config file" and
+// "Environment variables").
 //
 // Load never returns a partly valid config: it either returns a Config in
 // which every secret has its defaults merged and every rule checked, or a

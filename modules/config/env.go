@@ -27,7 +27,7 @@ const DefaultConfigPath = "/etc/secrets-sidecar/config.yaml"
 // is not set at all (set but empty disables the server).
 const DefaultHTTPAddr = ":8080"
 
-// Env holds the SIDECAR_* process settings (SPEC: "Process settings").
+// Env holds the SIDECAR_* process settings (README: "Environment variables").
 type Env struct {
 	ConfigPath         string        `env:"SIDECAR_CONFIG" envDefault:"/etc/secrets-sidecar/config.yaml"`
 	LogLevel           string        `env:"SIDECAR_LOG_LEVEL" envDefault:"info"`

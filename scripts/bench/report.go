@@ -170,7 +170,7 @@ func kinds(count func(class string) float64) string {
 	return strings.Join(out, ", ")
 }
 
-// targets checks issue 8's targets against the medians.
+// targets checks the benchmark's performance targets against the medians.
 func (r *results) targets(b *strings.Builder) {
 	b.WriteString("### Targets\n\n| target | result | |\n| --- | --- | --- |\n")
 	mark := func(ok bool) string {
