@@ -50,7 +50,7 @@ func (e *childEnv) Observed(secret string, data map[string]any) {
 	if !e.names[secret] {
 		return
 	}
-	vars, err := supervisor.ChildEnv(nil, map[string]map[string]any{secret: data})
+	vars, err := childEnviron(nil, map[string]map[string]any{secret: data})
 	e.mu.Lock()
 	changed := err != nil || !slices.Equal(vars, e.vars[secret])
 	e.data[secret], e.vars[secret] = data, vars
@@ -79,7 +79,7 @@ func (e *childEnv) environ() ([]string, error) {
 			return nil, fmt.Errorf("--env %s: the secret has not been read", name)
 		}
 	}
-	return supervisor.ChildEnv(e.base, e.data)
+	return childEnviron(e.base, e.data)
 }
 
 // childHook is the supervisor's part of every change window (a

@@ -10,13 +10,13 @@ import (
 func dot(data map[string]any) map[string]string {
 	out := make(map[string]string, len(data))
 	for k, v := range data {
-		out[k] = fieldText(v)
+		out[k] = FieldText(v)
 	}
 	return out
 }
 
-// fieldText is a field's value as the dot, key: and env/properties show it.
-func fieldText(v any) string {
+// FieldText is a field's value as the dot, key: and env/properties show it.
+func FieldText(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x

@@ -17,7 +17,7 @@ import (
 // a gjson path over the secret's JSON (ESO's remoteRef.property).
 func renderKey(data map[string]any, key string) ([]byte, bool, error) {
 	if v, ok := data[key]; ok {
-		return []byte(fieldText(v)), true, nil
+		return []byte(FieldText(v)), true, nil
 	}
 	doc, err := json.Marshal(data)
 	if err != nil {
@@ -99,12 +99,12 @@ func yamlNode(v any) *yaml.Node {
 	case json.Number:
 		return number(x.String())
 	case float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		return number(fieldText(x))
+		return number(FieldText(x))
 	}
 	// Anything else: through its JSON, as a JSON value.
 	b, err := json.Marshal(v)
 	if err != nil {
-		return str(fieldText(v))
+		return str(FieldText(v))
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
@@ -151,9 +151,9 @@ func renderEnv(data map[string]any) ([]byte, error) {
 	keys := sortedKeys(data)
 	var bad, nul []string
 	for _, k := range keys {
-		if !envName(k) {
+		if !EnvName(k) {
 			bad = append(bad, strconv.Quote(k))
-		} else if strings.IndexByte(fieldText(data[k]), 0) >= 0 {
+		} else if strings.IndexByte(FieldText(data[k]), 0) >= 0 {
 			nul = append(nul, strconv.Quote(k))
 		}
 	}
@@ -169,14 +169,14 @@ func renderEnv(data map[string]any) ([]byte, error) {
 	for _, k := range keys {
 		b.WriteString(k)
 		b.WriteByte('=')
-		b.WriteString(shellQuote(fieldText(data[k])))
+		b.WriteString(shellQuote(FieldText(data[k])))
 		b.WriteByte('\n')
 	}
 	return []byte(b.String()), nil
 }
 
-// envName reports whether k is [A-Za-z_][A-Za-z0-9_]*.
-func envName(k string) bool {
+// EnvName reports whether k is [A-Za-z_][A-Za-z0-9_]*.
+func EnvName(k string) bool {
 	if k == "" {
 		return false
 	}
@@ -221,7 +221,7 @@ func renderProperties(data map[string]any) []byte {
 	for _, k := range sortedKeys(data) {
 		propEscape(&b, k, true)
 		b.WriteByte('=')
-		propEscape(&b, fieldText(data[k]), false)
+		propEscape(&b, FieldText(data[k]), false)
 		b.WriteByte('\n')
 	}
 	return []byte(b.String())

@@ -97,7 +97,7 @@ func TestEnvIsShellSafe(t *testing.T) {
 		t.Fatalf("read %d values, want %d:\n%s", len(vals)-1, len(keys), out)
 	}
 	for i, k := range keys {
-		if want := fieldText(data[k]); vals[i] != want {
+		if want := FieldText(data[k]); vals[i] != want {
 			t.Errorf("%s: sh read %q, want %q", k, vals[i], want)
 		}
 	}
@@ -254,7 +254,7 @@ func TestPropertiesRoundTrip(t *testing.T) {
 	got := javaLoad(t, string(out))
 	want := map[string]string{}
 	for k, v := range data {
-		want[k] = fieldText(v)
+		want[k] = FieldText(v)
 	}
 	if !reflect.DeepEqual(got, want) {
 		for k := range want {

@@ -66,7 +66,7 @@ func collect(v any, set map[string]bool, top bool) {
 	}
 	// Numbers, and the JSON text of nested values as the dot shows them.
 	if top || !isContainer(v) {
-		forms(fieldText(v), set)
+		forms(FieldText(v), set)
 	}
 }
 

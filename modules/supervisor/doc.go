@@ -1,7 +1,7 @@
 // Package supervisor runs one child process for the process-supervisor mode
 // (`secrets-sidecar exec -- CMD ARGS...`, as Vault Agent's supervisor mode,
 // envconsul and `doppler run --watch`): it starts the command with an
-// environment the caller computes (see ChildEnv), passes stdin, stdout and
+// environment the caller computes (see ScrubCredentials), passes stdin, stdout and
 // stderr through, forwards the sidecar's signals, restarts or signals the
 // command when secrets change, reports its exit code, and makes sure nothing
 // it started outlives the sidecar. The package knows nothing of Vault, fx or

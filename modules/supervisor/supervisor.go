@@ -37,7 +37,7 @@ type Options struct {
 	// Argv is the command and its arguments. Argv[0] is looked up in the
 	// PATH of Env when it has no slash.
 	Argv []string
-	// Env is the child's complete environment (see ChildEnv). nil means
+	// Env is the child's complete environment (see ScrubCredentials). nil means
 	// the sidecar's environment through ScrubCredentials; an empty non-nil
 	// slice is an empty environment.
 	Env []string

@@ -1,16 +1,17 @@
-package supervisor
+package jobs
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
 )
 
-// ChildEnv is the child's complete environment: base (normally os.Environ())
-// through ScrubCredentials, then one NAME=value per field of every secret in
+// childEnviron is the child's complete environment: base (normally os.Environ())
+// through supervisor.ScrubCredentials, then one NAME=value per field of every secret in
 // secretEnv (secret name, as the caller labels it in messages, to its
 // fields as Vault returned them).
 //
@@ -25,16 +26,16 @@ import (
 // The order is deterministic: the base's order (of each name's last
 // occurrence, which is the one a process sees), then the secret variables
 // sorted by name.
-func ChildEnv(base []string, secretEnv map[string]map[string]any) ([]string, error) {
+func childEnviron(base []string, secretEnv map[string]map[string]any) ([]string, error) {
 	vars := make(map[string]string)
 	from := make(map[string]string) // variable -> secret that set it
 	var errs []error
 	for _, secret := range sortedKeys(secretEnv) {
 		fields := secretEnv[secret]
 		for _, field := range sortedKeys(fields) {
-			text := fieldText(fields[field])
+			text := render.FieldText(fields[field])
 			switch other, dup := from[field]; {
-			case !envName(field):
+			case !render.EnvName(field):
 				errs = append(errs, fmt.Errorf("secret %q: field %q is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)", secret, field))
 			case dup:
 				errs = append(errs, fmt.Errorf("secrets %q and %q both set the environment variable %s", other, secret, field))
@@ -50,7 +51,7 @@ func ChildEnv(base []string, secretEnv map[string]map[string]any) ([]string, err
 		return nil, errors.Join(errs...)
 	}
 
-	kept := lastOccurrences(ScrubCredentials(base))
+	kept := lastOccurrences(supervisor.ScrubCredentials(base))
 	out := make([]string, 0, len(kept)+len(vars))
 	for _, kv := range kept {
 		name, _, _ := strings.Cut(kv, "=")
@@ -78,46 +79,6 @@ func lastOccurrences(environ []string) []string {
 	}
 	slices.Reverse(out)
 	return out
-}
-
-// envName reports whether k is [A-Za-z_][A-Za-z0-9_]* (jobs/render's rule
-// for format: env).
-func envName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		switch {
-		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
-		case '0' <= c && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// fieldText is a field's value as a template's dot shows it (the rules of
-// jobs/render's fieldText, which the package doc of render describes).
-func fieldText(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case bool:
-		return strconv.FormatBool(x)
-	case nil:
-		return "null"
-	case []byte:
-		return string(x)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v) // NaN, infinities: nothing JSON can say
-	}
-	return string(b)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
