@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 )
 
 // FuzzRender feeds arbitrary template text, a field name and a value to
@@ -104,7 +105,8 @@ func checkErr(t *testing.T, err error, value, what string) {
 	}
 	// A value that overlaps the marker can reappear around it; any other
 	// value of scrubbable length must be gone.
-	if len(value) >= minSecret && !strings.ContainsAny(value, "[]") && !strings.Contains(redacted, value) &&
+	marker := logging.RedactedText
+	if len(value) >= logging.MinScrubbed && !strings.ContainsAny(value, "[]") && !strings.Contains(marker, value) &&
 		strings.Contains(msg, value) {
 		t.Fatalf("%s: error contains the value %q: %s", what, value, msg)
 	}
