@@ -58,12 +58,21 @@ func logs(t *testing.T, container string) string {
 // waitHUPs waits until app.sh has reported want SIGHUPs, then waits settle
 // longer and fails the test if more came: a second SIGHUP for the same
 // rotation (a second window, a retry) would come within that time. It
-// returns how long the first wait took and the app's output.
-func waitHUPs(t *testing.T, app string, want int, settle time.Duration) (time.Duration, string) {
+// counts in the app's output after the last line holding from (all of it
+// when from is ""), and returns how long the first wait took and that
+// output.
+func waitHUPs(t *testing.T, app string, want int, settle time.Duration, from string) (time.Duration, string) {
 	t.Helper()
+	since := func() string {
+		out := logs(t, app)
+		if from == "" {
+			return out
+		}
+		return after(out, from)
+	}
 	start := time.Now()
 	for {
-		out := logs(t, app)
+		out := since()
 		n := hups(out)
 		if n > want {
 			t.Fatalf("app: %d SIGHUPs, want %d:\n%s", n, want, out)
@@ -78,7 +87,7 @@ func waitHUPs(t *testing.T, app string, want int, settle time.Duration) (time.Du
 	}
 	took := time.Since(start)
 	time.Sleep(settle)
-	out := logs(t, app)
+	out := since()
 	if n := hups(out); n != want {
 		t.Fatalf("app: %d SIGHUPs %s after the %s, want exactly %d:\n%s", n, settle, ordinal(want), want, out)
 	}
@@ -141,7 +150,10 @@ func pidMode(t *testing.T, container string) string {
 // namespace (pid: "service:app"), so the app starts first and waits for
 // its files; the app (app.sh, PID 1 there, with a HUP trap) gets exactly
 // one SIGHUP when one secret is rotated, and exactly one more when three
-// are rotated together; SIGTERM ends it at once with exit code 0.
+// are rotated together. When the app restarts, the sidecar dies with the
+// namespace and its restart policy brings it back into the new one, where
+// the next rotation signals the new app; SIGTERM ends the app at once
+// with exit code 0.
 func TestComposeSignal(t *testing.T) {
 	p := composeUp(t, "secrets-sidecar-test-signal", "docker-compose.signal.yml")
 	sidecar, app := p.container("secrets-sidecar"), p.container("app")
@@ -155,9 +167,6 @@ func TestComposeSignal(t *testing.T) {
 	}
 	waitHealthy(t, sidecar, time.Minute)
 	appReads(t, app)
-	if out := logs(t, app); !strings.Contains(out, "app: waiting for /secrets/db.env and /secrets/api-key") {
-		t.Logf("app: its files were there when app.sh started (report.sh waited for them)")
-	}
 	if n := hups(logs(t, app)); n != 0 {
 		t.Fatalf("app: %d SIGHUPs before any rotation (files created at start must not signal)", n)
 	}
@@ -170,7 +179,7 @@ func TestComposeSignal(t *testing.T) {
 	if _, err := v.Put(t.Context(), "demo/api", map[string]any{"api_key": key}); err != nil {
 		t.Fatal(err)
 	}
-	took, out := waitHUPs(t, app, 1, 4*time.Second)
+	took, out := waitHUPs(t, app, 1, 4*time.Second, "")
 	t.Logf("one secret rotated: one SIGHUP reached the app %s after the write to Vault (%s of waiting), none after it in 4s",
 		(time.Since(start) - 4*time.Second).Round(time.Millisecond), took.Round(time.Millisecond))
 	if !strings.Contains(after(out, "SIGHUP (1 so far)"), fmt.Sprintf("api key: %d characters)", len(key))) {
@@ -191,7 +200,7 @@ func TestComposeSignal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	took, out = waitHUPs(t, app, 2, 5*time.Second)
+	took, out = waitHUPs(t, app, 2, 5*time.Second, "")
 	t.Logf("three secrets rotated together: one SIGHUP reached the app %s after the writes (%s of waiting), none after it in 5s",
 		(time.Since(start) - 5*time.Second).Round(time.Millisecond), took.Round(time.Millisecond))
 	if !strings.Contains(after(out, "SIGHUP (2 so far)"), fmt.Sprintf("(password: %d characters, api key: %d characters)", len(password), len(key))) {
@@ -211,6 +220,39 @@ func TestComposeSignal(t *testing.T) {
 	noSecrets(t, "the sidecar's logs", sidecarLogs, []string{seededPassword, seededAPIKey, password, key})
 	noSecrets(t, "the app's output", logs(t, app), []string{seededPassword, seededAPIKey, password, key})
 	noRestarts(t, p, "vault", "secrets-sidecar", "app")
+
+	// The app restarts: its PID namespace ends with it, and the kernel
+	// kills the sidecar in it (SIGKILL); the sidecar's restart policy starts
+	// it again, in the app's new namespace, where it finds the app again.
+	since := time.Now()
+	docker(t, "restart", "--time", "10", app)
+	code, died := dieCode(p, since, "secrets-sidecar")
+	for deadline := time.Now().Add(30 * time.Second); !died && time.Now().Before(deadline); code, died = dieCode(p, since, "secrets-sidecar") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !died || code != 137 {
+		t.Fatalf("the app restarted: the sidecar died %v, exit code %d, want 137 (killed with the PID namespace)", died, code)
+	}
+	for deadline := time.Now().Add(time.Minute); !inspect(t, sidecar).State.Running; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sidecar was not started again after the app's restart:\n%s", logs(t, sidecar))
+		}
+	}
+	waitHealthy(t, sidecar, time.Minute)
+	if got, want := pidMode(t, sidecar), "container:"+app; got != want {
+		t.Errorf("the restarted sidecar's PID mode: %q, want %q", got, want)
+	}
+	t.Logf("the app restarted: the sidecar died with its PID namespace (exit 137), its restart policy started it again, healthy %s after `docker restart` began",
+		time.Since(since).Round(time.Millisecond))
+	key = "after-restart-" + randomHex(t)
+	if _, err := v.Put(t.Context(), "demo/api", map[string]any{"api_key": key}); err != nil {
+		t.Fatal(err)
+	}
+	_, out = waitHUPs(t, app, 1, 4*time.Second, "app: SIGTERM or SIGINT, exiting")
+	if !strings.Contains(after(out, "SIGHUP (1 so far)"), fmt.Sprintf("api key: %d characters)", len(key))) {
+		t.Errorf("app: after its restart, the SIGHUP did not load the new api key:\n%s", out)
+	}
+	t.Logf("after both restarts, a rotation sent the app (a new PID 1) exactly one SIGHUP")
 
 	// Down in Compose's order: the sidecar (it depends on the app), then
 	// the app, which as PID 1 ends on SIGTERM through its trap.
@@ -297,7 +339,7 @@ func TestComposeExec(t *testing.T) {
 	if _, err := v.Put(t.Context(), "demo/api", map[string]any{"api_key": key}); err != nil {
 		t.Fatal(err)
 	}
-	_, out = waitHUPs(t, app, 1, 3*time.Second)
+	_, out = waitHUPs(t, app, 1, 3*time.Second, "")
 	t.Logf("a new api key in Vault sent the child one SIGHUP (%s, including 3s without another)", time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(after(out, "SIGHUP (1 so far)"), fmt.Sprintf("api key: %d characters)", len(key))) {
 		t.Errorf("app: after the SIGHUP it did not load the new api key:\n%s", out)
