@@ -7,8 +7,9 @@
 #   - It waits for the files, so it can start before the sidecar wrote them
 #     (docker-compose.signal.yml, where it must start first).
 #   - SIGHUP reloads at once (the sidecar's `signal` action, or exec mode's
-#     --on-change signal); a poll every 5 seconds reloads too, for the plain
-#     sidecar pattern, which sends no signal.
+#     --on-change signal). It also looks at the files every RELOAD_POLL
+#     seconds (default 5), for the plain sidecar pattern, which sends no
+#     signal; RELOAD_POLL=0 leaves reloading to SIGHUP alone.
 #   - SIGTERM and SIGINT end it with exit code 0 at once. As PID 1 (in its
 #     container, or in a PID namespace it shares with the sidecar) the kernel
 #     delivers only the signals it has a handler for: without these traps
@@ -17,8 +18,9 @@
 #     exec --env db`, docker-compose.exec.yml), it uses those and reads only
 #     the api key from disk; exec mode restarts it when they change.
 #   - With RELOAD_PORT set it also serves POST /cgi-bin/reload on that port
-#     (busybox httpd, www/cgi-bin/reload), which sends it a SIGHUP: the
-#     target of the `http` action in docker-compose.webhook.yml.
+#     (busybox httpd serving RELOAD_WWW, default /www: www/cgi-bin/reload),
+#     which sends it a SIGHUP: the target of the `http` action in
+#     docker-compose.webhook.yml.
 #
 # It sleeps in the background and waits (`sleep 5 & wait $!`): a shell runs
 # a trap only between commands, and `wait` returns as soon as a trapped
@@ -29,6 +31,11 @@
 set -eu
 
 dir=${SECRETS_DIR:-/secrets}
+poll=${RELOAD_POLL:-5}
+nap=$poll
+if [ "$poll" = 0 ]; then
+	nap=3600
+fi
 hups=0    # SIGHUPs received
 handled=0 # SIGHUPs reloaded for
 trap 'hups=$((hups + 1))' HUP
@@ -61,6 +68,12 @@ load() {
 }
 
 fingerprint() { cat "$dir/db.env" "$dir/api-key" | md5sum; }
+# remember what the files hold, for the poll (which may fail: see above).
+remember() {
+	if [ "$poll" != 0 ]; then
+		seen=$(fingerprint) || seen=""
+	fi
+}
 
 if [ -n "${RELOAD_PORT:-}" ]; then
 	export APP_PID=$$ # for the CGI script: whom to send the SIGHUP
@@ -78,19 +91,21 @@ if [ -n "$from_env" ]; then
 	echo "app: database settings from the environment"
 fi
 load
-seen=$(fingerprint) || seen=""
+remember
 while :; do
 	if [ "$hups" = "$handled" ]; then
-		pause 5
+		pause "$nap"
 	fi
 	if [ "$hups" != "$handled" ]; then
 		handled=$hups
 		echo "app: SIGHUP (${hups} so far), reloading"
+	elif [ "$poll" = 0 ]; then
+		continue
 	else
 		now=$(fingerprint) || continue
 		[ "$now" != "$seen" ] || continue
 		echo "app: secrets changed on disk, reloading"
 	fi
 	load
-	seen=$(fingerprint) || seen=""
+	remember
 done
