@@ -163,8 +163,17 @@ sweep() {
 	[[ ${#ids[@]} -eq 0 ]] || docker volume rm --force "${ids[@]}" >/dev/null
 	mapfile -t ids < <(docker network ls --quiet --filter "label=$label")
 	[[ ${#ids[@]} -eq 0 ]] || docker network rm "${ids[@]}" >/dev/null
+	# An image built FROM another (the exec-mode app image, FROM the busybox
+	# one) must go first: the engine refuses to remove a parent while a
+	# child exists. Each pass removes what has no children left.
+	local _
+	for _ in 1 2 3; do
+		mapfile -t ids < <(docker images --quiet --filter "label=$label" | sort -u)
+		[[ ${#ids[@]} -gt 0 ]] || return 0
+		docker rmi --force "${ids[@]}" >/dev/null 2>&1 || true
+	done
 	mapfile -t ids < <(docker images --quiet --filter "label=$label" | sort -u)
-	[[ ${#ids[@]} -eq 0 ]] || docker rmi --force "${ids[@]}" >/dev/null
+	[[ ${#ids[@]} -eq 0 ]] || docker rmi --force "${ids[@]}" >/dev/null # fails, saying why
 }
 
 finish() {

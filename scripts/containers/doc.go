@@ -2,9 +2,13 @@
 // the scratch image built from the prebuilt binary
 // (deployments/docker/Dockerfile.prebuilt) run as uid 65534 with a
 // read-only root, and the Compose shapes of examples/compose in their test
-// variant (examples/compose/test): the sidecar pattern with
-// service_healthy and the init-container pattern with
-// service_completed_successfully, against the repository's Vault dev server.
+// variant (examples/compose/test), against the repository's Vault dev
+// server: the sidecar pattern with service_healthy, the init-container
+// pattern with service_completed_successfully, a `signal` change action
+// across containers (the sidecar in the app's PID namespace, one SIGHUP
+// per rotation), and exec mode in an app image that copies the sidecar
+// binary from the sidecar's image (restart on an environment change,
+// SIGHUP on a file change, the child's exit code).
 //
 // The engine tests carry the build tag containers and run through
 // `make test-containers` (scripts/test-containers.sh), which installs

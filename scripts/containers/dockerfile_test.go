@@ -100,3 +100,58 @@ func TestPrebuiltStageMatchesDockerfile(t *testing.T) {
 		})
 	}
 }
+
+// instructions lists a Dockerfile's instructions of the given keyword, one
+// string each, continuation lines joined and comments left out.
+func instructions(dockerfile, keyword string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(dockerfile, "\n") {
+		line = strings.TrimSpace(line)
+		if cur.Len() == 0 && (line == "" || strings.HasPrefix(line, "#")) {
+			continue
+		}
+		cont := strings.HasSuffix(line, "\\")
+		cur.WriteString(strings.TrimSuffix(line, "\\"))
+		if cont {
+			continue
+		}
+		ins := strings.Join(strings.Fields(cur.String()), " ")
+		cur.Reset()
+		if kw, _, _ := strings.Cut(ins, " "); strings.EqualFold(kw, keyword) {
+			out = append(out, ins)
+		}
+	}
+	return out
+}
+
+// TestExecDockerfileVariant: the Compose test's exec-mode image
+// (examples/compose/test/Dockerfile.exec) is built as the example's
+// (examples/compose/app/Dockerfile.exec): the sidecar binary copied from
+// the sidecar's image, the same user, entrypoint and health check; only
+// the base images and the command (CMD) differ.
+func TestExecDockerfileVariant(t *testing.T) {
+	example, err := os.ReadFile("../../examples/compose/app/Dockerfile.exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant, err := os.ReadFile("../../examples/compose/test/Dockerfile.exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const copyBinary = "COPY --from=sidecar /secrets-sidecar /secrets-sidecar"
+	for _, f := range []struct{ name, text string }{{"example", string(example)}, {"test variant", string(variant)}} {
+		if copies := instructions(f.text, "COPY"); len(copies) == 0 || copies[0] != copyBinary {
+			t.Errorf("%s: first COPY %q, want %q", f.name, copies, copyBinary)
+		}
+		if froms := instructions(f.text, "FROM"); len(froms) != 2 || froms[0] != "FROM ${SIDECAR_IMAGE} AS sidecar" {
+			t.Errorf("%s: FROM %q, want the sidecar's image (ARG SIDECAR_IMAGE) as stage sidecar, then the app's base", f.name, froms)
+		}
+	}
+	for _, kw := range []string{"USER", "ENTRYPOINT", "HEALTHCHECK"} {
+		e, v := instructions(string(example), kw), instructions(string(variant), kw)
+		if len(e) != 1 || strings.Join(e, "\n") != strings.Join(v, "\n") {
+			t.Errorf("%s: the example has %q, the test variant %q", kw, e, v)
+		}
+	}
+}

@@ -26,6 +26,7 @@ const (
 	imageSidecar  = "secrets-sidecar-test/sidecar:containers"
 	imageBusybox  = "secrets-sidecar-test/busybox:containers"
 	imageDevvault = "secrets-sidecar-test/devvault:containers"
+	imageAppExec  = "secrets-sidecar-test/app-exec:containers" // busybox + the sidecar binary, in exec mode
 )
 
 // Environment that `make test-containers` sets.
@@ -36,9 +37,10 @@ const (
 	envBusybox = "SIDECAR_BUSYBOX" // a static busybox (Debian's busybox-static)
 )
 
-// applets are the busybox applets the test images link: what app.sh,
-// app/report.sh, seed/seed.sh and the dev server's health check run.
-var applets = []string{"sh", "cat", "chown", "cut", "env", "id", "ls", "md5sum", "mkdir", "sed", "sha256sum", "sleep", "wget"}
+// applets are the busybox applets the test images link: what app.sh (and
+// its reload webhook), app/report.sh, seed/seed.sh and the dev server's
+// health check run.
+var applets = []string{"sh", "cat", "chown", "cut", "env", "httpd", "id", "ls", "md5sum", "mkdir", "sed", "sha256sum", "sleep", "wget"}
 
 // stamp is the version and commit the sidecar binary carries.
 type stamp struct{ version, commit string }
@@ -119,7 +121,9 @@ func buildImages(t *testing.T) (stamp, error) {
 		return st, err
 	}
 	build(t, imageDevvault, tools, "../../examples/compose/test/Dockerfile.devvault")
-	t.Logf("built %s, %s and %s in %s", imageSidecar, imageBusybox, imageDevvault, time.Since(start).Round(time.Millisecond))
+	// The app with the sidecar inside: COPY --from the sidecar's image.
+	build(t, imageAppExec, t.TempDir(), "../../examples/compose/test/Dockerfile.exec", "SIDECAR_IMAGE="+imageSidecar)
+	t.Logf("built %s, %s, %s and %s in %s", imageSidecar, imageBusybox, imageDevvault, imageAppExec, time.Since(start).Round(time.Millisecond))
 	return st, nil
 }
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Seeds the Vault dev server of the Compose test variant over Vault's HTTP
 # API, with busybox wget: the same demo secrets, policy and AppRole as
-# deployments/seed/seed.sh (the subset that the sidecar's config reads),
+# deployments/seed/seed.sh (the subset that the sidecar's configs read),
 # without the `vault` CLI image, which cannot be pulled where the test runs.
 # Writes role-id and secret-id for the sidecar into APPROLE_OUT. Idempotent.
 #
@@ -48,7 +48,8 @@ api POST secret/data/demo/db '{"data": {"username": "app", "password": "s3cr3t p
 	"host": "db.internal", "port": "5432", "database": "app"}}' >/dev/null
 api POST secret/data/demo/api '{"data": {"api_key": "demo-api-key-v1"}}' >/dev/null
 api POST secret/data/demo/api '{"data": {"api_key": "demo-api-key-v2"}}' >/dev/null
-log "demo secrets: secret/demo/db, secret/demo/api (two versions)"
+api POST secret/data/demo/config '{"data": {"log_level": "info"}}' >/dev/null
+log "demo secrets: secret/demo/db, secret/demo/api (two versions), secret/demo/config"
 
 api POST sys/policies/acl/secrets-sidecar '{"policy": "path \"secret/data/demo/*\" { capabilities = [\"read\"] }\npath \"secret/metadata/demo/*\" { capabilities = [\"read\"] }\npath \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }\n"}' >/dev/null
 log "policy secrets-sidecar"
