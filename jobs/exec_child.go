@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
@@ -125,7 +126,7 @@ func (h *childHook) Notify(ctx context.Context, b notify.Batch) error {
 	case len(b.Files) == 0:
 		return nil
 	case h.mode == OnChangeSignal:
-		h.log.Info("secret files changed; signalling the child", zap.Stringer("signal", h.signal), zap.Strings("files", b.Files))
+		h.log.Info("secret files changed; signalling the child", zap.String("signal", unix.SignalName(h.signal)), zap.Strings("files", b.Files))
 		if err := h.sup.Signal(h.signal); err != nil && !errors.Is(err, supervisor.ErrNoChild) {
 			return err
 		}

@@ -55,9 +55,13 @@
 // to every process whose
 // /proc/<pid>/comm is the process name exactly, or whose argv[0] has that
 // base name (never a substring; comm holds at most 15 bytes, so a longer
-// name matches through argv[0]); never the sidecar itself. PID 1 is a valid
-// target (a shared PID namespace where the application is PID 1). No
-// process found, or any target refusing (EPERM, ESRCH), fails the run.
+// name matches through argv[0]); never the sidecar itself, and only the top
+// of each same-named tree: a match whose parent matches too (an nginx
+// worker, a subshell a script forked, which a signal it does not handle
+// would kill) is left out. PID 1 is a valid target (a shared PID namespace
+// where the application is PID 1). No process found, or any target
+// refusing (EPERM; for a pid file also ESRCH), fails the run; a process
+// found by name that exits before the signal is skipped.
 //
 // exec runs the command (argv, no shell) in its own process group, stdin
 // /dev/null, killing the whole group when its timeout (default 30s) ends.

@@ -46,6 +46,40 @@ func TestFindProcessesMatchesExactNamesOnly(t *testing.T) {
 	}
 }
 
+// TestFindProcessesTopOfTree: of processes with the name, only those
+// whose parent does not have it too get the signal (an nginx master, not
+// its workers; a script, not the subshells it forks).
+func TestFindProcessesTopOfTree(t *testing.T) {
+	root := t.TempDir()
+	proc := func(pid, ppid int, comm string) {
+		dir := filepath.Join(root, strconv.Itoa(pid))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for name, text := range map[string]string{
+			"comm": comm + "\n", "cmdline": comm + "\x00",
+			"stat": strconv.Itoa(pid) + " (" + comm + ") S " + strconv.Itoa(ppid) + " 1 1 0 -1",
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	proc(10, 1, "nginx")   // master
+	proc(11, 10, "nginx")  // worker
+	proc(12, 10, "nginx")  // worker
+	proc(13, 11, "nginx")  // a worker's child
+	proc(20, 1, "app.sh")  // script
+	proc(21, 20, "app.sh") // its subshell
+	proc(30, 5, "nginx")   // a second master (another tree)
+	for name, want := range map[string][]int{"nginx": {10, 30}, "app.sh": {20}} {
+		got, err := findProcesses(root, name, 4242)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: %v (%v), want %v", name, got, err, want)
+		}
+	}
+}
+
 func TestReadPIDFileAcceptsPIDOne(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "app.pid")
 	if err := os.WriteFile(p, []byte("1\n"), 0o600); err != nil {

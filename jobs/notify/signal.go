@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,14 +70,25 @@ func (a *signalAction) run(_ context.Context, n *Notifier, _ input) ([]zap.Field
 		pids = found
 	}
 	var failed []string
+	gone := 0
 	for _, pid := range pids {
-		if err := unix.Kill(pid, a.sig); err != nil {
+		err := unix.Kill(pid, a.sig)
+		switch {
+		case errors.Is(err, unix.ESRCH) && a.pidFile == "":
+			gone++ // found by name, exited since: nothing left to tell
+		case err != nil:
 			failed = append(failed, fmt.Sprintf("pid %d: %v", pid, err))
 		}
 	}
 	nFailed := len(failed)
-	fields := []zap.Field{zap.String("signal", name), zap.Int("signalled", len(pids)-nFailed),
+	fields := []zap.Field{zap.String("signal", name), zap.Int("signalled", len(pids)-nFailed-gone),
 		zap.Int("failed_targets", nFailed)}
+	if gone > 0 {
+		fields = append(fields, zap.Int("gone", gone))
+	}
+	if gone == len(pids) {
+		return fields, fmt.Errorf("%s: every process named %q exited before it could be signalled", name, a.process)
+	}
 	if nFailed > 0 {
 		more := ""
 		if len(failed) > maxListedFailures {
@@ -177,17 +189,47 @@ func findProcesses(root, name string, self int) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
-	var pids []int
+	parents := map[int]int{} // matching pid -> its parent
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid <= 0 || pid > math.MaxInt32 || pid == self || !e.IsDir() {
 			continue
 		}
-		if processNamed(filepath.Join(root, e.Name()), name) {
+		dir := filepath.Join(root, e.Name())
+		if processNamed(dir, name) {
+			parents[pid] = parentOf(dir)
+		}
+	}
+	// The top of each same-named tree only: an nginx master, not its
+	// workers; a shell script, not the subshells it forks (which a signal
+	// they do not handle would kill).
+	var pids []int
+	for pid, ppid := range parents {
+		if _, parentMatches := parents[ppid]; !parentMatches {
 			pids = append(pids, pid)
 		}
 	}
+	slices.Sort(pids)
 	return pids, nil
+}
+
+// parentOf is a process's parent PID from its stat file (0 when unknown).
+func parentOf(dir string) int {
+	stat, err := readPrefix(filepath.Join(dir, "stat"), 512)
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 func processNamed(dir, name string) bool {
