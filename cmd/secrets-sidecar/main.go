@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/fx"
+	"golang.org/x/sys/unix"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
@@ -26,6 +27,12 @@ import (
 )
 
 func main() {
+	// Not dumpable: a process of the same user (the application in a
+	// shared PID namespace, exec mode's child) can then neither read this
+	// one's environment (VAULT_TOKEN) nor its memory, nor reach its mount
+	// namespace's credential files through /proc/<pid>/root. Children get
+	// their own dumpable flag back when they execute a program.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
