@@ -52,19 +52,7 @@ func waitRetry(ctx context.Context, b vault.Backoff, attempt int, err error, rec
 	if vault.IsUnavailable(err) && (b.Max <= 0 || b.Max > unavailableRetryMax) {
 		b.Max = unavailableRetryMax
 	}
-	d := b.Delay(attempt)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-	case <-recovered:
-	}
-	return nil
+	return b.WaitOrWake(ctx, attempt, recovered)
 }
 
 func waitCredentials(ctx context.Context, rej *vault.LoginRejectedError) error {

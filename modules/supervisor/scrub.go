@@ -38,6 +38,16 @@ func ScrubCredentials(environ []string) []string {
 // the others is kept.
 func SplitCredentials(environ []string) (kept, dropped []string) {
 	kept = make([]string, 0, len(environ))
+	// strip keeps a URL variable without its userinfo; false drops it.
+	strip := func(name, value string) (string, bool) {
+		addr, userinfo, ok := withoutUserinfo(value)
+		dropped = append(dropped, userinfo...)
+		if !ok {
+			dropped = append(dropped, value)
+			return "", false
+		}
+		return name + "=" + addr, true
+	}
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok || name == "" {
@@ -51,13 +61,9 @@ func SplitCredentials(environ []string) (kept, dropped []string) {
 				continue
 			}
 			if suffix == "ADDR" {
-				addr, userinfo, ok := withoutUserinfo(value)
-				dropped = append(dropped, userinfo...)
-				if !ok {
-					dropped = append(dropped, value)
+				if kv, ok = strip(name, value); !ok {
 					continue
 				}
-				kv = name + "=" + addr
 			}
 		case strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "HEADERS"):
 			dropped = append(dropped, value)
@@ -68,13 +74,9 @@ func SplitCredentials(environ []string) (kept, dropped []string) {
 			}
 			continue
 		case strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "ENDPOINT"):
-			addr, userinfo, ok := withoutUserinfo(value)
-			dropped = append(dropped, userinfo...)
-			if !ok {
-				dropped = append(dropped, value)
+			if kv, ok = strip(name, value); !ok {
 				continue
 			}
-			kv = name + "=" + addr
 		}
 		kept = append(kept, kv)
 	}

@@ -58,6 +58,12 @@ func (b Backoff) Delay(attempt int) time.Duration {
 
 // Wait sleeps Delay(attempt), or returns ctx.Err() as soon as ctx ends.
 func (b Backoff) Wait(ctx context.Context, attempt int) error {
+	return b.WaitOrWake(ctx, attempt, nil)
+}
+
+// WaitOrWake is Wait that also ends, without error, when wake fires (or is
+// closed); a nil wake never fires.
+func (b Backoff) WaitOrWake(ctx context.Context, attempt int, wake <-chan struct{}) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -71,6 +77,8 @@ func (b Backoff) Wait(ctx context.Context, attempt int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
+		return nil
+	case <-wake:
 		return nil
 	}
 }
