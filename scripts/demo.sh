@@ -2,7 +2,7 @@
 # The README's demo: builds the sidecar, starts a local Vault dev server,
 # seeds demo secrets, runs the sidecar as a daemon with
 # examples/demo/config.yaml, shows the files, changes a secret in Vault and
-# shows the file follow, then stops everything. Needs Go and curl.
+# shows the file follow and its change action run, then stops everything. Needs Go and curl.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -64,6 +64,10 @@ for _ in $(seq 50); do grep -q rotated-42 "$out/secrets/db.env" && break; sleep 
 grep -q rotated-42 "$out/secrets/db.env" || { echo "demo: the file did not follow the change" >&2; cat "$out/sidecar.log" >&2; exit 1; }
 echo "--- $out/secrets/db.env now:"
 cat "$out/secrets/db.env"
+for _ in $(seq 50); do [[ -s $out/reloads.log ]] && break; sleep 0.2; done
+[[ -s $out/reloads.log ]] || { echo "demo: the change action did not run" >&2; cat "$out/sidecar.log" >&2; exit 1; }
+echo "--- the db secret's change action ran once (on_change: exec):"
+cat "$out/reloads.log"
 
 say "stopping the sidecar (SIGTERM) and Vault"
 kill -TERM "$sidecar"
