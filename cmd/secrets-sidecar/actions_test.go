@@ -440,3 +440,47 @@ func processAlive(pid int) bool {
 	i := strings.LastIndexByte(string(raw), ')')
 	return i > 0 && i+2 < len(raw) && raw[i+2] != 'Z'
 }
+
+// TestExecFailures: exec mode's own exit codes. A secret that cannot be
+// read ends the initial sync with 1 (naming it) and the command never
+// starts; a command that does not exist is 127; an --env that names no
+// secret, no command or a bad flag value is 2 with one line.
+func TestExecFailures(t *testing.T) {
+	t.Parallel()
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	srv.PutKV2(t, "secret", p+"/ok", map[string]any{"v": "x"})
+	good := writeConfig(t, dir, fmt.Sprintf("secrets: [{name: ok, path: %s/ok, destination: %s/out/ok, key: v}]\n", p, dir))
+	missingDir := filepath.Join(dir, "m")
+	if err := os.Mkdir(missingDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	missing := writeConfig(t, missingDir, fmt.Sprintf("secrets: [{name: gone, path: %s/never-written, destination: %s/out/gone, key: v}]\n", p, dir))
+	marker := filepath.Join(dir, "started")
+	env := []string{"PATH=" + os.Getenv("PATH"), "VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token,
+		"SIDECAR_STATUS_FILE=" + filepath.Join(dir, "status.json")}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		out  string // in stderr or the log
+	}{
+		{"secret cannot be read", []string{"--config", missing, "--timeout", "2s", "--", "sh", "-c", "touch " + marker}, 1, "gone"},
+		{"command not found", []string{"--config", good, "--", filepath.Join(dir, "no-such-command")}, 127, "no-such-command"},
+		{"--env names no secret", []string{"--config", good, "--env", "nosuch", "--", "true"}, 2, "exec --env nosuch: no secret of that name"},
+		{"no command", []string{"--config", good}, 2, "exec: no command"},
+		{"bad --on-change", []string{"--config", good, "--on-change", "reboot", "--", "true"}, 2, `--on-change "reboot"`},
+		{"bad --signal", []string{"--config", good, "--signal", "SIGNOPE", "--", "true"}, 2, `--signal "SIGNOPE": not a signal name`},
+	} {
+		cmd := exec.CommandContext(t.Context(), sidecarBinary(t), append([]string{"exec"}, c.args...)...)
+		cmd.Env = env
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != c.code || !strings.Contains(string(out), c.out) {
+			t.Errorf("%s: exit %d, want %d with %q in:\n%s", c.name, code, c.code, c.out, out)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command started although the initial sync failed")
+	}
+}
