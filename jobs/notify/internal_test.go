@@ -58,7 +58,7 @@ func TestFindProcessesTopOfTree(t *testing.T) {
 		}
 		for name, text := range map[string]string{
 			"comm": comm + "\n", "cmdline": comm + "\x00",
-			"stat": strconv.Itoa(pid) + " (" + comm + ") S " + strconv.Itoa(ppid) + " 1 1 0 -1",
+			"stat": strconv.Itoa(pid) + " (" + comm + ") S " + strconv.Itoa(ppid) + " 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 123",
 		} {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 				t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
 )
 
 const (
@@ -215,21 +216,15 @@ func findProcesses(root, name string, self int) ([]int, error) {
 
 // parentOf is a process's parent PID from its stat file (0 when unknown).
 func parentOf(dir string) int {
-	stat, err := readPrefix(filepath.Join(dir, "stat"), 512)
+	stat, err := readPrefix(filepath.Join(dir, "stat"), 1024)
 	if err != nil {
 		return 0
 	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
+	st, err := supervisor.ParseStat([]byte(stat))
+	if err != nil {
 		return 0
 	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
+	return st.PPID
 }
 
 func processNamed(dir, name string) bool {

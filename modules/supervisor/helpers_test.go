@@ -107,11 +107,11 @@ func procOf(t *testing.T, pid int) process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := parseStat(b)
+	st, err := ParseStat(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return process{pid, st.start}
+	return process{pid, st.Start}
 }
 
 // dead reports whether p has exited (gone, or a zombie nobody reaped yet).
@@ -120,8 +120,8 @@ func (p process) dead() bool {
 	if err != nil {
 		return true
 	}
-	st, err := parseStat(b)
-	return err != nil || st.start != p.start || st.state == 'Z'
+	st, err := ParseStat(b)
+	return err != nil || st.Start != p.start || st.State == 'Z'
 }
 
 func testLog(t *testing.T) *zap.Logger {

@@ -32,42 +32,43 @@ func zombieChildren(proc string, ppid int) ([]zombie, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		st, err := parseStat(b)
+		st, err := ParseStat(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s/%d/stat: %w", proc, pid, err)
 		}
-		if st.state == 'Z' && st.ppid == ppid {
-			out = append(out, zombie{pid: pid, start: st.start})
+		if st.State == 'Z' && st.PPID == ppid {
+			out = append(out, zombie{pid: pid, start: st.Start})
 		}
 	}
 	return out, nil
 }
 
-type procStat struct {
-	state byte
-	ppid  int
-	start uint64
+// ProcStat is what the sidecar needs of a /proc/<pid>/stat line.
+type ProcStat struct {
+	State byte   // R, S, Z...
+	PPID  int    // the parent's pid
+	Start uint64 // start time in clock ticks since boot (tells a reused pid apart)
 }
 
-// parseStat reads state (field 3), ppid (4) and starttime (22) of a
+// ParseStat reads state (field 3), ppid (4) and starttime (22) of a
 // /proc/<pid>/stat line, whose field 2, "(comm)", may hold spaces and
 // parentheses: the fields after it start after the last ')'.
-func parseStat(b []byte) (procStat, error) {
+func ParseStat(b []byte) (ProcStat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return procStat{}, errors.New("no (comm) field")
+		return ProcStat{}, errors.New("no (comm) field")
 	}
 	f := bytes.Fields(b[i+1:])
 	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, errors.New("too few fields")
+		return ProcStat{}, errors.New("too few fields")
 	}
 	ppid, err := strconv.Atoi(string(f[1]))
 	if err != nil {
-		return procStat{}, fmt.Errorf("ppid: %w", err)
+		return ProcStat{}, fmt.Errorf("ppid: %w", err)
 	}
 	start, err := strconv.ParseUint(string(f[19]), 10, 64)
 	if err != nil {
-		return procStat{}, fmt.Errorf("starttime: %w", err)
+		return ProcStat{}, fmt.Errorf("starttime: %w", err)
 	}
-	return procStat{state: f[0][0], ppid: ppid, start: start}, nil
+	return ProcStat{State: f[0][0], PPID: ppid, Start: start}, nil
 }

@@ -65,16 +65,16 @@ func TestStartReaperOnlyAsPID1(t *testing.T) {
 
 func TestParseStat(t *testing.T) {
 	line := "4242 (a) b) (c) Z 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 123456 0 0\n"
-	st, err := parseStat([]byte(line))
+	st, err := ParseStat([]byte(line))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.state != 'Z' || st.ppid != 1 || st.start != 123456 {
-		t.Fatalf("parseStat = %+v", st)
+	if st.State != 'Z' || st.PPID != 1 || st.Start != 123456 {
+		t.Fatalf("ParseStat = %+v", st)
 	}
 	for _, bad := range []string{"", "1 (x", "1 (x) S 1", "1 (x) S p 1 1 0 -1 0 0 0 0 0 0 0 0 20 0 1 0 5"} {
-		if _, err := parseStat([]byte(bad)); err == nil {
-			t.Errorf("parseStat(%q) accepted", bad)
+		if _, err := ParseStat([]byte(bad)); err == nil {
+			t.Errorf("ParseStat(%q) accepted", bad)
 		}
 	}
 }

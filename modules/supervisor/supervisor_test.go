@@ -280,8 +280,8 @@ func TestExitKillsTheRestOfTheGroup(t *testing.T) {
 			return true
 		}
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(gc) + "/stat")
-		st, _ := parseStat(b)
-		return st.state == 'Z'
+		st, _ := ParseStat(b)
+		return st.State == 'Z'
 	})
 }
 

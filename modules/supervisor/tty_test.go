@@ -139,7 +139,7 @@ func TestTerminalBackgroundChildStops(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		st, err := parseStat(b)
-		return err == nil && st.state == 'T'
+		st, err := ParseStat(b)
+		return err == nil && st.State == 'T'
 	})
 }
