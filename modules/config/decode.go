@@ -20,6 +20,8 @@ import (
 type decoder struct {
 	idx   *index
 	probs *Problems
+	// lookup reads the environment for ${NAME} in values.
+	lookup func(string) (string, bool)
 	// budget is how many more nodes may be visited. Aliases let a small
 	// file expand into a huge tree ("billion laughs"); the walk stops
 	// instead of following them without end.
@@ -32,8 +34,8 @@ const decodeBudget = 100_000
 
 // decodeConfig decodes doc into cfg. It returns false when the file
 // expands too far through aliases to be decoded at all.
-func decodeConfig(doc *yaml.Node, cfg *Config, idx *index, probs *Problems) bool {
-	d := &decoder{idx: idx, probs: probs, budget: decodeBudget + 10*countNodes(doc)}
+func decodeConfig(doc *yaml.Node, cfg *Config, idx *index, probs *Problems, lookup func(string) (string, bool)) bool {
+	d := &decoder{idx: idx, probs: probs, lookup: lookup, budget: decodeBudget + 10*countNodes(doc)}
 	d.value(doc, reflect.ValueOf(cfg).Elem(), "")
 	return d.budget >= 0
 }
@@ -76,6 +78,10 @@ func (d *decoder) mismatch(n *yaml.Node, t reflect.Type, path string) {
 	want := typeWords[t]
 	if want == "" {
 		want = kindWords[t.Kind()]
+	}
+	if written, ok := d.idx.expanded[n]; ok {
+		d.fail(n, path, "%s is not %s", valueFrom(written), want)
+		return
 	}
 	got := yamlKind(n)
 	if n.Kind == yaml.ScalarNode {
@@ -130,6 +136,9 @@ func (d *decoder) deref(n *yaml.Node) *yaml.Node {
 // value decodes n into v (settable) and records it as path.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	if n = d.deref(n); n == nil {
+		return
+	}
+	if n = d.expand(n, path); n == nil {
 		return
 	}
 	if path != "" {

@@ -20,10 +20,13 @@ type index struct {
 	// duplicate key). Their Go value is the zero value, so validation must
 	// not report it, or anything inside it, a second time.
 	broken map[string]bool
+	// expanded maps each scalar whose value came from ${...} to the text
+	// written in the file, so messages can name it instead of the value.
+	expanded map[*yaml.Node]string
 }
 
 func newIndex(file string) *index {
-	return &index{file: file, nodes: map[string]*yaml.Node{}, broken: map[string]bool{}}
+	return &index{file: file, nodes: map[string]*yaml.Node{}, broken: map[string]bool{}, expanded: map[*yaml.Node]string{}}
 }
 
 // node returns the node that set path, or the nearest enclosing one.

@@ -24,8 +24,9 @@ type TemplateChecker interface {
 type Loader struct {
 	// Templates, when set, parses every template at load time.
 	Templates TemplateChecker
-	// LookupEnv reads process environment (os.LookupEnv when nil); used for
-	// credentials that may come from the environment instead of a file.
+	// LookupEnv reads process environment (os.LookupEnv when nil): for
+	// ${NAME} in config values, and credentials that may come from the
+	// environment instead of a file.
 	LookupEnv func(string) (string, bool)
 }
 
@@ -64,8 +65,12 @@ func (l Loader) Parse(file string, data []byte) (*Config, error) {
 	idx := newIndex(file)
 	var probs Problems
 	cfg := &Config{}
-	if !decodeConfig(doc, cfg, idx, &probs) {
-		return nil, probs.sorted()
+	lookup := l.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if !decodeConfig(doc, cfg, idx, &probs, lookup) {
+		return nil, idx.redact(probs).sorted()
 	}
 	cfg.File = file
 
@@ -76,7 +81,7 @@ func (l Loader) Parse(file string, data []byte) (*Config, error) {
 	v.applyDefaults(cfg)
 	v.validate(cfg)
 	if len(v.probs) > 0 {
-		return nil, dedupe(v.probs).sorted()
+		return nil, idx.redact(dedupe(v.probs)).sorted()
 	}
 	return cfg, nil
 }

@@ -9,18 +9,22 @@ import (
 // Problem is one thing wrong with a config file.
 type Problem struct {
 	File  string
-	Line  int    // 0 when no line applies (unreadable file, missing section)
-	Field string // "secrets[2].mode"; "" for file-level problems
-	Msg   string
+	Line   int    // 0 when no line applies (unreadable file, missing section)
+	Column int    // 0 unless the problem is at one place in the line
+	Field  string // "secrets[2].mode"; "" for file-level problems
+	Msg    string
 }
 
-// String renders "file:line: field: message", leaving out the parts that do
-// not apply.
+// String renders "file:line[:column]: field: message", leaving out the
+// parts that do not apply.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
 	if p.Line > 0 {
 		fmt.Fprintf(&b, ":%d", p.Line)
+		if p.Column > 0 {
+			fmt.Fprintf(&b, ":%d", p.Column)
+		}
 	}
 	b.WriteString(": ")
 	if p.Field != "" {
