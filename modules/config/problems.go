@@ -8,7 +8,7 @@ import (
 
 // Problem is one thing wrong with a config file.
 type Problem struct {
-	File  string
+	File   string
 	Line   int    // 0 when no line applies (unreadable file, missing section)
 	Column int    // 0 unless the problem is at one place in the line
 	Field  string // "secrets[2].mode"; "" for file-level problems
