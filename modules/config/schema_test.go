@@ -12,9 +12,11 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,11 +133,61 @@ func types(node map[string]any) []string {
 	return slices.Compact(out)
 }
 
+// envRef is the schema definition of a ${NAME} reference.
+const envRef = "#/$defs/env"
+
+// unEnv takes apart a node written {anyOf: [X, {$ref: env}]}: it returns X
+// merged with the node's other keywords, and whether the node accepts an
+// environment variable reference.
+func unEnv(node map[string]any) (map[string]any, bool) {
+	alts, _ := node["anyOf"].([]any)
+	var other map[string]any
+	env := false
+	for _, a := range alts {
+		if m, _ := a.(map[string]any); m["$ref"] == envRef {
+			env = true
+		} else {
+			other = m
+		}
+	}
+	if !env || len(alts) != 2 {
+		return node, false
+	}
+	merged := maps.Clone(other)
+	for k, v := range node {
+		if _, ok := merged[k]; !ok && k != "anyOf" {
+			merged[k] = v
+		}
+	}
+	return merged, true
+}
+
+// needsEnv reports whether a schema node for a Go type rejects a plain
+// ${NAME} string unless it names the env alternative.
+func needsEnv(typ reflect.Type, node map[string]any) bool {
+	switch {
+	case typ == durationType || typ == modeType || typ.Kind() == reflect.Int || typ.Kind() == reflect.Bool:
+		return true
+	case typ.Kind() != reflect.String:
+		return false
+	case node["enum"] != nil:
+		return true
+	}
+	p, ok := node["pattern"].(string)
+	return ok && !regexp.MustCompile(p).MatchString("${NAME}")
+}
+
 // walk asserts that the Go type and the schema node describe the same
-// fields, recursively, with compatible types.
+// fields, recursively, with compatible types. Where the schema demands
+// more than any string (an integer, boolean, enum or pattern), it must
+// also accept a ${NAME} reference, which the loader expands.
 func walk(t *testing.T, root map[string]any, at string, typ reflect.Type, node map[string]any) {
 	t.Helper()
-	node = resolve(t, root, node)
+	orig := resolve(t, root, node)
+	node, env := unEnv(orig)
+	if !env && needsEnv(typ, node) {
+		t.Errorf("%s: the schema does not accept ${NAME} here (anyOf [..., {$ref: %s}])", at, envRef)
+	}
 	switch typ {
 	case durationType:
 		if node["pattern"] == nil || !slices.Equal(types(node), []string{"string"}) {
@@ -150,7 +202,7 @@ func walk(t *testing.T, root map[string]any, at string, typ reflect.Type, node m
 	}
 	switch typ.Kind() {
 	case reflect.Pointer:
-		walk(t, root, at, typ.Elem(), node)
+		walk(t, root, at, typ.Elem(), orig)
 	case reflect.String:
 		if !slices.Contains(types(node), "string") {
 			t.Errorf("%s: a string field, but the schema allows %v", at, types(node))
@@ -254,7 +306,7 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 		{"secrets[].on_change[].signal.name", signalNames()},
 		{"defaults.on_change[].signal.name", signalNames()},
 	} {
-		node := resolve(t, root, nodeAt(t, root, tc.path))
+		node, _ := unEnv(resolve(t, root, nodeAt(t, root, tc.path)))
 		got := stringValues(node["enum"].([]any))
 		slices.Sort(tc.want)
 		if !slices.Equal(got, tc.want) {
@@ -442,6 +494,51 @@ func TestExamplesMatchSchema(t *testing.T) {
 		if _, err := loader.Load(f); err != nil {
 			t.Errorf("%s: not valid for the loader: %v", f, err)
 		}
+	}
+}
+
+// TestSchemaAcceptsEnv: a ${NAME} reference is valid for the schema in
+// every field whose type the loader decides after expanding it.
+func TestSchemaAcceptsEnv(t *testing.T) {
+	const doc = `vault:
+  address: ${VAULT_URL}
+  timeout: ${TIMEOUT:-10s}
+  tls:
+    insecure_skip_verify: ${SKIP}
+  auth:
+    method: ${METHOD}
+notify:
+  attempts: ${ATTEMPTS}
+  debounce: ${DEBOUNCE}
+defaults:
+  kv_version: ${KV}
+  mode: ${MODE}
+  owner: ${UID}
+  on_start: ${ON_START}
+secrets:
+  - name: app-${ENV}
+    path: ${ENV}/db
+    destination: ${DIR}/db.env
+    version: ${VERSION}
+    format: ${FORMAT}
+    on_change:
+      - signal:
+          name: ${SIGNAL}
+          pid_file: ${DIR}/app.pid
+      - http:
+          url: ${HOOK}
+          method: ${HTTP_METHOD}
+          headers_file: ${DIR}/h
+`
+	if err := compiled(t).Validate(yamlToJSON(t, []byte(doc))); err != nil {
+		t.Errorf("the schema rejects ${NAME} references: %v", err)
+	}
+	env := map[string]string{"VAULT_URL": "http://v:8200", "SKIP": "false", "METHOD": "token", "ATTEMPTS": "4",
+		"DEBOUNCE": "1s", "KV": "2", "MODE": "0440", "UID": "1000", "ON_START": "true", "ENV": "prod", "DIR": "/run/s",
+		"VERSION": "3", "FORMAT": "env", "SIGNAL": "HUP", "HOOK": "http://app/reload", "HTTP_METHOD": "PUT"}
+	loader := config.Loader{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	if _, err := loader.Parse("env.yaml", []byte(doc)); err != nil {
+		t.Errorf("the loader rejects it: %v", err)
 	}
 }
 
