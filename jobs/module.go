@@ -33,6 +33,9 @@ var OnceModule = fx.Module("once",
 type OnceSettings struct {
 	Timeout time.Duration
 	Workers int
+	// DryRun reads and renders every secret and writes nothing: the
+	// result's Plans say what a sync would do.
+	DryRun bool
 	// Result, when set, receives the outcome, so the command can exit 1
 	// when a signal cut the run short (fx then reports exit code 0).
 	Result *OnceResult
@@ -42,6 +45,7 @@ type OnceSettings struct {
 type OnceResult struct {
 	Finished bool
 	Failed   []Failure
+	Plans    []Plan // DryRun only
 }
 
 // SyncerParams are the Syncer's dependencies in fx.
@@ -124,6 +128,7 @@ func newOnce(p OnceParams) (*Once, *OnceResult) {
 	}
 	o := NewOnce(p.Config, p.Syncer, p.Log.Named("once"), p.Settings.Timeout, p.Settings.Workers)
 	o.SetRecovery(p.Recovery)
+	o.SetDryRun(p.Settings.DryRun)
 	return o, res
 }
 
@@ -137,7 +142,7 @@ func registerOnce(lc fx.Lifecycle, sd fx.Shutdowner, o *Once, res *OnceResult) {
 			go func() {
 				defer close(done)
 				failed := o.Run(ctx)
-				res.Failed, res.Finished = failed, ctx.Err() == nil
+				res.Failed, res.Finished, res.Plans = failed, ctx.Err() == nil, o.Plans()
 				code := 0
 				if len(failed) > 0 || !res.Finished {
 					code = 1

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -25,6 +26,8 @@ type Once struct {
 	timeout  time.Duration
 	workers  int
 	recovery RecoverySignal
+	dryRun   bool
+	plans    []Plan
 }
 
 // Failure is a secret `once` could not write.
@@ -45,6 +48,15 @@ func NewOnce(cfg *config.Config, syncer *Syncer, log *zap.Logger, timeout time.D
 // Vault recovers (the breaker closes). Call it before Run.
 func (o *Once) SetRecovery(r RecoverySignal) { o.recovery = r }
 
+// SetDryRun makes Run read and render every secret and compare it with
+// its destination without writing anything (Syncer.Plan); Plans then
+// says what a sync would do. Call it before Run.
+func (o *Once) SetDryRun(on bool) { o.dryRun = on }
+
+// Plans is what a dry run found, one per secret in config order, a
+// failed secret as PlanError with its last error. Valid after Run.
+func (o *Once) Plans() []Plan { return o.plans }
+
 // Run syncs every secret and returns the ones that were not written, in
 // config order. It never runs past the timeout (or ctx): a secret still
 // failing then is reported with its last error.
@@ -54,6 +66,7 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	start := time.Now()
 
 	errs := make([]error, len(o.cfg.Secrets))
+	o.plans = make([]Plan, len(o.cfg.Secrets))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(o.workers, len(o.cfg.Secrets)); w++ {
@@ -61,7 +74,7 @@ func (o *Once) Run(ctx context.Context) []Failure {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				errs[i] = o.one(ctx, o.cfg.Secrets[i])
+				errs[i] = o.one(ctx, o.cfg.Secrets[i], &o.plans[i])
 			}
 		}()
 	}
@@ -74,26 +87,33 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	var failed []Failure
 	for i, err := range errs {
 		if err != nil {
-			failed = append(failed, Failure{Secret: o.cfg.Secrets[i].Name, Err: err})
+			sec := o.cfg.Secrets[i]
+			failed = append(failed, Failure{Secret: sec.Name, Err: err})
+			o.plans[i] = Plan{Secret: sec.Name, Destination: sec.Destination, Action: PlanError, Err: err}
 		}
 	}
-	written := len(o.cfg.Secrets) - len(failed)
+	done, notDone, finished := "written", "secret not written", "once finished"
+	if o.dryRun {
+		done, notDone, finished = "checked", "secret not checked", "dry run finished"
+	}
 	for _, f := range failed {
-		o.log.Error("secret not written", zap.String("secret_name", f.Secret), zap.Error(f.Err))
+		o.log.Error(notDone, zap.String("secret_name", f.Secret), zap.Error(f.Err))
 	}
 	log := o.log.Info
 	if len(failed) > 0 {
 		log = o.log.Error
 	}
-	log("once finished", zap.Int("written", written), zap.Int("failed", len(failed)),
+	log(finished, zap.Int(done, len(o.cfg.Secrets)-len(failed)), zap.Int("failed", len(failed)),
 		zap.Int("secrets", len(o.cfg.Secrets)), zap.Duration("took", time.Since(start)))
 	return failed
 }
 
-// one syncs a secret, retrying until it succeeds or ctx ends. An error
-// that cannot succeed (IsPermanent) fails at once; a login Vault rejected
-// waits for new credentials (or the retry time), without more logins.
-func (o *Once) one(ctx context.Context, sec config.Secret) error {
+// one syncs a secret (in a dry run: plans it into plan), retrying until it
+// succeeds or ctx ends. An error that cannot succeed (IsPermanent, a
+// destination a dry run cannot read) fails at once; a login Vault
+// rejected waits for new credentials (or the retry time), without more
+// logins.
+func (o *Once) one(ctx context.Context, sec config.Secret, plan *Plan) error {
 	job, err := o.syncer.NewJob(sec)
 	if err != nil {
 		return err
@@ -108,8 +128,13 @@ func (o *Once) one(ctx context.Context, sec config.Secret) error {
 			return last
 		}
 		recovered := recoveredChan(o.recovery)
-		last = o.syncer.Sync(ctx, job)
-		if last == nil || IsPermanent(last) {
+		if o.dryRun {
+			*plan, last = o.syncer.Plan(ctx, job)
+		} else {
+			last = o.syncer.Sync(ctx, job)
+		}
+		var dest destError
+		if last == nil || IsPermanent(last) || errors.As(last, &dest) {
 			return last
 		}
 		if waitRetry(ctx, backoff, attempt, last, recovered) != nil {

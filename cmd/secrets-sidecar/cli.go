@@ -17,6 +17,7 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	exitChanges = 3 // once --dry-run: a sync would change a file
 )
 
 const usageText = `secrets-sidecar keeps files in sync with secrets in Vault or OpenBao.
@@ -26,7 +27,8 @@ Usage:
 
 Commands:
   run        sync every secret on its own interval until SIGTERM/SIGINT (default)
-  once       sync every secret once and exit: 0 only if every file was written
+  once       sync every secret once and exit: 0 only if every file was written;
+             --dry-run writes nothing, prints what would change (3 if anything)
   exec       sync once, run a command with the secrets, keep syncing; restart or
              signal it on changes; exit with its code (exec [flags] -- CMD ARGS)
   isready    exit 0 if the daemon's status file says ready and is fresh, else 1
@@ -70,12 +72,13 @@ func commands() []command {
 				cfg := configFlag(fs)
 				timeout := fs.Duration("timeout", 2*time.Minute, "give up on secrets still failing after this long")
 				workers := fs.Int("concurrency", 8, "secrets synced at the same time")
+				dry := fs.Bool("dry-run", false, "write nothing; print what each secret's sync would do (exit 0 nothing, 3 changes, 1 errors)")
 				return func(_ []string, g globals) int {
 					if *timeout <= 0 || *workers <= 0 {
 						fmt.Fprintln(g.stderr, "once: --timeout and --concurrency must be positive")
 						return exitUsage
 					}
-					return cmdOnce(g.withConfig(*cfg), onceFlags{timeout: *timeout, workers: *workers})
+					return cmdOnce(g.withConfig(*cfg), onceFlags{timeout: *timeout, workers: *workers, dryRun: *dry})
 				}
 			},
 		},

@@ -16,6 +16,7 @@ import (
 type onceFlags struct {
 	timeout time.Duration
 	workers int
+	dryRun  bool
 }
 
 func cmdRun(g globals) int {

@@ -29,6 +29,30 @@ func ReadNoFollow(path string, limit int64) ([]byte, fs.FileInfo, error) {
 		}
 		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	return readOpened(fd, path, limit)
+}
+
+// ReadNoFollow reads the entry name of d as the package-level ReadNoFollow
+// reads a path, relative to the opened directory: no component of the
+// directory's path, nor name itself, is followed when it is a link. A
+// missing entry satisfies errors.Is(err, fs.ErrNotExist).
+func (d *Dir) ReadNoFollow(name string, limit int64) ([]byte, fs.FileInfo, error) {
+	if err := checkName(name); err != nil {
+		return nil, nil, err
+	}
+	p := d.join(name)
+	fd, err := openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, nil, fmt.Errorf("%s: %w: refusing to follow it", p, ErrSymlinkFile)
+		}
+		return nil, nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	return readOpened(fd, p, limit)
+}
+
+// readOpened reads the regular file open at fd (and closes it).
+func readOpened(fd int, path string, limit int64) ([]byte, fs.FileInfo, error) {
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	fi, err := f.Stat()
