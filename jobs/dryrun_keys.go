@@ -130,10 +130,10 @@ func shellWordEnd(s string) (int, error) {
 			if c == '\'' {
 				quote = 0
 			}
+		case quote == '"' && c == '\\':
+			i++
 		case quote == '"':
-			if c == '\\' {
-				i++
-			} else if c == '"' {
+			if c == '"' {
 				quote = 0
 			}
 		case c == '\'' || c == '"':
