@@ -115,7 +115,7 @@ func want[T comparable](t *testing.T, got, want T) {
 func TestEnvExpansionErrors(t *testing.T) {
 	const marker = "secretmarker"
 	vars := map[string]string{"KV": marker, "FLAG": marker, "MODE": marker, "DUR": marker,
-		"ADDR": "https://user:" + marker + "@" + marker + ":8200", "NAME": marker + " x", "NEG": "-7", "DEST": marker}
+		"ADDR": "https://user:" + marker + "@" + marker + ":8200", "NAME": marker + " x", "NEG": "-7", "DEST": marker, "NUM": "2"}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unset", "secrets:\n  - name: a\n    path: ${VAULT_PREFIX}/db\n    destination: /s/a\n    key: k\n",
 			"config.yaml:3:11: secrets[0].path: environment variable VAULT_PREFIX is not set (use ${VAULT_PREFIX:-default} for a default)"},
@@ -129,6 +129,8 @@ func TestEnvExpansionErrors(t *testing.T) {
 			`secrets[0].mount: "${1A}" is not an environment variable reference`},
 		{"int type error", envSecret("    key: k\n    version: ${KV}\n"),
 			"config.yaml:6: secrets[0].version: value from ${KV} is not an integer"},
+		{"quoted stays a string", envSecret("    key: k\n    version: \"${NUM}\"\n"),
+			"config.yaml:6: secrets[0].version: value from ${NUM} is not an integer"},
 		{"bool type error", envSecret("    key: k\n    on_start: ${FLAG}\n"),
 			"secrets[0].on_start: value from ${FLAG} is not true or false"},
 		{"kv_version", envSecret("    key: k\n    kv_version: ${KV}\n"),
