@@ -67,6 +67,35 @@ image-test: ## the image's files (from the Dockerfile) in a chroot as uid 65534:
 check-deployments: ## docker-compose config, shellcheck, actionlint, Kubernetes manifests, configs (installs its tools)
 	ACTIONLINT_VERSION=$(ACTIONLINT_VERSION) TOOLS=$(TOOLS) scripts/check-deployments.sh
 
+# --- release ---
+
+# GoReleaser for `make release-snapshot` and the tag workflow: installed once
+# per version into the user cache (it survives `make clean` and fresh
+# clones), then copied into bin/tools.
+# renovate: datasource=go depName=github.com/goreleaser/goreleaser/v2
+GORELEASER_VERSION := v2.15.1
+TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/secrets-sidecar/tools
+GORELEASER  := $(TOOLS)/goreleaser-$(GORELEASER_VERSION)
+
+$(GORELEASER):
+	@cached=$(TOOLS_CACHE)/goreleaser-$(GORELEASER_VERSION)/goreleaser; \
+	if [ ! -x "$$cached" ]; then \
+		echo "installing goreleaser $(GORELEASER_VERSION) into $$(dirname $$cached) (go install, once per version)"; \
+		GOBIN=$$(dirname $$cached) $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION); \
+	fi; \
+	mkdir -p $(TOOLS) && cp "$$cached" $@.tmp && mv $@.tmp $@
+
+.PHONY: goreleaser
+goreleaser: $(GORELEASER) ## install the pinned GoReleaser into bin/tools (cached per version in ~/.cache/secrets-sidecar/tools)
+
+.PHONY: release-snapshot
+release-snapshot: $(GORELEASER) ## the release build without publishing (dist/): goreleaser check and snapshot, then checks the stamped version, archives and checksums
+	GORELEASER=$(GORELEASER) scripts/release-snapshot.sh
+
+.PHONY: release
+release: $(GORELEASER) ## the tag workflow's release: goreleaser release --clean (needs a tag, GITHUB_TOKEN, cosign and syft; RELEASE_NOTES=file)
+	$(GORELEASER) release --clean $(if $(RELEASE_NOTES),--release-notes $(RELEASE_NOTES))
+
 # --- a real container engine ---
 
 .PHONY: test-containers
