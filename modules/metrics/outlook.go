@@ -25,7 +25,7 @@ func newOutlook() *outlook {
 	return &outlook{
 		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "certificate_expiry_timestamp_seconds",
-			Help: "Unix time the first certificate in a secret's written file expires (the earliest NotAfter of its PEM CERTIFICATE blocks); absent when the file holds none.",
+			Help: "Earliest NotAfter (Unix time) of the PEM CERTIFICATE blocks in a secret's written file; absent when it holds none.",
 		}, []string{"secret_name"}),
 		refresh: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "secret_refresh_interval_seconds",

@@ -16,7 +16,7 @@ var outlookNames = []string{
 }
 
 const outlookGolden = `
-# HELP secrets_sidecar_certificate_expiry_timestamp_seconds Unix time the first certificate in a secret's written file expires (the earliest NotAfter of its PEM CERTIFICATE blocks); absent when the file holds none.
+# HELP secrets_sidecar_certificate_expiry_timestamp_seconds Earliest NotAfter (Unix time) of the PEM CERTIFICATE blocks in a secret's written file; absent when it holds none.
 # TYPE secrets_sidecar_certificate_expiry_timestamp_seconds gauge
 secrets_sidecar_certificate_expiry_timestamp_seconds{secret_name="tls"} 1.7012e+09
 # HELP secrets_sidecar_secret_refresh_interval_seconds The configured refresh interval of a secret.
@@ -78,7 +78,7 @@ func TestOutlookForget(t *testing.T) {
 	m.LoginDone("approle", "success")
 	m.Forget("db", "secret/myapp/db")
 	want := `
-# HELP secrets_sidecar_certificate_expiry_timestamp_seconds Unix time the first certificate in a secret's written file expires (the earliest NotAfter of its PEM CERTIFICATE blocks); absent when the file holds none.
+# HELP secrets_sidecar_certificate_expiry_timestamp_seconds Earliest NotAfter (Unix time) of the PEM CERTIFICATE blocks in a secret's written file; absent when it holds none.
 # TYPE secrets_sidecar_certificate_expiry_timestamp_seconds gauge
 secrets_sidecar_certificate_expiry_timestamp_seconds{secret_name="tls"} 1.701e+09
 # HELP secrets_sidecar_secret_refresh_interval_seconds The configured refresh interval of a secret.
