@@ -64,7 +64,7 @@ image-test: ## the image's files (from the Dockerfile) in a chroot as uid 65534:
 	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -count=1 -v -run '^TestImage' ./cmd/secrets-sidecar
 
 .PHONY: check-deployments
-check-deployments: ## docker-compose config, shellcheck, actionlint, Kubernetes manifests, configs (installs its tools)
+check-deployments: ## docker-compose config, shellcheck, actionlint, Kubernetes manifests, configs, alert rules and dashboard (installs its tools)
 	ACTIONLINT_VERSION=$(ACTIONLINT_VERSION) TOOLS=$(TOOLS) scripts/check-deployments.sh
 
 # --- release ---

@@ -48,6 +48,12 @@ type Recorder interface {
 	FileWritten(secret string)
 	LastSuccess(secret string, t time.Time)
 	Forget(secret, vaultPath string)
+	// RefreshInterval, VersionCreated and CertificateExpiry export what
+	// tells an operator a secret is about to be stale or expire; the zero
+	// time drops the series (KV v1, a file without a certificate).
+	RefreshInterval(secret string, d time.Duration)
+	VersionCreated(secret string, t time.Time)
+	CertificateExpiry(secret string, t time.Time)
 }
 
 // StatusSink receives per-secret readiness (*status.Tracker).
@@ -207,6 +213,7 @@ func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
 	}
+	s.rec.RefreshInterval(sec.Name, sec.RefreshInterval.Duration)
 	return &Job{Secret: sec, renderer: r}, nil
 }
 
@@ -247,6 +254,8 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	}
 	span.SetAttributes(attribute.String("result", "success"), attribute.Bool("file.written", written))
 	s.rec.LastSuccess(sec.Name, at)
+	s.rec.VersionCreated(sec.Name, res.created)
+	s.rec.CertificateExpiry(sec.Name, res.certExpiry)
 	if written {
 		s.rec.FileWritten(sec.Name)
 	}
@@ -291,7 +300,9 @@ func (s *Syncer) announce(ctx context.Context, sec *config.Secret, res writeResu
 // scrubbing the change actions' output; dropped once announced).
 type writeResult struct {
 	files.Result
-	data map[string]any
+	data       map[string]any
+	created    time.Time // the KV v2 version's created_time
+	certExpiry time.Time // the earliest certificate NotAfter in the content
 }
 
 func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeResult, checksum [32]byte, serr *SyncError) {
@@ -333,7 +344,13 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	if err != nil {
 		return fail(StageWrite, err)
 	}
-	return secret.Version, writeResult{Result: wres, data: secret.Data}, sha256.Sum256(content), nil
+	expiry, malformed := certificateExpiry(content)
+	if malformed > 0 {
+		s.log.Debug("PEM CERTIFICATE blocks that do not parse are left out of certificate_expiry_timestamp_seconds",
+			zap.String("secret_name", sec.Name), zap.Int("blocks", malformed))
+	}
+	return secret.Version, writeResult{Result: wres, data: secret.Data, created: secret.CreatedTime, certExpiry: expiry},
+		sha256.Sum256(content), nil
 }
 
 // read shares one Vault read among secrets asking for the same thing at
@@ -373,6 +390,9 @@ func (nopRecorder) Error(string, string, string)                    {}
 func (nopRecorder) FileWritten(string)                              {}
 func (nopRecorder) LastSuccess(string, time.Time)                   {}
 func (nopRecorder) Forget(string, string)                           {}
+func (nopRecorder) RefreshInterval(string, time.Duration)           {}
+func (nopRecorder) VersionCreated(string, time.Time)                {}
+func (nopRecorder) CertificateExpiry(string, time.Time)             {}
 
 type nopStatus struct{}
 

@@ -14,6 +14,12 @@
 #   sidecar configs       secrets-sidecar validate, for every config under
 #                         deployments/ (examples/ are validated by go test)
 #   JSON and YAML         renovate.json, dependabot.yml, the config schema
+#   monitoring            promtool check rules and test rules (Debian's
+#                         prometheus package) on deployments/monitoring;
+#                         prometheusrule.yaml holds alerts.yaml's groups;
+#                         podmonitor.yaml selects the sidecar pods and port;
+#                         dashboard.json is JSON (its queries' metric names
+#                         are checked by go test, against /metrics)
 #
 #   ACTIONLINT_VERSION  default v1.7.12
 #   TOOLS               where go-installed tools go (default bin/tools)
@@ -42,6 +48,7 @@ command -v docker-compose >/dev/null || apt_missing+=(docker-compose)
 command -v shellcheck >/dev/null || apt_missing+=(shellcheck)
 python3=/usr/bin/python3 # Debian's, where python3-yaml installs
 [[ -x $python3 ]] && "$python3" -c 'import yaml' 2>/dev/null || apt_missing+=(python3 python3-yaml)
+command -v promtool >/dev/null || apt_missing+=(prometheus)
 if [[ ${#apt_missing[@]} -gt 0 ]]; then
 	note "installing ${apt_missing[*]} (apt)"
 	"${sudo_cmd[@]}" apt-get update -qq
@@ -104,7 +111,7 @@ def problem(f, msg):
     problems.append(f"{f}: {msg}")
 
 # JSON and YAML that tools elsewhere read.
-for f in ["renovate.json", "docs/config.schema.json"]:
+for f in ["renovate.json", "docs/config.schema.json", "deployments/monitoring/dashboard.json"]:
     if os.path.exists(f):
         try:
             json.load(open(f))
@@ -243,12 +250,88 @@ onces = [c for f, d in all_docs if d.get("kind") == "Deployment"
 if not onces:
     problem(root, "no Deployment with a `once` init container")
 
+# Monitoring: the PrometheusRule carries exactly alerts.yaml's groups, and
+# the PodMonitor selects the pods of the sidecar Deployments by the name of
+# their secrets-sidecar container's port.
+mon = "deployments/monitoring"
+alerts = yaml.safe_load(open(f"{mon}/alerts.yaml"))
+rule = yaml.safe_load(open(f"{mon}/prometheusrule.yaml"))
+if (rule.get("apiVersion"), rule.get("kind")) != ("monitoring.coreos.com/v1", "PrometheusRule"):
+    problem(f"{mon}/prometheusrule.yaml", "not a monitoring.coreos.com/v1 PrometheusRule")
+elif rule.get("spec", {}).get("groups") != alerts.get("groups"):
+    problem(f"{mon}/prometheusrule.yaml", "its groups differ from alerts.yaml's: run scripts/prometheusrule.sh")
+pm = yaml.safe_load(open(f"{mon}/podmonitor.yaml"))
+f = f"{mon}/podmonitor.yaml"
+if (pm.get("apiVersion"), pm.get("kind")) != ("monitoring.coreos.com/v1", "PodMonitor"):
+    problem(f, "not a monitoring.coreos.com/v1 PodMonitor")
+else:
+    sel = pm["spec"]["selector"]
+    def selects(labels):
+        if any(labels.get(k) != v for k, v in sel.get("matchLabels", {}).items()):
+            return False
+        for e in sel.get("matchExpressions", []):
+            if e["operator"] != "In":
+                problem(f, f"operator {e['operator']} is not checked here")
+            elif labels.get(e["key"]) not in e["values"]:
+                return False
+        return True
+    ns = yaml.safe_load(open(os.path.join(root, "kustomization.yaml"))).get("namespace")
+    if pm["metadata"].get("namespace") != ns:
+        problem(f, f"namespace {pm['metadata'].get('namespace')} is not the deployments' {ns}")
+    ports = {e.get("port") for e in pm["spec"].get("podMetricsEndpoints", [])}
+    for df, d in all_docs:
+        if d.get("kind") != "Deployment":
+            continue
+        spec = pod_spec(d)
+        runs = [c for c in spec.get("initContainers", []) + spec.get("containers", [])
+                if "run" in c.get("args", []) or "exec" in c.get("args", [])]
+        named = {p.get("name") for c in runs for p in c.get("ports", [])}
+        picked = selects(d["spec"]["template"]["metadata"].get("labels", {}))
+        if runs and named and not picked:
+            problem(f, f"does not select Deployment {d['metadata']['name']}, whose sidecar serves /metrics")
+        if picked and not ports <= named:
+            problem(f, f"Deployment {d['metadata']['name']}: its sidecar names no port {sorted(ports - named)}")
+        if picked and len([1 for c in spec.get("initContainers", []) + spec.get("containers", [])
+                           for p in c.get("ports", []) if p.get("name") in ports]) > 1:
+            problem(f, f"Deployment {d['metadata']['name']}: more than one container names port {sorted(ports)}")
+    if not any(selects(d["spec"]["template"]["metadata"].get("labels", {})) for _, d in all_docs if d.get("kind") == "Deployment"):
+        problem(f, "selects no Deployment")
+
 for p in problems:
     print("  " + p, file=sys.stderr)
 print(f"check-deployments: Kubernetes: {len(all_docs)} objects parsed and cross-checked", file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
 note "Kubernetes manifests ok (parsed and cross-checked; no API-schema validation here)"
+
+# --- monitoring -----------------------------------------------------------
+
+promtool check rules deployments/monitoring/alerts.yaml || fail "promtool check rules"
+(cd deployments/monitoring && promtool test rules alerts_test.yaml) || fail "promtool test rules"
+note "alert rules ok: checked, unit-tested, PrometheusRule in step"
+# The dashboard's queries, with Grafana's variables filled in, parsed by
+# promtool as recording rules.
+queries=$(mktemp)
+"$python3" - deployments/monitoring/dashboard.json >"$queries" <<'PY'
+import json, sys, yaml
+rules, seen = [], set()
+def walk(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("expr"), str) and node["expr"] not in seen:
+            seen.add(node["expr"])
+            expr = node["expr"].replace("$__rate_interval", "5m").replace("$__interval", "1m")
+            rules.append({"record": f"dashboard:query{len(rules)}", "expr": expr})
+        for v in node.values():
+            walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            walk(v)
+walk(json.load(open(sys.argv[1])))
+yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, sys.stdout)
+PY
+promtool check rules "$queries" >/dev/null || { promtool check rules "$queries"; rm -f "$queries"; fail "dashboard.json: a query does not parse"; }
+note "dashboard ok: $(grep -c 'record:' "$queries") queries parse"
+rm -f "$queries"
 
 # --- sidecar configs under deployments/ -----------------------------------
 

@@ -73,6 +73,7 @@ type Metrics struct {
 	actions       *prometheus.CounterVec
 	actionTime    *prometheus.HistogramVec
 	buildInfo     *prometheus.GaugeVec
+	*outlook
 }
 
 // New creates the metrics on a new private registry together with the Go
@@ -129,14 +130,15 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 			Namespace: Namespace, Name: "build_info",
 			Help: "Always 1; labelled with the version, commit and Go version of the binary.",
 		}, []string{"version", "commit", "goversion"}),
+		outlook: newOutlook(),
 	}
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	for _, c := range append([]prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.fetches, m.errors, m.fetchDuration, m.breakerState, m.lastSuccess,
 		m.fileWrites, m.configReloads, m.ready, m.tokenExpiry, m.actions, m.actionTime, m.buildInfo,
-	} {
+	}, m.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, err
 		}
@@ -243,6 +245,7 @@ func (m *Metrics) Forget(secret, vaultPath string) {
 	name := prometheus.Labels{"secret_name": secret}
 	m.lastSuccess.DeletePartialMatch(name)
 	m.fileWrites.DeletePartialMatch(name)
+	m.forget(secret)
 }
 
 func unixSeconds(t time.Time) float64 {

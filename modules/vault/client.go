@@ -37,10 +37,13 @@ type Breaker interface {
 }
 
 // TokenObserver is told the token's expiry whenever it is learnt or
-// changes (the zero time: the token does not expire). The metrics module
-// implements it.
+// changes (the zero time: the token does not expire), and the result of
+// every login sent with a login method ("success", "error", or "rejected":
+// Vault refused the credentials; a login the rejection gate holds back is
+// not sent and not told). The metrics module implements it.
 type TokenObserver interface {
 	TokenExpiry(t time.Time)
+	LoginDone(method, result string)
 }
 
 // Options configure NewClient.

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -108,7 +109,8 @@ func TestAppRoleRejectedIsNotRepeated(t *testing.T) {
 		Mount: mount, RoleIDFile: writeFile(t, dir, "role-id", roleID), SecretIDFile: sidFile,
 	}}}
 	log, logs := newLogger(t)
-	c := newClient(t, Options{Vault: vc, Logger: log})
+	obs := &expiryRecorder{}
+	c := newClient(t, Options{Vault: vc, Logger: log, TokenObserver: obs})
 	if err := c.Start(t.Context()); err != nil { // logs in (rejected); the renewer then waits
 		t.Fatal(err)
 	}
@@ -140,6 +142,10 @@ func TestAppRoleRejectedIsNotRepeated(t *testing.T) {
 	mustRead(t, c, path, "approle-gated") // at once, not in 5 minutes
 	if n := proxy.count(); n != 2 {
 		t.Fatalf("%d logins, want 2", n)
+	}
+	// Only the logins sent are counted: the held-back ones are not.
+	if got, want := obs.loginCounts(), map[string]int{"approle rejected": 1, "approle success": 1}; !maps.Equal(got, want) {
+		t.Errorf("logins told to the observer: %v, want %v", got, want)
 	}
 	if total := lockedUsers(t, srv); total != nil && total.(interface{ String() string }).String() != "0" {
 		t.Fatalf("sys/locked-users: %v", total)
@@ -229,9 +235,11 @@ func TestVaultTroubleIsNotARejection(t *testing.T) {
 		t.Run(fault, func(t *testing.T) {
 			f, addr := newFaultServer(t)
 			f.set(fault)
+			obs := &expiryRecorder{}
 			c := newClient(t, Options{
 				Vault: config.Vault{Address: addr, Auth: config.Auth{Method: config.AuthAppRole,
 					AppRole: config.AppRole{RoleIDFile: writeFile(t, t.TempDir(), "role", "r")}}},
+				TokenObserver: obs,
 			})
 			for range 3 {
 				_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: "app", KVVersion: config.KV2})
@@ -241,6 +249,9 @@ func TestVaultTroubleIsNotARejection(t *testing.T) {
 			}
 			if n := f.hits.Load(); n != 3 {
 				t.Fatalf("%d logins sent, want 3 (no holding back)", n)
+			}
+			if got := obs.loginCounts(); got["approle error"] != 3 || len(got) != 1 {
+				t.Fatalf("logins told to the observer: %v, want 3 errors", got)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,10 +122,26 @@ func (r *stateRecorder) seen() []int {
 	return append([]int(nil), r.states...)
 }
 
-// expiryRecorder records token expiries.
+// expiryRecorder records token expiries and login results.
 type expiryRecorder struct {
-	mu    sync.Mutex
-	times []time.Time
+	mu     sync.Mutex
+	times  []time.Time
+	logins map[string]int // "method result"
+}
+
+func (r *expiryRecorder) LoginDone(method, result string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.logins == nil {
+		r.logins = map[string]int{}
+	}
+	r.logins[method+" "+result]++
+}
+
+func (r *expiryRecorder) loginCounts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.logins)
 }
 
 func (r *expiryRecorder) TokenExpiry(t time.Time) {

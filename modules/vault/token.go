@@ -80,6 +80,19 @@ func (cn *conn) signal() {
 	}
 }
 
+// Login results as told to the TokenObserver.
+const (
+	loginResultSuccess  = "success"
+	loginResultError    = "error"
+	loginResultRejected = "rejected"
+)
+
+func (cn *conn) loginDone(result string) {
+	if cn.observer != nil {
+		cn.observer.LoginDone(cn.method.name(), result)
+	}
+}
+
 func (cn *conn) notifyExpiry(st tokenState) {
 	if cn.observer != nil {
 		cn.observer.TokenExpiry(st.expiry())
@@ -170,12 +183,13 @@ func (cn *conn) login(ctx context.Context, seen uint64, reason string) error {
 func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error) {
 	body, err := cn.method.body()
 	if err != nil {
+		cn.loginDone(loginResultError)
 		return tokenInfo{}, "", err
 	}
 	path := "auth/" + strings.Trim(cn.method.mount(), "/") + "/login"
 	fp := cn.gate.fingerprint(cn.apis.data.Address(), cn.method, body)
 	if r := cn.gate.held(fp); r != nil {
-		return tokenInfo{}, "", &authError{cn.rejectedError(path, *r, nil)}
+		return tokenInfo{}, "", &authError{cn.rejectedError(path, *r, nil)} // not sent, not counted
 	}
 	at := time.Now()
 	var sec *api.Secret
@@ -191,13 +205,17 @@ func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error
 			cn.log.Error("vault rejected the login; not sending these credentials again until the retry time, new ones at once",
 				zap.String("auth_method", cn.method.name()), zap.String("path", path), zap.String("answer", r.cause),
 				zap.Int("consecutive_rejections", r.count), zap.Time("retry_at", r.retryAt), zap.Strings("credential_files", cn.method.files()))
+			cn.loginDone(loginResultRejected)
 			return tokenInfo{}, "", &authError{rej}
 		}
+		cn.loginDone(loginResultError)
 		return tokenInfo{}, "", &authError{err}
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
+		cn.loginDone(loginResultError)
 		return tokenInfo{}, "", &authError{fmt.Errorf("vault login (%s at %s): the answer holds no token", cn.method.name(), path)}
 	}
+	cn.loginDone(loginResultSuccess)
 	cn.gate.accepted()
 	ttl := time.Duration(sec.Auth.LeaseDuration) * time.Second
 	info := tokenInfo{at: at, ttl: ttl, fullTTL: ttl, renewable: sec.Auth.Renewable, policies: sec.Auth.Policies}
