@@ -25,15 +25,8 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
-)
-
-// Stages of a sync, as reported in errors, metrics and traces.
-const (
-	StageAuth   = "auth"
-	StageFetch  = "fetch"
-	StageRender = "render"
-	StageWrite  = "write"
 )
 
 // Fetcher reads one secret from Vault (*vault.Client).
@@ -43,8 +36,8 @@ type Fetcher interface {
 
 // Recorder receives sync metrics (*metrics.Metrics).
 type Recorder interface {
-	FetchDone(secret, vaultPath, result string, d time.Duration)
-	Error(secret, vaultPath, stage string)
+	FetchDone(secret, vaultPath string, result metrics.Result, d time.Duration)
+	Error(secret, vaultPath string, stage metrics.Stage)
 	FileWritten(secret string)
 	LastSuccess(secret string, t time.Time)
 	Forget(secret, vaultPath string)
@@ -85,7 +78,7 @@ func defaultCompile(s *config.Secret) (Renderer, error) { return render.Compile(
 // them; the renderer scrubs its own).
 type SyncError struct {
 	Secret string
-	Stage  string
+	Stage  metrics.Stage
 	Err    error
 }
 
@@ -100,7 +93,7 @@ func (e *SyncError) Unwrap() error { return e.Err }
 // seeded), a denied read, a rejected login and network trouble are not.
 func IsPermanent(err error) bool {
 	var se *SyncError
-	if errors.As(err, &se) && se.Stage == StageRender {
+	if errors.As(err, &se) && se.Stage == metrics.StageRender {
 		return true
 	}
 	return errors.Is(err, vault.ErrConfig)
@@ -225,8 +218,8 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	written := res.Written
 	at := s.now()
 	if serr != nil {
-		span.SetAttributes(attribute.String("result", "error"), attribute.String("stage", serr.Stage))
-		span.SetStatus(codes.Error, serr.Stage+" failed")
+		span.SetAttributes(attribute.String("result", string(metrics.ResultError)), attribute.String("stage", string(serr.Stage)))
+		span.SetStatus(codes.Error, string(serr.Stage)+" failed")
 		span.RecordError(serr)
 		s.rec.Error(sec.Name, vaultPath, serr.Stage)
 		s.status.Failed(sec.Name, at, serr.Error())
@@ -242,10 +235,10 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 			log = s.log.Error
 		}
 		log("secret sync failed", zap.String("secret_name", sec.Name), zap.String("vault_path", vaultPath),
-			zap.String("stage", serr.Stage), zap.Int("consecutive_failures", failures), zap.Error(serr.Err))
+			zap.String("stage", string(serr.Stage)), zap.Int("consecutive_failures", failures), zap.Error(serr.Err))
 		return serr
 	}
-	span.SetAttributes(attribute.String("result", "success"), attribute.Bool("file.written", written))
+	span.SetAttributes(attribute.String("result", string(metrics.ResultSuccess)), attribute.Bool("file.written", written))
 	s.rec.LastSuccess(sec.Name, at)
 	if written {
 		s.rec.FileWritten(sec.Name)
@@ -296,7 +289,7 @@ type writeResult struct {
 
 func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeResult, checksum [32]byte, serr *SyncError) {
 	sec := &j.Secret
-	fail := func(stage string, err error) (int, writeResult, [32]byte, *SyncError) {
+	fail := func(stage metrics.Stage, err error) (int, writeResult, [32]byte, *SyncError) {
 		return 0, writeResult{}, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
 	}
 
@@ -306,9 +299,9 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	s.rec.FetchDone(sec.Name, sec.VaultPath(), resultLabel(err), time.Since(start))
 	endSpan(fspan, err)
 	if err != nil {
-		stage := StageFetch
+		stage := metrics.StageFetch
 		if vault.IsAuthError(err) {
-			stage = StageAuth
+			stage = metrics.StageAuth
 		}
 		return fail(stage, err)
 	}
@@ -320,7 +313,7 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	content, err := j.renderer.Render(secret.Data)
 	endSpan(rspan, err)
 	if err != nil {
-		return fail(StageRender, err)
+		return fail(metrics.StageRender, err)
 	}
 
 	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", sec.Destination)))
@@ -331,7 +324,7 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	wspan.SetAttributes(attribute.Bool("file.written", wres.Written), attribute.Bool("file.content_changed", wres.ContentChanged))
 	endSpan(wspan, err)
 	if err != nil {
-		return fail(StageWrite, err)
+		return fail(metrics.StageWrite, err)
 	}
 	return secret.Version, writeResult{Result: wres, data: secret.Data}, sha256.Sum256(content), nil
 }
@@ -351,11 +344,11 @@ func (s *Syncer) read(ctx context.Context, req vault.ReadRequest) (*vault.Secret
 	return sec, nil
 }
 
-func resultLabel(err error) string {
+func resultLabel(err error) metrics.Result {
 	if err != nil {
-		return "error"
+		return metrics.ResultError
 	}
-	return "success"
+	return metrics.ResultSuccess
 }
 
 func endSpan(span trace.Span, err error) {
@@ -368,11 +361,11 @@ func endSpan(span trace.Span, err error) {
 
 type nopRecorder struct{}
 
-func (nopRecorder) FetchDone(string, string, string, time.Duration) {}
-func (nopRecorder) Error(string, string, string)                    {}
-func (nopRecorder) FileWritten(string)                              {}
-func (nopRecorder) LastSuccess(string, time.Time)                   {}
-func (nopRecorder) Forget(string, string)                           {}
+func (nopRecorder) FetchDone(string, string, metrics.Result, time.Duration) {}
+func (nopRecorder) Error(string, string, metrics.Stage)                     {}
+func (nopRecorder) FileWritten(string)                                      {}
+func (nopRecorder) LastSuccess(string, time.Time)                           {}
+func (nopRecorder) Forget(string, string)                                   {}
 
 type nopStatus struct{}
 

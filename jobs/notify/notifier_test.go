@@ -24,6 +24,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // hook records the batches it gets; fail makes its first calls fail.
@@ -197,7 +198,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 	advance(t, clock, 8*time.Second)
 	h.next(t)
 	r.wait(t, 1)
-	if got := r.all()[0]; got.kind != "supervisor" || got.result != notify.ResultSuccess {
+	if got := r.all()[0]; got.kind != "supervisor" || got.result != metrics.ResultSuccess {
 		t.Fatalf("hook run: %+v", got)
 	}
 
@@ -208,7 +209,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 	h.next(t)
 	r.wait(t, 2)
 	h.none(t)
-	if rep := r.reports("a")[1]; rep.Attempts != 1 || rep.Result != notify.ResultError || rep.Kind != "supervisor" {
+	if rep := r.reports("a")[1]; rep.Attempts != 1 || rep.Result != metrics.ResultError || rep.Kind != "supervisor" {
 		t.Fatalf("report %+v", rep)
 	}
 
@@ -223,7 +224,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 	advance(t, clock, 4*time.Second) // second: 2s ±50%
 	h.next(t)
 	r.wait(t, 3)
-	if rep := r.reports("a")[2]; rep.Attempts != 3 || rep.Result != notify.ResultSuccess {
+	if rep := r.reports("a")[2]; rep.Attempts != 3 || rep.Result != metrics.ResultSuccess {
 		t.Fatalf("report %+v", rep)
 	}
 }
@@ -301,7 +302,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 	if took > 3*time.Second {
 		t.Fatalf("stop took %s", took)
 	}
-	if rep := r.reports("a"); len(rep) != 1 || rep[0].Result != notify.ResultError {
+	if rep := r.reports("a"); len(rep) != 1 || rep[0].Result != metrics.ResultError {
 		t.Fatalf("the cut-short run was not reported: %+v", rep)
 	}
 	if !strings.Contains(logs.String(), "change action failed") {

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
@@ -109,10 +110,10 @@ type stateRecorder struct {
 	states []int
 }
 
-func (r *stateRecorder) BreakerState(s int) {
+func (r *stateRecorder) BreakerState(s breaker.State) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.states = append(r.states, s)
+	r.states = append(r.states, int(s))
 }
 
 func (r *stateRecorder) seen() []int {
