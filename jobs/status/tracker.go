@@ -220,6 +220,14 @@ func (t *Tracker) Snapshot() Snapshot {
 	return t.snapshotLocked()
 }
 
+// ReadyReport is what /ready serves (it implements httpserver.Readiness):
+// whether every secret is ready, and the snapshot that says why, taken
+// together.
+func (t *Tracker) ReadyReport() (ready bool, report any) {
+	s := t.Snapshot()
+	return s.Ready, s
+}
+
 func (t *Tracker) snapshotLocked() Snapshot {
 	s := Snapshot{
 		Ready:     t.ready && !t.stopped,
