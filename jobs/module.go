@@ -53,14 +53,13 @@ type SyncerParams struct {
 	Recorder Recorder             `optional:"true"`
 	Status   StatusSink           `optional:"true"`
 	Tracer   trace.TracerProvider `optional:"true"`
-	Compile  Compile              `optional:"true"`
 	Notifier ChangeNotifier       `optional:"true"`
 	Observer DataObserver         `optional:"true"`
 }
 
 func newSyncer(p SyncerParams) *Syncer {
 	return NewSyncer(p.Fetcher, p.Log.Named("sync"), SyncerOptions{
-		Recorder: p.Recorder, Status: p.Status, Tracer: p.Tracer, Compile: p.Compile,
+		Recorder: p.Recorder, Status: p.Status, Tracer: p.Tracer,
 		Notifier: p.Notifier, Observer: p.Observer,
 	})
 }

@@ -68,11 +68,6 @@ type Renderer interface {
 	Render(data map[string]any) ([]byte, error)
 }
 
-// Compile builds a secret's Renderer; render.Compile by default.
-type Compile func(s *config.Secret) (Renderer, error)
-
-func defaultCompile(s *config.Secret) (Renderer, error) { return render.Compile(s) }
-
 // SyncError is a failed sync: which secret, which stage, why. Its text
 // never holds a secret value (Vault, render and file errors don't carry
 // them; the renderer scrubs its own).
@@ -139,8 +134,6 @@ type Syncer struct {
 	status  StatusSink
 	tracer  trace.Tracer
 	log     *zap.Logger
-	compile Compile
-	now     func() time.Time
 	notify  ChangeNotifier
 	observe DataObserver
 	reads   *singleflight.Group
@@ -151,8 +144,6 @@ type SyncerOptions struct {
 	Recorder Recorder
 	Status   StatusSink
 	Tracer   trace.TracerProvider
-	Compile  Compile
-	Now      func() time.Time
 	// Notifier, optional, is told of content changes (run and exec, never
 	// once: it writes files before the application starts).
 	Notifier ChangeNotifier
@@ -162,7 +153,7 @@ type SyncerOptions struct {
 
 // NewSyncer returns a Syncer reading through fetch.
 func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
-	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log, compile: o.Compile, now: o.Now,
+	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log,
 		notify: o.Notifier, observe: o.Observer, reads: &singleflight.Group{}}
 	if s.rec == nil {
 		s.rec = nopRecorder{}
@@ -175,12 +166,6 @@ func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
 		tp = noop.NewTracerProvider()
 	}
 	s.tracer = tp.Tracer("github.com/secrets-sidecar/secrets-sidecar/jobs")
-	if s.compile == nil {
-		s.compile = defaultCompile
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	return s
 }
 
@@ -196,7 +181,7 @@ func (s *Syncer) WithoutNotifier() *Syncer {
 // NewJob compiles a secret's output. The config loader has already parsed
 // its template, so an error here is unexpected.
 func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
-	r, err := s.compile(&sec)
+	r, err := render.Compile(&sec)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
 	}
@@ -216,7 +201,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 
 	version, res, checksum, serr := s.pipeline(ctx, j)
 	written := res.Written
-	at := s.now()
+	at := time.Now()
 	if serr != nil {
 		span.SetAttributes(attribute.String("result", string(metrics.ResultError)), attribute.String("stage", string(serr.Stage)))
 		span.SetStatus(codes.Error, string(serr.Stage)+" failed")
