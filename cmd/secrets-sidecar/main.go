@@ -2,7 +2,8 @@
 // secrets in HashiCorp Vault or OpenBao. See README.md.
 //
 // This file composes the fx modules for each command and nothing else; the
-// command line is parsed in cli.go and the commands run in commands.go.
+// command line is parsed in cli.go, and the commands run in commands.go
+// (run, validate), once.go, exec.go and isready.go (version: cli.go).
 package main
 
 import (
