@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -45,20 +44,14 @@ type OnceResult struct {
 type SyncerParams struct {
 	fx.In
 
-	Fetcher  Fetcher
-	Log      *zap.Logger
-	Recorder Recorder             `optional:"true"`
-	Status   StatusSink           `optional:"true"`
-	Tracer   trace.TracerProvider `optional:"true"`
-	Notifier ChangeNotifier       `optional:"true"`
-	Observer DataObserver         `optional:"true"`
+	SyncerOptions
+
+	Fetcher Fetcher
+	Log     *zap.Logger
 }
 
 func newSyncer(p SyncerParams) *Syncer {
-	return NewSyncer(p.Fetcher, p.Log.Named("sync"), SyncerOptions{
-		Recorder: p.Recorder, Status: p.Status, Tracer: p.Tracer,
-		Notifier: p.Notifier, Observer: p.Observer,
-	})
+	return NewSyncer(p.Fetcher, p.Log.Named("sync"), p.SyncerOptions)
 }
 
 // DaemonParams are the Daemon's dependencies in fx.

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -139,16 +140,19 @@ type Syncer struct {
 	reads   *singleflight.Group
 }
 
-// SyncerOptions configure NewSyncer; nil fields get harmless defaults.
+// SyncerOptions configure NewSyncer; nil fields get harmless defaults. In
+// fx, each is taken from the graph when provided.
 type SyncerOptions struct {
-	Recorder Recorder
-	Status   StatusSink
-	Tracer   trace.TracerProvider
-	// Notifier, optional, is told of content changes (run and exec, never
-	// once: it writes files before the application starts).
-	Notifier ChangeNotifier
-	// Observer, optional, sees every successful read's data.
-	Observer DataObserver
+	fx.In
+
+	Recorder Recorder             `optional:"true"`
+	Status   StatusSink           `optional:"true"`
+	Tracer   trace.TracerProvider `optional:"true"`
+	// Notifier is told of content changes (run and exec, never once: it
+	// writes files before the application starts).
+	Notifier ChangeNotifier `optional:"true"`
+	// Observer sees every successful read's data.
+	Observer DataObserver `optional:"true"`
 }
 
 // NewSyncer returns a Syncer reading through fetch.
