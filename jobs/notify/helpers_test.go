@@ -190,7 +190,7 @@ func (r *runs) wait(t *testing.T, n int) {
 // start runs a Notifier with the real clock and stops it at the end.
 func start(t *testing.T, o notify.Options) *notify.Notifier {
 	t.Helper()
-	n := notify.New(o)
+	n := notify.NewNotifier(o)
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

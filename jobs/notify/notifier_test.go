@@ -91,7 +91,7 @@ func startFake(t *testing.T, o notify.Options) (*notify.Notifier, *clockwork.Fak
 	t.Helper()
 	clock := clockwork.NewFakeClock()
 	o.Clock = clock
-	n := notify.New(o)
+	n := notify.NewNotifier(o)
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 func TestStopRunsPendingChanges(t *testing.T) {
 	h := newHook()
 	clock := clockwork.NewFakeClock()
-	n := notify.New(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clock})
+	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clock})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestStopRunsPendingChanges(t *testing.T) {
 func TestStopAnnouncesChangesMadeWhileItDrains(t *testing.T) {
 	h := newHook()
 	h.block = make(chan struct{})
-	n := notify.New(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clockwork.NewFakeClock()})
+	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clockwork.NewFakeClock()})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 	h.block = make(chan struct{}) // never released: only ctx ends it
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := notify.New(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Log: log,
+	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Log: log,
 		Recorder: r, Status: status{r}, Clock: clockwork.NewFakeClock()})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -311,7 +311,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 }
 
 func TestStopWithoutStart(t *testing.T) {
-	n := notify.New(notify.Options{})
+	n := notify.NewNotifier(notify.Options{})
 	n.Changed(change("a", execAction(0, "true")))
 	if err := n.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestChangedNeverBlocks(t *testing.T) {
 	started := filepath.Join(dir, "started")
 	hang := execAction(time.Minute, "sh", "-c", `touch "$1"; exec sleep 60`, "sh", started)
 	r := newRuns()
-	n := notify.New(notify.Options{Settings: fast(3), Recorder: r, Status: status{r}})
+	n := notify.NewNotifier(notify.Options{Settings: fast(3), Recorder: r, Status: status{r}})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
