@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 	"github.com/google/uuid"
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
@@ -49,7 +48,6 @@ type Daemon struct {
 	rec             Recorder
 	log             *zap.Logger
 	shutdownTimeout time.Duration
-	clock           clockwork.Clock
 	notify          NotifySettings
 	delayFirst      bool
 	recovery        RecoverySignal
@@ -80,7 +78,6 @@ type DaemonOptions struct {
 	Status          StatusSink
 	Recorder        Recorder
 	ShutdownTimeout time.Duration
-	Clock           clockwork.Clock // tests pass a fake clock; gocron schedules with it
 	// Notify, optional, gets the notify: block of every applied config.
 	Notify NotifySettings
 	// DelayFirstRun schedules each secret's first run one (jittered)
@@ -95,7 +92,7 @@ type DaemonOptions struct {
 func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOptions) (*Daemon, error) {
 	d := &Daemon{
 		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
-		shutdownTimeout: o.ShutdownTimeout, clock: o.Clock, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
+		shutdownTimeout: o.ShutdownTimeout, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
 		notify: o.Notify, delayFirst: o.DelayFirstRun,
 	}
 	if d.status == nil {
@@ -107,13 +104,9 @@ func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOpti
 	if d.shutdownTimeout <= 0 {
 		d.shutdownTimeout = 15 * time.Second
 	}
-	if d.clock == nil {
-		d.clock = clockwork.NewRealClock()
-	}
 	opts := []gocron.SchedulerOption{
 		gocron.WithLogger(gocronLogger{log.Named("gocron").Sugar()}),
 		gocron.WithStopTimeout(d.shutdownTimeout),
-		gocron.WithClock(d.clock),
 	}
 	sched, err := gocron.NewScheduler(opts...)
 	if err != nil {
@@ -184,7 +177,7 @@ func (d *Daemon) add(sec config.Secret) error {
 	hi := time.Duration(float64(interval) * (1 + jitter))
 	start := gocron.WithStartImmediately()
 	if d.delayFirst {
-		start = gocron.WithStartDateTime(d.clock.Now().Add(lo + rand.N(hi-lo+1)))
+		start = gocron.WithStartDateTime(time.Now().Add(lo + rand.N(hi-lo+1)))
 	}
 	gj, err := d.sched.NewJob(
 		gocron.DurationRandomJob(lo, hi),
@@ -223,9 +216,9 @@ func (d *Daemon) run(jobCtx context.Context, job *Job) {
 	// job a second time moments after a run (3 of 803 runs in a 75 s
 	// trace). A run this early after a success is not a refresh; skip it.
 	if last := job.State().LastSuccess; !last.IsZero() &&
-		d.clock.Since(last) < job.Secret.RefreshInterval.Duration/2 {
+		time.Since(last) < job.Secret.RefreshInterval.Duration/2 {
 		d.log.Debug("skipping a run that came too soon after the last sync",
-			zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", d.clock.Since(last)))
+			zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", time.Since(last)))
 		return
 	}
 	backoff := vault.Backoff{Base: RetryBase, Max: job.Secret.RefreshInterval.Duration}

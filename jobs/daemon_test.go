@@ -17,6 +17,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
 
@@ -283,7 +284,7 @@ secrets:
 	}
 	err = w.syncer.Sync(t.Context(), job)
 	var serr *jobs.SyncError
-	if !errors.As(err, &serr) || serr.Stage != jobs.StageWrite || !errors.Is(err, files.ErrSymlink) {
+	if !errors.As(err, &serr) || serr.Stage != metrics.StageWrite || !errors.Is(err, files.ErrSymlink) {
 		t.Fatalf("sync through a symlinked directory: %v", err)
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {

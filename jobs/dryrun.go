@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
@@ -50,7 +51,7 @@ func (p Plan) String() string {
 	case PlanError:
 		var se *SyncError
 		if errors.As(p.Err, &se) {
-			line += ": " + se.Stage + ": " + se.Err.Error()
+			line += ": " + string(se.Stage) + ": " + se.Err.Error()
 		} else {
 			line += ": " + p.Err.Error()
 		}
@@ -70,20 +71,20 @@ func (e destError) Unwrap() error { return e.error }
 func (s *Syncer) Plan(ctx context.Context, j *Job) (Plan, error) {
 	sec := &j.Secret
 	p := Plan{Secret: sec.Name, Destination: sec.Destination}
-	fail := func(stage string, err error) (Plan, error) {
+	fail := func(stage metrics.Stage, err error) (Plan, error) {
 		return p, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
 	}
 	secret, err := s.read(ctx, j.readRequest())
 	if err != nil {
-		stage := StageFetch
+		stage := metrics.StageFetch
 		if vault.IsAuthError(err) {
-			stage = StageAuth
+			stage = metrics.StageAuth
 		}
 		return fail(stage, err)
 	}
 	content, err := j.renderer.Render(secret.Data)
 	if err != nil {
-		return fail(StageRender, err)
+		return fail(metrics.StageRender, err)
 	}
 	old, fi, err := readDestination(sec.Destination)
 	switch {
@@ -91,7 +92,7 @@ func (s *Syncer) Plan(ctx context.Context, j *Job) (Plan, error) {
 		p.Action = PlanCreate
 		return p, nil
 	case err != nil:
-		return fail(StageWrite, destError{err})
+		return fail(metrics.StageWrite, destError{err})
 	}
 	if string(old) != string(content) {
 		p.Changes = append(p.Changes, "content")

@@ -193,11 +193,13 @@ func (x *Exec) main(early chan os.Signal) {
 // config reloader itself once the command runs.
 var ExecModule = fx.Module("exec",
 	fx.Provide(
-		newSyncer, newExecDaemon, newExecReloader, newExec, newExecExit, newChildEnvFx, newChildHook,
-		func(e *childEnv) DataObserver { return e },
+		newSyncer, newExecDaemon, newExecReloader, newExec, newExecExit,
+		fx.Annotate(newChildEnvFx, fx.As(fx.Self()), fx.As(new(DataObserver))),
+		newChildHook,
+		// A value group takes no fx.As beside the type itself: one adapter.
 		fx.Annotate(func(h *childHook) notify.Hook { return h }, fx.ResultTags(`group:"notify_hooks"`)),
 	),
-	fx.Invoke(func(lc fx.Lifecycle, x *Exec) { lc.Append(fx.StartStopHook(x.Start, x.Stop)) }),
+	fx.Invoke(func(*Exec) {}),
 )
 
 // execExit delivers exec mode's exit code once, whoever decides it first
@@ -254,6 +256,8 @@ type ExecParams struct {
 	Notifier ChangeNotifier
 	Status   StatusSink     `optional:"true"`
 	Recovery RecoverySignal `optional:"true"`
+
+	Lifecycle fx.Lifecycle
 }
 
 func newExec(p ExecParams) (*Exec, error) {
@@ -269,10 +273,12 @@ func newExec(p ExecParams) (*Exec, error) {
 	log := p.Log.Named("exec")
 	once := NewOnce(p.Config, p.Syncer.WithoutNotifier(), log, p.Settings.Timeout, p.Settings.Workers)
 	once.SetRecovery(p.Recovery)
-	return &Exec{
+	x := &Exec{
 		settings: p.Settings, cfg: p.Config, daemon: p.Daemon, reloader: p.Reloader, status: status,
 		env: p.Env, hook: p.Hook, exit: p.Exit, log: log, notifier: p.Notifier,
 		once: once,
 		quit: make(chan struct{}), done: make(chan struct{}),
-	}, nil
+	}
+	p.Lifecycle.Append(fx.StartStopHook(x.Start, x.Stop))
+	return x, nil
 }

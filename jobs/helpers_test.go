@@ -61,9 +61,9 @@ type stateLog struct {
 	next   breaker.StateObserver
 }
 
-func (s *stateLog) BreakerState(state int) {
+func (s *stateLog) BreakerState(state breaker.State) {
 	s.mu.Lock()
-	s.states = append(s.states, state)
+	s.states = append(s.states, int(state))
 	s.mu.Unlock()
 	s.next.BreakerState(state)
 }

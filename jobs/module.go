@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -16,17 +15,14 @@ import (
 // Recorder, ReloadRecorder, StatusSink and TracerProvider when provided.
 var DaemonModule = fx.Module("jobs",
 	fx.Provide(newSyncer, newDaemon, newReloader),
-	fx.Invoke(func(lc fx.Lifecycle, d *Daemon, r *Reloader) {
-		lc.Append(fx.StartStopHook(d.Start, d.Stop))
-		lc.Append(fx.StartStopHook(r.Start, r.Stop)) // stops first: no reload during shutdown
-	}),
+	fx.Invoke(func(*Reloader) {}), // the reloader needs the daemon: both run
 )
 
 // OnceModule syncs every secret once and shuts the app down with exit code
 // 0 when every file was written, else 1. Supply OnceSettings.
 var OnceModule = fx.Module("once",
 	fx.Provide(newSyncer, newOnce),
-	fx.Invoke(registerOnce),
+	fx.Invoke(func(*Once) {}),
 )
 
 // OnceSettings are the once command's flags, and where its outcome goes.
@@ -52,21 +48,14 @@ type OnceResult struct {
 type SyncerParams struct {
 	fx.In
 
-	Fetcher  Fetcher
-	Log      *zap.Logger
-	Recorder Recorder             `optional:"true"`
-	Status   StatusSink           `optional:"true"`
-	Tracer   trace.TracerProvider `optional:"true"`
-	Compile  Compile              `optional:"true"`
-	Notifier ChangeNotifier       `optional:"true"`
-	Observer DataObserver         `optional:"true"`
+	SyncerOptions
+
+	Fetcher Fetcher
+	Log     *zap.Logger
 }
 
 func newSyncer(p SyncerParams) *Syncer {
-	return NewSyncer(p.Fetcher, p.Log.Named("sync"), SyncerOptions{
-		Recorder: p.Recorder, Status: p.Status, Tracer: p.Tracer, Compile: p.Compile,
-		Notifier: p.Notifier, Observer: p.Observer,
-	})
+	return NewSyncer(p.Fetcher, p.Log.Named("sync"), p.SyncerOptions)
 }
 
 // DaemonParams are the Daemon's dependencies in fx.
@@ -84,12 +73,26 @@ type DaemonParams struct {
 	Recovery RecoverySignal `optional:"true"`
 }
 
-func newDaemon(p DaemonParams) (*Daemon, error) {
-	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
+// DaemonRunParams are what the run command's Daemon needs on top of
+// DaemonParams: it runs with the app (exec mode starts its own).
+type DaemonRunParams struct {
+	fx.In
+	DaemonParams
+
+	Lifecycle fx.Lifecycle
+}
+
+func newDaemon(p DaemonRunParams) (*Daemon, error) {
+	d, err := NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
 		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
 		Notify:   p.Notify,
 		Recovery: p.Recovery,
 	})
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.StartStopHook(d.Start, d.Stop))
+	return d, nil
 }
 
 // ReloaderParams are the Reloader's dependencies in fx.
@@ -104,10 +107,23 @@ type ReloaderParams struct {
 	Recorder ReloadRecorder `optional:"true"`
 }
 
-func newReloader(p ReloaderParams) *Reloader {
-	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
+// ReloaderRunParams are what the run command's Reloader needs on top of
+// ReloaderParams: it runs with the app (exec mode starts its own).
+type ReloaderRunParams struct {
+	fx.In
+	ReloaderParams
+
+	Lifecycle fx.Lifecycle
+}
+
+// newReloader's hook comes after the daemon's (the reloader depends on
+// it), so it stops first: no reload during shutdown.
+func newReloader(p ReloaderRunParams) *Reloader {
+	r := NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
 		Watch: p.Env.WatchConfig, Recorder: p.Recorder,
 	})
+	p.Lifecycle.Append(fx.StartStopHook(r.Start, r.Stop))
+	return r
 }
 
 // OnceParams are Once's dependencies in fx.
@@ -119,9 +135,12 @@ type OnceParams struct {
 	Log      *zap.Logger
 	Settings OnceSettings
 	Recovery RecoverySignal `optional:"true"`
+
+	Lifecycle  fx.Lifecycle
+	Shutdowner fx.Shutdowner
 }
 
-func newOnce(p OnceParams) (*Once, *OnceResult) {
+func newOnce(p OnceParams) *Once {
 	res := p.Settings.Result
 	if res == nil {
 		res = &OnceResult{}
@@ -129,12 +148,13 @@ func newOnce(p OnceParams) (*Once, *OnceResult) {
 	o := NewOnce(p.Config, p.Syncer, p.Log.Named("once"), p.Settings.Timeout, p.Settings.Workers)
 	o.SetRecovery(p.Recovery)
 	o.SetDryRun(p.Settings.DryRun)
-	return o, res
+	runOnce(p.Lifecycle, p.Shutdowner, o, res)
+	return o
 }
 
-// registerOnce runs Once in the background after start and turns its
-// outcome into the app's exit code; a signal cancels it.
-func registerOnce(lc fx.Lifecycle, sd fx.Shutdowner, o *Once, res *OnceResult) {
+// runOnce runs Once in the background after start and turns its outcome
+// into the app's exit code; a signal cancels it.
+func runOnce(lc fx.Lifecycle, sd fx.Shutdowner, o *Once, res *OnceResult) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	lc.Append(fx.Hook{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
@@ -20,11 +21,11 @@ func TestIsPermanent(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{&jobs.SyncError{Secret: "s", Stage: jobs.StageRender, Err: errors.New("format env: NUL")}, true},
-		{&jobs.SyncError{Secret: "s", Stage: jobs.StageFetch, Err: fmt.Errorf("read: %w", vault.ErrConfig)}, true},
-		{&jobs.SyncError{Secret: "s", Stage: jobs.StageFetch, Err: fmt.Errorf("read: %w", vault.ErrNotFound)}, false},
-		{&jobs.SyncError{Secret: "s", Stage: jobs.StageAuth, Err: errors.New("permission denied")}, false},
-		{&jobs.SyncError{Secret: "s", Stage: jobs.StageWrite, Err: errors.New("read-only file system")}, false},
+		{&jobs.SyncError{Secret: "s", Stage: metrics.StageRender, Err: errors.New("format env: NUL")}, true},
+		{&jobs.SyncError{Secret: "s", Stage: metrics.StageFetch, Err: fmt.Errorf("read: %w", vault.ErrConfig)}, true},
+		{&jobs.SyncError{Secret: "s", Stage: metrics.StageFetch, Err: fmt.Errorf("read: %w", vault.ErrNotFound)}, false},
+		{&jobs.SyncError{Secret: "s", Stage: metrics.StageAuth, Err: errors.New("permission denied")}, false},
+		{&jobs.SyncError{Secret: "s", Stage: metrics.StageWrite, Err: errors.New("read-only file system")}, false},
 		{nil, false},
 	} {
 		if got := jobs.IsPermanent(tc.err); got != tc.want {

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -25,15 +26,8 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
-)
-
-// Stages of a sync, as reported in errors, metrics and traces.
-const (
-	StageAuth   = "auth"
-	StageFetch  = "fetch"
-	StageRender = "render"
-	StageWrite  = "write"
 )
 
 // Fetcher reads one secret from Vault (*vault.Client).
@@ -43,8 +37,8 @@ type Fetcher interface {
 
 // Recorder receives sync metrics (*metrics.Metrics).
 type Recorder interface {
-	FetchDone(secret, vaultPath, result string, d time.Duration)
-	Error(secret, vaultPath, stage string)
+	FetchDone(secret, vaultPath string, result metrics.Result, d time.Duration)
+	Error(secret, vaultPath string, stage metrics.Stage)
 	FileWritten(secret string)
 	LastSuccess(secret string, t time.Time)
 	Forget(secret, vaultPath string)
@@ -81,17 +75,12 @@ type Renderer interface {
 	Render(data map[string]any) ([]byte, error)
 }
 
-// Compile builds a secret's Renderer; render.Compile by default.
-type Compile func(s *config.Secret) (Renderer, error)
-
-func defaultCompile(s *config.Secret) (Renderer, error) { return render.Compile(s) }
-
 // SyncError is a failed sync: which secret, which stage, why. Its text
 // never holds a secret value (Vault, render and file errors don't carry
 // them; the renderer scrubs its own).
 type SyncError struct {
 	Secret string
-	Stage  string
+	Stage  metrics.Stage
 	Err    error
 }
 
@@ -106,7 +95,7 @@ func (e *SyncError) Unwrap() error { return e.Err }
 // seeded), a denied read, a rejected login and network trouble are not.
 func IsPermanent(err error) bool {
 	var se *SyncError
-	if errors.As(err, &se) && se.Stage == StageRender {
+	if errors.As(err, &se) && se.Stage == metrics.StageRender {
 		return true
 	}
 	return errors.Is(err, vault.ErrConfig)
@@ -152,30 +141,29 @@ type Syncer struct {
 	status  StatusSink
 	tracer  trace.Tracer
 	log     *zap.Logger
-	compile Compile
-	now     func() time.Time
 	notify  ChangeNotifier
 	observe DataObserver
 	reads   *singleflight.Group
 }
 
-// SyncerOptions configure NewSyncer; nil fields get harmless defaults.
+// SyncerOptions configure NewSyncer; nil fields get harmless defaults. In
+// fx, each is taken from the graph when provided.
 type SyncerOptions struct {
-	Recorder Recorder
-	Status   StatusSink
-	Tracer   trace.TracerProvider
-	Compile  Compile
-	Now      func() time.Time
-	// Notifier, optional, is told of content changes (run and exec, never
-	// once: it writes files before the application starts).
-	Notifier ChangeNotifier
-	// Observer, optional, sees every successful read's data.
-	Observer DataObserver
+	fx.In
+
+	Recorder Recorder             `optional:"true"`
+	Status   StatusSink           `optional:"true"`
+	Tracer   trace.TracerProvider `optional:"true"`
+	// Notifier is told of content changes (run and exec, never once: it
+	// writes files before the application starts).
+	Notifier ChangeNotifier `optional:"true"`
+	// Observer sees every successful read's data.
+	Observer DataObserver `optional:"true"`
 }
 
 // NewSyncer returns a Syncer reading through fetch.
 func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
-	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log, compile: o.Compile, now: o.Now,
+	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log,
 		notify: o.Notifier, observe: o.Observer, reads: &singleflight.Group{}}
 	if s.rec == nil {
 		s.rec = nopRecorder{}
@@ -188,12 +176,6 @@ func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
 		tp = noop.NewTracerProvider()
 	}
 	s.tracer = tp.Tracer("github.com/secrets-sidecar/secrets-sidecar/jobs")
-	if s.compile == nil {
-		s.compile = defaultCompile
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	return s
 }
 
@@ -209,7 +191,7 @@ func (s *Syncer) WithoutNotifier() *Syncer {
 // NewJob compiles a secret's output. The config loader has already parsed
 // its template, so an error here is unexpected.
 func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
-	r, err := s.compile(&sec)
+	r, err := render.Compile(&sec)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
 	}
@@ -230,10 +212,10 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 
 	version, res, checksum, serr := s.pipeline(ctx, j)
 	written := res.Written
-	at := s.now()
+	at := time.Now()
 	if serr != nil {
-		span.SetAttributes(attribute.String("result", "error"), attribute.String("stage", serr.Stage))
-		span.SetStatus(codes.Error, serr.Stage+" failed")
+		span.SetAttributes(attribute.String("result", string(metrics.ResultError)), attribute.String("stage", string(serr.Stage)))
+		span.SetStatus(codes.Error, string(serr.Stage)+" failed")
 		span.RecordError(serr)
 		s.rec.Error(sec.Name, vaultPath, serr.Stage)
 		s.status.Failed(sec.Name, at, serr.Error())
@@ -249,10 +231,10 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 			log = s.log.Error
 		}
 		log("secret sync failed", zap.String("secret_name", sec.Name), zap.String("vault_path", vaultPath),
-			zap.String("stage", serr.Stage), zap.Int("consecutive_failures", failures), zap.Error(serr.Err))
+			zap.String("stage", string(serr.Stage)), zap.Int("consecutive_failures", failures), zap.Error(serr.Err))
 		return serr
 	}
-	span.SetAttributes(attribute.String("result", "success"), attribute.Bool("file.written", written))
+	span.SetAttributes(attribute.String("result", string(metrics.ResultSuccess)), attribute.Bool("file.written", written))
 	s.rec.LastSuccess(sec.Name, at)
 	s.rec.VersionCreated(sec.Name, res.created)
 	s.rec.CertificateExpiry(sec.Name, res.certExpiry)
@@ -307,7 +289,7 @@ type writeResult struct {
 
 func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeResult, checksum [32]byte, serr *SyncError) {
 	sec := &j.Secret
-	fail := func(stage string, err error) (int, writeResult, [32]byte, *SyncError) {
+	fail := func(stage metrics.Stage, err error) (int, writeResult, [32]byte, *SyncError) {
 		return 0, writeResult{}, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
 	}
 
@@ -317,9 +299,9 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	s.rec.FetchDone(sec.Name, sec.VaultPath(), resultLabel(err), time.Since(start))
 	endSpan(fspan, err)
 	if err != nil {
-		stage := StageFetch
+		stage := metrics.StageFetch
 		if vault.IsAuthError(err) {
-			stage = StageAuth
+			stage = metrics.StageAuth
 		}
 		return fail(stage, err)
 	}
@@ -331,7 +313,7 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	content, err := j.renderer.Render(secret.Data)
 	endSpan(rspan, err)
 	if err != nil {
-		return fail(StageRender, err)
+		return fail(metrics.StageRender, err)
 	}
 
 	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", sec.Destination)))
@@ -342,7 +324,7 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	wspan.SetAttributes(attribute.Bool("file.written", wres.Written), attribute.Bool("file.content_changed", wres.ContentChanged))
 	endSpan(wspan, err)
 	if err != nil {
-		return fail(StageWrite, err)
+		return fail(metrics.StageWrite, err)
 	}
 	expiry, malformed := certificateExpiry(content)
 	if malformed > 0 {
@@ -368,11 +350,11 @@ func (s *Syncer) read(ctx context.Context, req vault.ReadRequest) (*vault.Secret
 	return sec, nil
 }
 
-func resultLabel(err error) string {
+func resultLabel(err error) metrics.Result {
 	if err != nil {
-		return "error"
+		return metrics.ResultError
 	}
-	return "success"
+	return metrics.ResultSuccess
 }
 
 func endSpan(span trace.Span, err error) {
@@ -385,14 +367,14 @@ func endSpan(span trace.Span, err error) {
 
 type nopRecorder struct{}
 
-func (nopRecorder) FetchDone(string, string, string, time.Duration) {}
-func (nopRecorder) Error(string, string, string)                    {}
-func (nopRecorder) FileWritten(string)                              {}
-func (nopRecorder) LastSuccess(string, time.Time)                   {}
-func (nopRecorder) Forget(string, string)                           {}
-func (nopRecorder) RefreshInterval(string, time.Duration)           {}
-func (nopRecorder) VersionCreated(string, time.Time)                {}
-func (nopRecorder) CertificateExpiry(string, time.Time)             {}
+func (nopRecorder) FetchDone(string, string, metrics.Result, time.Duration) {}
+func (nopRecorder) Error(string, string, metrics.Stage)                     {}
+func (nopRecorder) FileWritten(string)                                      {}
+func (nopRecorder) LastSuccess(string, time.Time)                           {}
+func (nopRecorder) Forget(string, string)                                   {}
+func (nopRecorder) RefreshInterval(string, time.Duration)                   {}
+func (nopRecorder) VersionCreated(string, time.Time)                        {}
+func (nopRecorder) CertificateExpiry(string, time.Time)                     {}
 
 type nopStatus struct{}
 

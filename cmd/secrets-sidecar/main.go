@@ -2,7 +2,8 @@
 // secrets in HashiCorp Vault or OpenBao. See README.md.
 //
 // This file composes the fx modules for each command and nothing else; the
-// command line is parsed in cli.go and the commands run in commands.go.
+// command line is parsed in cli.go, and the commands run in commands.go
+// (run, validate), once.go, exec.go and isready.go (version: cli.go).
 package main
 
 import (
@@ -49,16 +50,16 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		fx.WithLogger(logging.FxEventLogger),
 		fx.StopTimeout(env.ShutdownTimeout + stopMargin),
 		fx.Supply(env, config.Flags{ConfigPath: g.configPath}, logging.Output{W: g.stderr}),
-		fx.Provide(func() config.TemplateChecker { return render.Checker{} }),
+		fx.Supply(fx.Annotate(render.Checker{}, fx.As(new(config.TemplateChecker)))),
 		buildinfo.Module,
 		config.Module,
 		logging.Module,
 		tracing.Module,
 		breaker.Module,
 		vault.Module,
-		fx.Provide(func(c *vault.Client) jobs.Fetcher { return c }),
+		as[*vault.Client](new(jobs.Fetcher)),
 		// Retries waiting out a backoff start again when the breaker closes.
-		fx.Provide(func(b *breaker.Breaker) jobs.RecoverySignal { return b }),
+		as[*breaker.Breaker](new(jobs.RecoverySignal)),
 	}
 }
 
@@ -83,20 +84,11 @@ func syncingOptions(g globals, env config.Env) []fx.Option {
 		status.Module,
 		httpserver.Module,
 		notify.Module,
-		fx.Provide(
-			func(m *metrics.Metrics) notify.Recorder { return m },
-			func(t *status.Tracker) notify.StatusSink { return t },
-			func(n *notify.Notifier) jobs.ChangeNotifier { return n },
-			func(n *notify.Notifier) jobs.NotifySettings { return n },
-			func(m *metrics.Metrics) breaker.StateObserver { return m },
-			func(m *metrics.Metrics) vault.TokenObserver { return m },
-			func(m *metrics.Metrics) status.ReadyObserver { return m },
-			func(m *metrics.Metrics) jobs.Recorder { return m },
-			func(m *metrics.Metrics) jobs.ReloadRecorder { return m },
-			func(t *status.Tracker) jobs.StatusSink { return t },
-			func(t *status.Tracker) httpserver.Readiness { return t },
-			func(c *vault.Client) jobs.VaultUpdater { return c },
-		),
+		as[*metrics.Metrics](new(breaker.StateObserver), new(vault.TokenObserver), new(status.ReadyObserver),
+			new(notify.Recorder), new(jobs.Recorder), new(jobs.ReloadRecorder)),
+		as[*status.Tracker](new(notify.StatusSink), new(jobs.StatusSink), new(httpserver.Readiness)),
+		as[*notify.Notifier](new(jobs.ChangeNotifier), new(jobs.NotifySettings)),
+		as[*vault.Client](new(jobs.VaultUpdater)),
 	)
 }
 
@@ -107,3 +99,18 @@ func onceOptions(g globals, env config.Env, settings jobs.OnceSettings) []fx.Opt
 		jobs.OnceModule,
 	)
 }
+
+// as binds a component to the interfaces its consumers declare (fx.As):
+// the graph's T is also provided as each of ifaces, e.g.
+// as[*vault.Client](new(jobs.Fetcher)). fx checks at build time that T
+// implements them; TestGraphs builds every command's graph.
+func as[T any](ifaces ...any) fx.Option {
+	anns := make([]fx.Annotation, len(ifaces))
+	for i, iface := range ifaces {
+		anns[i] = fx.As(iface)
+	}
+	return fx.Provide(fx.Annotate(same[T], anns...))
+}
+
+// same is the identity constructor that as annotates.
+func same[T any](v T) T { return v }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // Kinds of action, as reported to the Recorder and the StatusSink.
@@ -16,12 +17,6 @@ const (
 	KindExec   = "exec"
 	KindHTTP   = "http"
 	KindHook   = "hook"
-)
-
-// Results of an action run.
-const (
-	ResultSuccess = "success"
-	ResultError   = "error"
 )
 
 // Defaults applied when a setting is zero.
@@ -72,7 +67,7 @@ type Hook interface {
 // signal, exec, http or a hook's kind; result success or error; d the
 // run's duration, retries included.
 type Recorder interface {
-	ActionDone(kind, result string, d time.Duration)
+	ActionDone(kind string, result metrics.Result, d time.Duration)
 }
 
 // StatusSink receives each run's outcome for every secret that asked for
@@ -87,7 +82,7 @@ type Report struct {
 	// Target is the summary: pid file path, process name, argv[0] or URL
 	// without userinfo and query.
 	Target   string
-	Result   string
+	Result   metrics.Result
 	Error    string
 	At       time.Time
 	Attempts int

@@ -18,6 +18,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // sidecarEnv is an environment as the sidecar may have it: credentials
@@ -184,7 +185,7 @@ func TestExecTimeoutKillsTheProcessGroup(t *testing.T) {
 		t.Fatalf("the timeout did not end the run: %s", took)
 	}
 	rep := r.reports("db")[0]
-	if rep.Result != notify.ResultError || !strings.Contains(rep.Error, "timed out after 300ms") {
+	if rep.Result != metrics.ResultError || !strings.Contains(rep.Error, "timed out after 300ms") {
 		t.Fatalf("report: %+v", rep)
 	}
 	b, err := os.ReadFile(childPID)
@@ -225,11 +226,11 @@ func TestExecFailureIsRetriedThenReported(t *testing.T) {
 	}
 	for _, s := range []string{"api", "db"} {
 		reps := r.reports(s)
-		if len(reps) != 1 || reps[0].Result != notify.ResultError || reps[0].Attempts != 3 || !strings.Contains(reps[0].Error, "exit status 3") {
+		if len(reps) != 1 || reps[0].Result != metrics.ResultError || reps[0].Attempts != 3 || !strings.Contains(reps[0].Error, "exit status 3") {
 			t.Fatalf("report for %s: %+v", s, reps)
 		}
 	}
-	if got := r.all(); len(got) != 1 || got[0].kind != notify.KindExec || got[0].result != notify.ResultError {
+	if got := r.all(); len(got) != 1 || got[0].kind != notify.KindExec || got[0].result != metrics.ResultError {
 		t.Fatalf("recorder: %+v", got)
 	}
 	if n := strings.Count(logs.String(), "change action failed"); n != 1 {
@@ -247,7 +248,7 @@ func TestExecStdinIsDevNull(t *testing.T) {
 	n.Changed(change("db", execAction(5*time.Second, "sh", "-c", `cat > "$1"; readlink /proc/self/fd/0 >> "$1"`, "sh", out)))
 	r.wait(t, 1)
 	b, _ := os.ReadFile(out)
-	if rep := r.reports("db")[0]; rep.Result != notify.ResultSuccess || strings.TrimSpace(string(b)) != "/dev/null" {
+	if rep := r.reports("db")[0]; rep.Result != metrics.ResultSuccess || strings.TrimSpace(string(b)) != "/dev/null" {
 		t.Fatalf("stdin: %q, report %+v", b, rep)
 	}
 }

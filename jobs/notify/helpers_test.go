@@ -20,6 +20,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // childEnv makes the test binary a small application: it appends
@@ -135,7 +136,8 @@ func copyBinary(t *testing.T, name string) string {
 
 // outcome is one action run as the Recorder and the StatusSink saw it.
 type outcome struct {
-	kind, result string
+	kind   string
+	result metrics.Result
 }
 
 // runs records every run; it is the Recorder and the StatusSink.
@@ -147,7 +149,7 @@ type runs struct {
 
 func newRuns() *runs { return &runs{statuses: map[string][]notify.Report{}} }
 
-func (r *runs) ActionDone(kind, result string, _ time.Duration) {
+func (r *runs) ActionDone(kind string, result metrics.Result, _ time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done = append(r.done, outcome{kind: kind, result: result})
@@ -188,7 +190,7 @@ func (r *runs) wait(t *testing.T, n int) {
 // start runs a Notifier with the real clock and stops it at the end.
 func start(t *testing.T, o notify.Options) *notify.Notifier {
 	t.Helper()
-	n := notify.New(o)
+	n := notify.NewNotifier(o)
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

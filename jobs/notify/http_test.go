@@ -15,6 +15,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // receiver is the application's reload endpoint.
@@ -106,7 +107,7 @@ func TestHTTPOncePerWindow(t *testing.T) {
 		t.Fatalf("%d requests after 2 windows, want 2", got)
 	}
 	rep := r.reports("db")[0]
-	if rep.Result != notify.ResultSuccess || rep.Target != rc.URL+"/-/reload" {
+	if rep.Result != metrics.ResultSuccess || rep.Target != rc.URL+"/-/reload" {
 		t.Fatalf("report: %+v", rep)
 	}
 	for _, leak := range []string{"file-token-0001", "url-password-0002", "query-token-0003", "hookuser"} {
@@ -163,7 +164,7 @@ func TestHTTPFailures(t *testing.T) {
 		r.wait(t, i+1)
 		rep := r.reports(c.secret)[0]
 		t.Logf("%s: after %s: %s", c.secret, time.Since(began).Round(time.Millisecond), rep.Error)
-		if rep.Result != notify.ResultError || rep.Attempts != c.attempts || !strings.Contains(rep.Error, c.want) {
+		if rep.Result != metrics.ResultError || rep.Attempts != c.attempts || !strings.Contains(rep.Error, c.want) {
 			t.Errorf("%s: report %+v, want %d attempts and an error containing %q", c.secret, rep, c.attempts, c.want)
 		}
 		if got := c.requests(); got != 0 && got != c.attempts {

@@ -13,9 +13,9 @@ import (
 // in the "notify_hooks" value group. Whatever calls Changed depends on the
 // Notifier, so it is built first and stopped last: changes written while
 // the app stops are still announced.
-var Module = fx.Module("notify", fx.Provide(newFromParams))
+var Module = fx.Module("notify", fx.Provide(New))
 
-// Params are the Notifier's dependencies in fx.
+// Params are New's inputs.
 type Params struct {
 	fx.In
 
@@ -28,10 +28,10 @@ type Params struct {
 	Hooks     []Hook               `group:"notify_hooks"`
 }
 
-// newFromParams builds the Notifier from the loaded config and ties it to the
-// app's lifecycle.
-func newFromParams(p Params) *Notifier {
-	n := New(Options{
+// New builds the Notifier from the loaded config and ties it to the app's
+// lifecycle.
+func New(p Params) *Notifier {
+	n := NewNotifier(Options{
 		Settings: p.Config.Notify, Log: p.Log.Named("notify"), Recorder: p.Recorder,
 		Status: p.Status, Tracer: p.Tracer, Hooks: p.Hooks,
 	})

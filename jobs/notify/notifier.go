@@ -21,7 +21,7 @@ import (
 // aborted action to return (an exec's killed group to be reaped).
 const stopGrace = 2 * time.Second
 
-// Options configure New; nil fields get harmless defaults.
+// Options configure NewNotifier; nil fields get harmless defaults.
 type Options struct {
 	// Settings are notify: (zero fields get the defaults).
 	Settings config.Notify
@@ -72,8 +72,9 @@ type Notifier struct {
 	cancel  context.CancelFunc
 }
 
-// New returns a Notifier; nothing runs before Start.
-func New(o Options) *Notifier {
+// NewNotifier returns a Notifier, usable without fx; nothing runs before
+// Start.
+func NewNotifier(o Options) *Notifier {
 	n := &Notifier{
 		log: o.Log, rec: o.Recorder, status: o.Status, clock: o.Clock, hooks: o.Hooks,
 		environ: o.Environ, procRoot: o.ProcRoot, backoff: o.Backoff, self: os.Getpid(),

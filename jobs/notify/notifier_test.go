@@ -24,6 +24,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // hook records the batches it gets; fail makes its first calls fail.
@@ -90,7 +91,7 @@ func startFake(t *testing.T, o notify.Options) (*notify.Notifier, *clockwork.Fak
 	t.Helper()
 	clock := clockwork.NewFakeClock()
 	o.Clock = clock
-	n := notify.New(o)
+	n := notify.NewNotifier(o)
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 	advance(t, clock, 8*time.Second)
 	h.next(t)
 	r.wait(t, 1)
-	if got := r.all()[0]; got.kind != "supervisor" || got.result != notify.ResultSuccess {
+	if got := r.all()[0]; got.kind != "supervisor" || got.result != metrics.ResultSuccess {
 		t.Fatalf("hook run: %+v", got)
 	}
 
@@ -208,7 +209,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 	h.next(t)
 	r.wait(t, 2)
 	h.none(t)
-	if rep := r.reports("a")[1]; rep.Attempts != 1 || rep.Result != notify.ResultError || rep.Kind != "supervisor" {
+	if rep := r.reports("a")[1]; rep.Attempts != 1 || rep.Result != metrics.ResultError || rep.Kind != "supervisor" {
 		t.Fatalf("report %+v", rep)
 	}
 
@@ -223,7 +224,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 	advance(t, clock, 4*time.Second) // second: 2s ±50%
 	h.next(t)
 	r.wait(t, 3)
-	if rep := r.reports("a")[2]; rep.Attempts != 3 || rep.Result != notify.ResultSuccess {
+	if rep := r.reports("a")[2]; rep.Attempts != 3 || rep.Result != metrics.ResultSuccess {
 		t.Fatalf("report %+v", rep)
 	}
 }
@@ -231,7 +232,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 func TestStopRunsPendingChanges(t *testing.T) {
 	h := newHook()
 	clock := clockwork.NewFakeClock()
-	n := notify.New(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clock})
+	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clock})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestStopRunsPendingChanges(t *testing.T) {
 func TestStopAnnouncesChangesMadeWhileItDrains(t *testing.T) {
 	h := newHook()
 	h.block = make(chan struct{})
-	n := notify.New(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clockwork.NewFakeClock()})
+	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clockwork.NewFakeClock()})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +284,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 	h.block = make(chan struct{}) // never released: only ctx ends it
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := notify.New(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Log: log,
+	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Log: log,
 		Recorder: r, Status: status{r}, Clock: clockwork.NewFakeClock()})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -301,7 +302,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 	if took > 3*time.Second {
 		t.Fatalf("stop took %s", took)
 	}
-	if rep := r.reports("a"); len(rep) != 1 || rep[0].Result != notify.ResultError {
+	if rep := r.reports("a"); len(rep) != 1 || rep[0].Result != metrics.ResultError {
 		t.Fatalf("the cut-short run was not reported: %+v", rep)
 	}
 	if !strings.Contains(logs.String(), "change action failed") {
@@ -310,7 +311,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 }
 
 func TestStopWithoutStart(t *testing.T) {
-	n := notify.New(notify.Options{})
+	n := notify.NewNotifier(notify.Options{})
 	n.Changed(change("a", execAction(0, "true")))
 	if err := n.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -323,7 +324,7 @@ func TestChangedNeverBlocks(t *testing.T) {
 	started := filepath.Join(dir, "started")
 	hang := execAction(time.Minute, "sh", "-c", `touch "$1"; exec sleep 60`, "sh", started)
 	r := newRuns()
-	n := notify.New(notify.Options{Settings: fast(3), Recorder: r, Status: status{r}})
+	n := notify.NewNotifier(notify.Options{Settings: fast(3), Recorder: r, Status: status{r}})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

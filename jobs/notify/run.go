@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // maxErrorLen bounds an error text in a Report and a span.
@@ -91,17 +93,17 @@ func (n *Notifier) runStep(st step, attempts int, scrub *scrubber) {
 		}
 	}
 	d := n.clock.Since(start)
-	rep := Report{Kind: kind, Target: target, Result: ResultSuccess, At: n.clock.Now(), Attempts: tries, Duration: d}
+	rep := Report{Kind: kind, Target: target, Result: metrics.ResultSuccess, At: n.clock.Now(), Attempts: tries, Duration: d}
 	span.SetAttributes(attribute.Int("action.attempts", tries))
 	common := []zap.Field{zap.String("kind", kind), zap.String("target", target), zap.Strings("secrets", st.secrets),
 		zap.Int("attempts", tries), zap.Duration("duration", d)}
 	if err != nil {
-		rep.Result, rep.Error = ResultError, truncate(scrub.apply(err.Error()), maxErrorLen)
-		span.SetAttributes(attribute.String("action.result", ResultError))
+		rep.Result, rep.Error = metrics.ResultError, truncate(scrub.apply(err.Error()), maxErrorLen)
+		span.SetAttributes(attribute.String("action.result", string(metrics.ResultError)))
 		span.SetStatus(codes.Error, rep.Error)
 		n.log.Error("change action failed", append(append(common, fields...), zap.String("error", rep.Error))...)
 	} else {
-		span.SetAttributes(attribute.String("action.result", ResultSuccess))
+		span.SetAttributes(attribute.String("action.result", string(metrics.ResultSuccess)))
 		n.log.Info("change action succeeded", append(common, fields...)...)
 	}
 	n.rec.ActionDone(kind, rep.Result, d)
@@ -164,7 +166,7 @@ func (r hookRunner) run(ctx context.Context, _ *Notifier, _ input) ([]zap.Field,
 
 type nopRecorder struct{}
 
-func (nopRecorder) ActionDone(string, string, time.Duration) {}
+func (nopRecorder) ActionDone(string, metrics.Result, time.Duration) {}
 
 type nopStatus struct{}
 

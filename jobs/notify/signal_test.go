@@ -16,6 +16,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // settle is how long a test waits for a signal that must not come.
@@ -50,7 +51,7 @@ func TestSignalOncePerWindowByPIDFile(t *testing.T) {
 	}
 	for _, s := range []string{"db", "api", "tls"} {
 		reps := r.reports(s)
-		if len(reps) != 1 || reps[0].Result != notify.ResultSuccess || reps[0].Kind != notify.KindSignal || reps[0].Target != pidFile {
+		if len(reps) != 1 || reps[0].Result != metrics.ResultSuccess || reps[0].Kind != notify.KindSignal || reps[0].Target != pidFile {
 			t.Fatalf("status of %s: %+v", s, reps)
 		}
 	}
@@ -99,7 +100,7 @@ func TestSignalByProcessName(t *testing.T) {
 			t.Errorf("%s: signals %v, want %d SIGUSR1", c.name, got, c.want)
 		}
 	}
-	if reps := r.reports("db"); len(reps) != 1 || reps[0].Result != notify.ResultSuccess || reps[0].Target != name {
+	if reps := r.reports("db"); len(reps) != 1 || reps[0].Result != metrics.ResultSuccess || reps[0].Target != name {
 		t.Fatalf("report: %+v", reps)
 	}
 	if !strings.Contains(logs.String(), `"signalled":2`) {
@@ -113,11 +114,11 @@ func TestSignalNoProcessFails(t *testing.T) {
 	n.Changed(change("db", signalAction("HUP", "", "no-such-process-anywhere")))
 	r.wait(t, 1)
 	reps := r.reports("db")
-	if len(reps) != 1 || reps[0].Result != notify.ResultError || reps[0].Attempts != 3 ||
+	if len(reps) != 1 || reps[0].Result != metrics.ResultError || reps[0].Attempts != 3 ||
 		!strings.Contains(reps[0].Error, `no process named "no-such-process-anywhere"`) {
 		t.Fatalf("report: %+v", reps)
 	}
-	if got := r.all(); got[0].kind != notify.KindSignal || got[0].result != notify.ResultError {
+	if got := r.all(); got[0].kind != notify.KindSignal || got[0].result != metrics.ResultError {
 		t.Fatalf("recorder: %+v", got)
 	}
 }
@@ -141,7 +142,7 @@ func TestSignalNeverSelf(t *testing.T) {
 		t.Fatalf("the sidecar signalled itself: %v", s)
 	case <-time.After(settle):
 	}
-	if reps := r.reports("db"); reps[0].Result != notify.ResultError || !strings.Contains(reps[0].Error, "no process named") {
+	if reps := r.reports("db"); reps[0].Result != metrics.ResultError || !strings.Contains(reps[0].Error, "no process named") {
 		t.Fatalf("report: %+v", reps)
 	}
 }
@@ -205,7 +206,7 @@ func TestPIDFileRules(t *testing.T) {
 		n.Changed(notify.Change{Secret: c.name, Destination: c.path, Actions: []config.Action{signalAction("HUP", c.path, "")}})
 		r.wait(t, i+1)
 		reps := r.reports(c.name)
-		if len(reps) != 1 || reps[0].Result != notify.ResultError || !strings.Contains(reps[0].Error, c.want) {
+		if len(reps) != 1 || reps[0].Result != metrics.ResultError || !strings.Contains(reps[0].Error, c.want) {
 			t.Errorf("%s: report %+v, want an error containing %q", c.name, reps, c.want)
 			continue
 		}
@@ -219,7 +220,7 @@ func TestPIDFileRules(t *testing.T) {
 	ok := write("ok.pid", "\n  "+strconv.Itoa(a.pid)+"  \n")
 	n.Changed(notify.Change{Secret: "ok", Destination: ok, Actions: []config.Action{signalAction("HUP", ok, "")}})
 	r.wait(t, len(cases)+1)
-	if reps := r.reports("ok"); reps[0].Result != notify.ResultSuccess {
+	if reps := r.reports("ok"); reps[0].Result != metrics.ResultSuccess {
 		t.Fatalf("valid pid file: %+v", reps)
 	}
 	waitFor(t, 5*time.Second, "the SIGHUP", func() bool { return len(a.signals()) == 1 })

@@ -1,7 +1,6 @@
 package status
 
 import (
-	"github.com/jonboulle/clockwork"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -20,14 +19,13 @@ type Params struct {
 	Lifecycle fx.Lifecycle
 	Env       config.Env
 	Log       *zap.Logger
-	Observer  ReadyObserver   `optional:"true"`
-	Clock     clockwork.Clock `optional:"true"`
+	Observer  ReadyObserver `optional:"true"`
 }
 
 // New builds the tracker and ties its heartbeat and final write to the
 // app's lifecycle.
 func New(p Params) *Tracker {
-	t := NewTracker(p.Env.StatusFile, p.Log, p.Observer, p.Clock)
+	t := NewTracker(p.Env.StatusFile, p.Log, p.Observer, nil)
 	p.Lifecycle.Append(fx.StartStopHook(t.Start, t.Stop))
 	return t
 }

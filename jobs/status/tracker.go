@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // Heartbeat bounds: the status file is rewritten every shortest refresh
@@ -164,11 +165,11 @@ func (t *Tracker) ActionDone(secret string, r notify.Report) {
 	if len(errText) > maxErrorLen {
 		errText = oneLine(errText, maxErrorLen)
 	}
-	a := &ActionState{Kind: r.Kind, Target: r.Target, Result: r.Result, Error: errText, At: r.At, Attempts: r.Attempts}
+	a := &ActionState{Kind: r.Kind, Target: r.Target, Result: string(r.Result), Error: errText, At: r.At, Attempts: r.Attempts}
 	t.update(secret, func(st *SecretState) bool {
 		prev := st.LastAction
 		st.LastAction = a
-		return prev == nil || prev.Result != a.Result || prev.Error != a.Error || a.Result != notify.ResultSuccess
+		return prev == nil || prev.Result != a.Result || prev.Error != a.Error || a.Result != string(metrics.ResultSuccess)
 	})
 }
 
@@ -217,6 +218,14 @@ func (t *Tracker) Snapshot() Snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.snapshotLocked()
+}
+
+// ReadyReport is what /ready serves (it implements httpserver.Readiness):
+// whether every secret is ready, and the snapshot that says why, taken
+// together.
+func (t *Tracker) ReadyReport() (ready bool, report any) {
+	s := t.Snapshot()
+	return s.Ready, s
 }
 
 func (t *Tracker) snapshotLocked() Snapshot {

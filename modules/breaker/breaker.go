@@ -31,7 +31,8 @@ import (
 // State is the breaker's state, as published to the StateObserver.
 type State int
 
-// The states' numbers are the metric gauge's values.
+// The states' numbers are the values of the secrets_sidecar_breaker_state
+// gauge.
 const (
 	Closed   State = 0
 	HalfOpen State = 1
@@ -69,10 +70,10 @@ const (
 	Ignore
 )
 
-// StateObserver is told every state change (0 closed, 1 half-open, 2 open).
-// The metrics module implements it; it is optional.
+// StateObserver is told every state change. The metrics module implements
+// it; it is optional.
 type StateObserver interface {
-	BreakerState(state int)
+	BreakerState(state State)
 }
 
 // Settings are the breaker's thresholds.
@@ -201,7 +202,7 @@ func (b *Breaker) openError(halfOpen bool) error {
 
 func (b *Breaker) notify(s State) {
 	if b.observer != nil {
-		b.observer.BreakerState(int(s))
+		b.observer.BreakerState(s)
 	}
 }
 

@@ -21,10 +21,10 @@ type recorder struct {
 	states []int
 }
 
-func (r *recorder) BreakerState(s int) {
+func (r *recorder) BreakerState(s State) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.states = append(r.states, s)
+	r.states = append(r.states, int(s))
 }
 
 func (r *recorder) seen() []int {

@@ -8,6 +8,7 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 )
 
@@ -25,6 +26,26 @@ const (
 	KV1    = "1"
 	KV2    = "2"
 )
+
+// CheckAuthMethod is the vault.auth.method rule: nil for a known method,
+// else why not (without the field name).
+func CheckAuthMethod(m string) error {
+	switch m {
+	case AuthToken, AuthAppRole, AuthKubernetes, AuthJWT:
+		return nil
+	}
+	return fmt.Errorf("%q is not an auth method (%s, %s, %s, %s)", m, AuthToken, AuthAppRole, AuthKubernetes, AuthJWT)
+}
+
+// CheckKVVersion is the kv_version rule: nil for a known version, else why
+// not (without the field name).
+func CheckKVVersion(v string) error {
+	switch v {
+	case KVAuto, KV1, KV2:
+		return nil
+	}
+	return fmt.Errorf("%q is not a KV version (%s, %s, %s)", v, KVAuto, KV1, KV2)
+}
 
 // Output formats accepted in format.
 const (

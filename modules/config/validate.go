@@ -171,7 +171,9 @@ func (v *validator) vault(vc *Vault) {
 			v.add("vault.auth.jwt.token_file", "required for the jwt method")
 		}
 	default:
-		v.add("vault.auth.method", "%q is not an auth method (token, approle, kubernetes, jwt)", a.Method)
+		if err := CheckAuthMethod(a.Method); err != nil {
+			v.add("vault.auth.method", "%v", err)
+		}
 	}
 }
 
@@ -340,10 +342,8 @@ func unwrapPath(err error) error {
 }
 
 func (v *validator) kvVersion(field, val string) {
-	switch val {
-	case KVAuto, KV1, KV2:
-	default:
-		v.add(field, "%q is not a KV version (auto, 1, 2)", val)
+	if err := CheckKVVersion(val); err != nil {
+		v.add(field, "%v", err)
 	}
 }
 

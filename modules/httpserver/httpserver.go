@@ -23,7 +23,6 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
-	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -35,15 +34,16 @@ const (
 	IdleTimeout       = 60 * time.Second
 )
 
-// Readiness is what /ready reports; *status.Tracker implements it.
+// Readiness is what /ready reports (*status.Tracker): whether every
+// configured secret is ready, and the report that says why, served as
+// JSON; both from one reading.
 type Readiness interface {
-	Snapshot() status.Snapshot
+	ReadyReport() (ready bool, report any)
 }
 
 // Module provides the *Server and runs it with the app when
-// config.Env.HTTPAddr is set. It needs a Readiness (bind the tracker:
-// fx.Provide(func(t *status.Tracker) httpserver.Readiness { return t }))
-// and the metrics' *prometheus.Registry.
+// config.Env.HTTPAddr is set. It needs a Readiness (the status tracker,
+// bound with fx.As) and the metrics' *prometheus.Registry.
 var Module = fx.Module("httpserver",
 	fx.Provide(New),
 	fx.Invoke(func(*Server) {}),
@@ -81,8 +81,8 @@ func Handler(ready Readiness, metrics prometheus.Gatherer, log *zap.Logger) http
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		snap := ready.Snapshot()
-		body, err := json.MarshalIndent(snap, "", "  ")
+		ok, report := ready.ReadyReport()
+		body, err := json.MarshalIndent(report, "", "  ")
 		if err != nil {
 			log.Error("/ready: cannot encode the readiness state", zap.Error(err))
 			http.Error(w, "cannot encode the readiness state", http.StatusInternalServerError)
@@ -90,7 +90,7 @@ func Handler(ready Readiness, metrics prometheus.Gatherer, log *zap.Logger) http
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		if snap.Ready {
+		if ok {
 			w.WriteHeader(http.StatusOK)
 		} else {
 			w.WriteHeader(http.StatusServiceUnavailable)

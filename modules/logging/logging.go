@@ -5,7 +5,6 @@
 package logging
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -24,15 +23,7 @@ import (
 const ServiceName = "secrets-sidecar"
 
 // Module provides the *zap.Logger and syncs it on stop.
-var Module = fx.Module("logging",
-	fx.Provide(New),
-	fx.Invoke(func(lc fx.Lifecycle, l *zap.Logger) {
-		lc.Append(fx.StopHook(func(context.Context) error {
-			_ = l.Sync() // stderr cannot always be synced (a pipe or a TTY); nothing to do about it
-			return nil
-		}))
-	}),
-)
+var Module = fx.Module("logging", fx.Provide(New))
 
 // Output redirects log output (tests use it to inspect every line); the
 // default is stderr.
@@ -42,18 +33,27 @@ type Output struct{ W io.Writer }
 type Params struct {
 	fx.In
 
-	Env    config.Env
-	Build  buildinfo.Info
-	Output Output `optional:"true"`
+	Lifecycle fx.Lifecycle
+	Env       config.Env
+	Build     buildinfo.Info
+	Output    Output `optional:"true"`
 }
 
-// New builds the logger from the environment settings.
+// New builds the logger from the environment settings and syncs it when
+// the app stops.
 func New(p Params) (*zap.Logger, error) {
 	var w io.Writer = os.Stderr
 	if p.Output.W != nil {
 		w = p.Output.W
 	}
-	return NewLogger(Options{Level: p.Env.LogLevel, Format: p.Env.LogFormat, Version: p.Build.Version}, w)
+	l, err := NewLogger(Options{Level: p.Env.LogLevel, Format: p.Env.LogFormat, Version: p.Build.Version}, w)
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.StopHook(func() {
+		_ = l.Sync() // stderr cannot always be synced (a pipe or a TTY); nothing to do about it
+	}))
+	return l, nil
 }
 
 // Options configure NewLogger.

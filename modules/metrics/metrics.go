@@ -14,32 +14,37 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/fx"
 
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
 )
 
 // Namespace prefixes every metric of the sidecar.
 const Namespace = "secrets_sidecar"
 
-// Results of a fetch or a config reload.
+// Result is the result label: the outcome of a fetch, a config reload or a
+// change action.
+type Result string
+
+// Results of a fetch, a config reload or a change action.
 const (
-	ResultSuccess = "success"
-	ResultError   = "error"
+	ResultSuccess Result = "success"
+	ResultError   Result = "error"
 )
 
-// Stages of a sync that can fail (the stage label of errors_total).
+// Stage is a stage of a sync that can fail: the stage label of
+// errors_total, and the stage in sync errors, logs and traces.
+type Stage string
+
+// Stages of a sync that can fail.
 const (
-	StageAuth   = "auth"
-	StageFetch  = "fetch"
-	StageRender = "render"
-	StageWrite  = "write"
+	StageAuth   Stage = "auth"
+	StageFetch  Stage = "fetch"
+	StageRender Stage = "render"
+	StageWrite  Stage = "write"
 )
 
-// Breaker states as exported by secrets_sidecar_breaker_state.
-const (
-	BreakerClosed   = 0
-	BreakerHalfOpen = 1
-	BreakerOpen     = 2
-)
+// Stages are every Stage, in pipeline order.
+var Stages = []Stage{StageAuth, StageFetch, StageRender, StageWrite}
 
 // FetchBuckets are the fetch_duration_seconds buckets: a Vault read on a
 // local network takes a few milliseconds, a loaded or remote one hundreds,
@@ -145,45 +150,45 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 	}
 	m.buildInfo.WithLabelValues(info.Version, info.Commit, info.GoVersion).Set(1)
 	// Both results exist from the start, so rate() sees the first reload.
-	m.configReloads.WithLabelValues(ResultSuccess)
-	m.configReloads.WithLabelValues(ResultError)
+	m.configReloads.WithLabelValues(string(ResultSuccess))
+	m.configReloads.WithLabelValues(string(ResultError))
 	for _, k := range ActionKinds {
-		m.actions.WithLabelValues(k, ResultSuccess)
-		m.actions.WithLabelValues(k, ResultError)
+		m.actions.WithLabelValues(k, string(ResultSuccess))
+		m.actions.WithLabelValues(k, string(ResultError))
 	}
 	return m, reg, nil
 }
 
 // result keeps the result label to its two values whatever the caller passes.
-func result(r string) string {
-	if r == ResultSuccess {
-		return ResultSuccess
+func result[R ~string](r R) string {
+	if Result(r) == ResultSuccess {
+		return string(ResultSuccess)
 	}
-	return ResultError
+	return string(ResultError)
 }
 
 // Init creates a secret's counters at zero (both fetch results, every error
 // stage, file writes), so the first event of each is visible to rate().
 // Optional: every other method creates the series it needs.
 func (m *Metrics) Init(secret, vaultPath string) {
-	m.fetches.WithLabelValues(secret, vaultPath, ResultSuccess)
-	m.fetches.WithLabelValues(secret, vaultPath, ResultError)
-	for _, s := range []string{StageAuth, StageFetch, StageRender, StageWrite} {
-		m.errors.WithLabelValues(secret, vaultPath, s)
+	m.fetches.WithLabelValues(secret, vaultPath, string(ResultSuccess))
+	m.fetches.WithLabelValues(secret, vaultPath, string(ResultError))
+	for _, s := range Stages {
+		m.errors.WithLabelValues(secret, vaultPath, string(s))
 	}
 	m.fileWrites.WithLabelValues(secret)
 }
 
-// FetchDone records one read of a secret from Vault: result is "success" or
-// "error" (anything else counts as "error"), d how long it took.
-func (m *Metrics) FetchDone(secret, vaultPath, res string, d time.Duration) {
+// FetchDone records one read of a secret from Vault: its result (anything
+// but ResultSuccess counts as ResultError) and how long it took.
+func (m *Metrics) FetchDone(secret, vaultPath string, res Result, d time.Duration) {
 	m.fetches.WithLabelValues(secret, vaultPath, result(res)).Inc()
 	m.fetchDuration.WithLabelValues(secret, vaultPath).Observe(d.Seconds())
 }
 
-// Error counts a failed sync at a stage: "auth", "fetch", "render" or "write".
-func (m *Metrics) Error(secret, vaultPath, stage string) {
-	m.errors.WithLabelValues(secret, vaultPath, stage).Inc()
+// Error counts a failed sync at a stage.
+func (m *Metrics) Error(secret, vaultPath string, stage Stage) {
+	m.errors.WithLabelValues(secret, vaultPath, string(stage)).Inc()
 }
 
 // FileWritten counts a destination file written.
@@ -196,15 +201,16 @@ func (m *Metrics) LastSuccess(secret string, t time.Time) {
 	m.lastSuccess.WithLabelValues(secret).Set(unixSeconds(t))
 }
 
-// ConfigReload counts a config reload: "success" or "error".
+// ConfigReload counts a config reload: ResultSuccess or ResultError (the
+// reloader passes them as plain strings).
 func (m *Metrics) ConfigReload(res string) {
 	m.configReloads.WithLabelValues(result(res)).Inc()
 }
 
 // ActionDone records one change action run: its kind (signal, exec, http,
-// or a hook's name), its result ("success"; anything else counts as
-// "error") and how long it took, retries included.
-func (m *Metrics) ActionDone(kind, res string, d time.Duration) {
+// or a hook's name), its result (anything but ResultSuccess counts as
+// ResultError) and how long it took, retries included.
+func (m *Metrics) ActionDone(kind string, res Result, d time.Duration) {
 	m.actions.WithLabelValues(kind, result(res)).Inc()
 	m.actionTime.WithLabelValues(kind).Observe(d.Seconds())
 }
@@ -219,8 +225,9 @@ func (m *Metrics) Ready(ready bool) {
 	m.ready.Set(0)
 }
 
-// BreakerState exports the breaker state: 0 closed, 1 half-open, 2 open.
-func (m *Metrics) BreakerState(state int) {
+// BreakerState exports the breaker state: 0 closed, 1 half-open, 2 open
+// (the numbers of breaker.State); it implements breaker.StateObserver.
+func (m *Metrics) BreakerState(state breaker.State) {
 	m.breakerState.Set(float64(state))
 }
 

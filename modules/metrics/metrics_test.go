@@ -10,6 +10,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
@@ -54,8 +55,8 @@ func script(m *metrics.Metrics) {
 	m.Error("tls", "secret/myapp/tls", "render")
 	m.Error("tls", "secret/myapp/tls", "render")
 	m.Error("tls", "kv/legacy", "auth")
-	m.BreakerState(metrics.BreakerOpen)
-	m.BreakerState(metrics.BreakerHalfOpen)
+	m.BreakerState(breaker.Open)
+	m.BreakerState(breaker.HalfOpen)
 	m.ConfigReload("success")
 	m.ConfigReload("error")
 	m.ConfigReload("success")
@@ -237,8 +238,8 @@ func TestGaugesGoBack(t *testing.T) {
 	m, reg := newMetrics(t)
 	m.Ready(true)
 	m.Ready(false)
-	m.BreakerState(metrics.BreakerOpen)
-	m.BreakerState(metrics.BreakerClosed)
+	m.BreakerState(breaker.Open)
+	m.BreakerState(breaker.Closed)
 	m.TokenExpiry(time.Unix(100, 0))
 	m.TokenExpiry(time.Time{})
 	want := `

@@ -4,11 +4,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// ResultRejected is a login Vault answered with a refusal of the
-// credentials (as opposed to an error on the way there).
-const ResultRejected = "rejected"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
+)
 
 // outlook holds the metrics that tell what is about to break rather than
 // what already did: certificate and token expiry, the refresh interval a
@@ -67,14 +65,14 @@ func (o *outlook) RefreshInterval(secret string, d time.Duration) {
 // "rejected" or "error" (anything else counts as "error"). A method's
 // three results appear together at its first login, so rate() sees the
 // first failure.
-func (o *outlook) LoginDone(method, res string) {
-	for _, r := range []string{ResultSuccess, ResultError, ResultRejected} {
-		o.logins.WithLabelValues(method, r)
+func (o *outlook) LoginDone(method string, res vault.LoginResult) {
+	for _, r := range []vault.LoginResult{vault.LoginSuccess, vault.LoginError, vault.LoginRejected} {
+		o.logins.WithLabelValues(method, string(r))
 	}
-	if res != ResultRejected {
-		res = result(res)
+	if res != vault.LoginRejected {
+		res = vault.LoginResult(result(res))
 	}
-	o.logins.WithLabelValues(method, res).Inc()
+	o.logins.WithLabelValues(method, string(res)).Inc()
 }
 
 func (o *outlook) forget(secret string) {

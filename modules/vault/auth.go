@@ -66,7 +66,7 @@ func newAuth(a config.Auth, lookupEnv func(string) (string, bool)) (loginMethod,
 			method: config.AuthJWT, mountPath: orDefault(a.JWT.Mount, "jwt"), role: a.JWT.Role, file: a.JWT.TokenFile,
 		}, nil, nil
 	}
-	return nil, nil, fmt.Errorf("vault.auth.method: %q is not an auth method (token, approle, kubernetes, jwt)", a.Method)
+	return nil, nil, fmt.Errorf("vault.auth.method: %w", config.CheckAuthMethod(a.Method))
 }
 
 func orDefault(v, def string) string {

@@ -43,7 +43,7 @@ type Breaker interface {
 // not sent and not told). The metrics module implements it.
 type TokenObserver interface {
 	TokenExpiry(t time.Time)
-	LoginDone(method, result string)
+	LoginDone(method string, result LoginResult)
 }
 
 // Options configure NewClient.

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
@@ -110,10 +111,10 @@ type stateRecorder struct {
 	states []int
 }
 
-func (r *stateRecorder) BreakerState(s int) {
+func (r *stateRecorder) BreakerState(s breaker.State) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.states = append(r.states, s)
+	r.states = append(r.states, int(s))
 }
 
 func (r *stateRecorder) seen() []int {
@@ -129,13 +130,13 @@ type expiryRecorder struct {
 	logins map[string]int // "method result"
 }
 
-func (r *expiryRecorder) LoginDone(method, result string) {
+func (r *expiryRecorder) LoginDone(method string, result LoginResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.logins == nil {
 		r.logins = map[string]int{}
 	}
-	r.logins[method+" "+result]++
+	r.logins[method+" "+string(result)]++
 }
 
 func (r *expiryRecorder) loginCounts() map[string]int {

@@ -87,7 +87,7 @@ func (cn *conn) readKV(ctx context.Context, mount, path string, req ReadRequest)
 		return sec, err
 	case config.KVAuto, "":
 	default:
-		return nil, misconfigured("vault read %s/%s: %q is not a KV version (auto, 1, 2)", mount, path, req.KVVersion)
+		return nil, misconfigured("vault read %s/%s: %w", mount, path, config.CheckKVVersion(req.KVVersion))
 	}
 	v, err := cn.mountVersion(ctx, mount, path)
 	if err != nil {

@@ -51,8 +51,12 @@ func (o *observers) TokenExpiry(t time.Time) {
 	o.expiry = append(o.expiry, t)
 	o.mu.Unlock()
 }
-func (o *observers) LoginDone(string, string) {}
-func (o *observers) BreakerState(s int)       { o.mu.Lock(); o.breaker = append(o.breaker, s); o.mu.Unlock() }
+func (o *observers) LoginDone(string, vault.LoginResult) {}
+func (o *observers) BreakerState(s breaker.State) {
+	o.mu.Lock()
+	o.breaker = append(o.breaker, int(s))
+	o.mu.Unlock()
+}
 
 func TestModule(t *testing.T) {
 	srv := vaulttest.Shared(t)

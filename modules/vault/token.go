@@ -80,14 +80,18 @@ func (cn *conn) signal() {
 	}
 }
 
-// Login results as told to the TokenObserver.
+// LoginResult is how a login ended, as told to the TokenObserver.
+type LoginResult string
+
+// Login results: Vault refused the credentials (LoginRejected), the login
+// failed otherwise (LoginError), or it gave a token (LoginSuccess).
 const (
-	loginResultSuccess  = "success"
-	loginResultError    = "error"
-	loginResultRejected = "rejected"
+	LoginSuccess  LoginResult = "success"
+	LoginError    LoginResult = "error"
+	LoginRejected LoginResult = "rejected"
 )
 
-func (cn *conn) loginDone(result string) {
+func (cn *conn) loginDone(result LoginResult) {
 	if cn.observer != nil {
 		cn.observer.LoginDone(cn.method.name(), result)
 	}
@@ -183,7 +187,7 @@ func (cn *conn) login(ctx context.Context, seen uint64, reason string) error {
 func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error) {
 	body, err := cn.method.body()
 	if err != nil {
-		cn.loginDone(loginResultError)
+		cn.loginDone(LoginError)
 		return tokenInfo{}, "", err
 	}
 	path := "auth/" + strings.Trim(cn.method.mount(), "/") + "/login"
@@ -205,17 +209,17 @@ func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error
 			cn.log.Error("vault rejected the login; not sending these credentials again until the retry time, new ones at once",
 				zap.String("auth_method", cn.method.name()), zap.String("path", path), zap.String("answer", r.cause),
 				zap.Int("consecutive_rejections", r.count), zap.Time("retry_at", r.retryAt), zap.Strings("credential_files", cn.method.files()))
-			cn.loginDone(loginResultRejected)
+			cn.loginDone(LoginRejected)
 			return tokenInfo{}, "", &authError{rej}
 		}
-		cn.loginDone(loginResultError)
+		cn.loginDone(LoginError)
 		return tokenInfo{}, "", &authError{err}
 	}
 	if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
-		cn.loginDone(loginResultError)
+		cn.loginDone(LoginError)
 		return tokenInfo{}, "", &authError{fmt.Errorf("vault login (%s at %s): the answer holds no token", cn.method.name(), path)}
 	}
-	cn.loginDone(loginResultSuccess)
+	cn.loginDone(LoginSuccess)
 	cn.gate.accepted()
 	ttl := time.Duration(sec.Auth.LeaseDuration) * time.Second
 	info := tokenInfo{at: at, ttl: ttl, fullTTL: ttl, renewable: sec.Auth.Renewable, policies: sec.Auth.Policies}
