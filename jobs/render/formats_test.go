@@ -342,20 +342,20 @@ func TestYAMLFormat(t *testing.T) {
 		t.Errorf("nested read back as %#v", back["nested"])
 	}
 	for _, frag := range []string{
-		"BACKSLASH: ",
-		"number: 12345678901234567890\n",
-		"float: 3.0\n",
-		"exp: 1e21\n",
-		`YAMLISH: "yes"` + "\n",
-		`NUMBERISH: "0123"` + "\n",
-		`NULLISH: "null"` + "\n",
-		"nested:\n  a: {}\n  z:\n    - <b>&\n    - -0.5\n    - false\n    - null\n",
+		`"BACKSLASH": `,
+		`"number": 12345678901234567890` + "\n",
+		`"float": 3.0` + "\n",
+		`"exp": 1.0e+21` + "\n",
+		`"YAMLISH": "yes"` + "\n",
+		`"NUMBERISH": "0123"` + "\n",
+		`"NULLISH": "null"` + "\n",
+		`"nested":` + "\n" + `  "a": {}` + "\n" + `  "z":` + "\n" + `    - "<b>&"` + "\n    - -0.5\n    - false\n    - null\n",
 	} {
 		if !bytes.Contains(out, []byte(frag)) {
 			t.Errorf("yaml output lacks %q:\n%s", frag, out)
 		}
 	}
-	if !bytes.HasPrefix(out, []byte("BACKSLASH:")) {
+	if !bytes.HasPrefix(out, []byte(`"BACKSLASH":`)) {
 		t.Errorf("yaml keys not sorted:\n%s", out)
 	}
 	if got := string(renderFormat(t, config.FormatYAML, map[string]any{})); got != "{}\n" {
