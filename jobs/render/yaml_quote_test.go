@@ -80,7 +80,7 @@ func checkYAMLRoundTrip(t *testing.T, reader string, back map[string]any) {
 
 func renderTraps(t *testing.T) []byte {
 	t.Helper()
-	r, err := Compile(&config.Secret{Name: "traps", Format: config.FormatYAML})
+	r, err := Compile(&config.Secret{Name: "traps", Format: FormatYAML})
 	if err != nil {
 		t.Fatal(err)
 	}

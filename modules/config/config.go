@@ -9,6 +9,7 @@ package config
 
 import (
 	"path/filepath"
+	"reflect"
 )
 
 // Auth method names accepted in vault.auth.method.
@@ -24,14 +25,6 @@ const (
 	KVAuto = "auto"
 	KV1    = "1"
 	KV2    = "2"
-)
-
-// Output formats accepted in format.
-const (
-	FormatJSON       = "json"
-	FormatYAML       = "yaml"
-	FormatEnv        = "env"
-	FormatProperties = "properties"
 )
 
 // DefaultKubernetesTokenFile is where Kubernetes mounts a pod's service
@@ -171,6 +164,17 @@ type Secret struct {
 	// TemplateFirstLine is the config-file line on which an inline template's
 	// text starts (0 for template_file), so template errors can point there.
 	TemplateFirstLine int `yaml:"-"`
+	// Compiled is what the Loader's TemplateChecker compiled from this
+	// secret (the renderer's own type), nil without one. It is not part of
+	// the secret's identity: Same ignores it.
+	Compiled any `yaml:"-" json:"-"`
+}
+
+// Same reports whether s and o are the same secret, whatever was compiled
+// from them.
+func (s Secret) Same(o Secret) bool {
+	s.Compiled, o.Compiled = nil, nil
+	return reflect.DeepEqual(s, o)
 }
 
 // UsesTemplate reports whether the secret is rendered through a template.
