@@ -439,7 +439,7 @@ func TestExamplesMatchSchema(t *testing.T) {
 		if err := schema.Validate(yamlToJSON(t, data)); err != nil {
 			t.Errorf("%s: not valid for the schema:\n%v", f, err)
 		}
-		loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }}
+		loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }, Templates: render.Checker{}}
 		if _, err := loader.Load(f); err != nil {
 			t.Errorf("%s: not valid for the loader: %v", f, err)
 		}
