@@ -262,7 +262,7 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 	var failed []error
 	for name, e := range d.entries {
 		s, ok := next[name]
-		if ok && reflect.DeepEqual(s, e.job.Secret) {
+		if ok && s.Same(e.job.Secret) {
 			continue
 		}
 		if err := d.sched.RemoveJob(e.id); err != nil && !errors.Is(err, gocron.ErrJobNotFound) {

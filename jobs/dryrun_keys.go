@@ -10,7 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 )
 
 // entries parses a file of one format into its top-level keys, each with
@@ -19,10 +19,10 @@ import (
 type entries func(content []byte) (map[string]string, error)
 
 var formatEntries = map[string]entries{
-	config.FormatJSON:       jsonEntries,
-	config.FormatYAML:       yamlEntries,
-	config.FormatEnv:        envEntries,
-	config.FormatProperties: propertiesEntries,
+	render.FormatJSON:       jsonEntries,
+	render.FormatYAML:       yamlEntries,
+	render.FormatEnv:        envEntries,
+	render.FormatProperties: propertiesEntries,
 }
 
 // diffKeys names the keys that differ between two files of format; it is

@@ -16,7 +16,7 @@ func TestDiffKeys(t *testing.T) {
 	const marker = "keysVALUEmarker"
 	before := map[string]any{"A": "1", "B": "it's\nmulti line " + marker, "D": map[string]any{"x": 1.0}, "GONE": marker}
 	after := map[string]any{"A": "2 " + marker, "B": "it's\nmulti line " + marker, "D": map[string]any{"x": 1.0}, "NEW": "n"}
-	for _, format := range []string{config.FormatEnv, config.FormatProperties, config.FormatJSON, config.FormatYAML} {
+	for _, format := range []string{render.FormatEnv, render.FormatProperties, render.FormatJSON, render.FormatYAML} {
 		t.Run(format, func(t *testing.T) {
 			old, updated := renderAs(t, format, before), renderAs(t, format, after)
 			d := diffKeys(format, old, updated)
@@ -31,7 +31,7 @@ func TestDiffKeys(t *testing.T) {
 			}
 		})
 	}
-	if d := diffKeys(config.FormatJSON, []byte("A=1\n"), []byte(`{"A": 1}`)); d.String() != "" {
+	if d := diffKeys(render.FormatJSON, []byte("A=1\n"), []byte(`{"A": 1}`)); d.String() != "" {
 		t.Errorf("an old file in another format: %+v, want no key list", d)
 	}
 	if d := diffKeys("", []byte("a"), []byte("b")); d.String() != "" {

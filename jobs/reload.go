@@ -7,14 +7,18 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // DefaultDebounce gathers the burst of events one save produces (editors
@@ -28,14 +32,18 @@ type Applier interface {
 
 // ReloadRecorder counts reloads by result (*metrics.Metrics).
 type ReloadRecorder interface {
-	ConfigReload(result string)
+	ConfigReload(result metrics.Result)
 }
 
-// Reloader reloads the config on SIGHUP and, when watching is on, on any
-// change in the directories of the config file and its template files.
-// Directories rather than files are watched, so ConfigMap symlink swaps and
-// editors' rename-writes are seen. A new config is validated first; an
-// invalid one is logged and ignored and the old config keeps running.
+// Reloader reloads the config on SIGHUP and, when watching is on, when the
+// config file or one of its template files changes. Their directories are
+// watched, so that editors' rename-writes and Kubernetes' ConfigMap updates
+// (a swap of the ..data symlink) are seen, but only events for those files
+// and for the ..data machinery count: the status file or anything else
+// written beside the config does not reload it. A new config is validated
+// first; an invalid one is logged and ignored and the old config keeps
+// running, and the same invalid content is reported once, not on every
+// event.
 type Reloader struct {
 	path     string
 	loader   *config.Loader
@@ -49,9 +57,13 @@ type Reloader struct {
 	mu       sync.Mutex // serialises reloads
 	current  *config.Config
 	lastSum  [32]byte
+	rejected *[32]byte // the inputs of the last config reported as invalid
 	watcher  *fsnotify.Watcher
-	watching map[string]bool
 	signals  chan os.Signal
+
+	watchMu  sync.Mutex      // guards the two sets below (read by the loop)
+	watching map[string]bool // directories watched
+	targets  map[string]bool // the config file and its template files
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -70,7 +82,8 @@ type ReloaderOptions struct {
 func NewReloader(cfg *config.Config, loader *config.Loader, apply Applier, log *zap.Logger, o ReloaderOptions) *Reloader {
 	r := &Reloader{
 		path: cfg.File, loader: loader, apply: apply, rec: o.Recorder, log: log,
-		watch: o.Watch, sighup: !o.NoSIGHUP, debounce: o.Debounce, watching: map[string]bool{},
+		watch: o.Watch, sighup: !o.NoSIGHUP, debounce: o.Debounce,
+		watching: map[string]bool{}, targets: map[string]bool{},
 	}
 	if r.debounce <= 0 {
 		r.debounce = DefaultDebounce
@@ -104,7 +117,7 @@ func (r *Reloader) Start(context.Context) error {
 		r.watcher = w
 		events, errs = w.Events, w.Errors
 		r.mu.Lock()
-		r.watchDirs(r.current)
+		r.watchFiles(templateFiles(r.current))
 		r.mu.Unlock()
 	}
 	go r.loop(ctx, events, errs)
@@ -161,19 +174,41 @@ func (r *Reloader) loop(ctx context.Context, events chan fsnotify.Event, errs ch
 	}
 }
 
-// relevant ignores events the sidecar itself causes nowhere near config.
+// relevant keeps the events that can change the config: any event on the
+// config file or a template file, and the creation, renaming or removal of
+// a ".."-prefixed entry (Kubernetes' ..data symlink and ..<timestamp>
+// directories) in a watched directory.
 func (r *Reloader) relevant(ev fsnotify.Event) bool {
-	return ev.Op != fsnotify.Chmod || filepath.Clean(ev.Name) == filepath.Clean(r.path)
+	name := filepath.Clean(ev.Name)
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	if r.targets[name] {
+		return true
+	}
+	return ev.Op != fsnotify.Chmod && strings.HasPrefix(filepath.Base(name), "..") && r.watching[filepath.Dir(name)]
 }
 
 // Reload reads the config again and applies it when it is valid. Without
-// force, a config whose file and templates have not changed is skipped.
-// It reports whether a new config was applied.
+// force, a config whose file and templates have not changed is skipped, and
+// an invalid config is reported (error log, error count) only when its
+// content differs from the last one reported. It reports whether a new
+// config was applied.
 func (r *Reloader) Reload(ctx context.Context, force bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	raw, _ := os.ReadFile(r.path)
+	named := namedTemplateFiles(r.path, raw)
 	cfg, err := r.loader.Load(r.path)
 	if err != nil {
+		// Watch the template files the new text names, so that creating
+		// or fixing one of them is seen while the config is invalid.
+		r.watchFiles(append(templateFiles(r.current), named...))
+		sum := inputSum(raw, named)
+		if !force && r.rejected != nil && *r.rejected == sum {
+			r.log.Debug("config still invalid, unchanged since reported", zap.String("config", r.path))
+			return false
+		}
+		r.rejected = &sum
 		var probs config.Problems
 		if errors.As(err, &probs) {
 			lines := make([]string, len(probs))
@@ -185,49 +220,96 @@ func (r *Reloader) Reload(ctx context.Context, force bool) bool {
 		} else {
 			r.log.Error("config reload failed; the previous config keeps running", zap.String("config", r.path), zap.Error(err))
 		}
-		r.rec.ConfigReload("error")
+		r.rec.ConfigReload(metrics.ResultError)
 		return false
 	}
+	r.rejected = nil
 	sum := sourceSum(cfg)
 	if !force && sum == r.lastSum {
+		r.watchFiles(templateFiles(r.current))
 		return false
 	}
 	if err := r.apply.Apply(ctx, cfg); err != nil {
 		r.log.Error("config reload could not be applied in full", zap.String("config", r.path), zap.Error(err))
-		r.rec.ConfigReload("error")
+		r.rec.ConfigReload(metrics.ResultError)
 		return false
 	}
 	r.current, r.lastSum = cfg, sum
-	r.rec.ConfigReload("success")
-	r.watchDirs(cfg)
+	r.rec.ConfigReload(metrics.ResultSuccess)
+	r.watchFiles(templateFiles(cfg))
 	return true
 }
 
-// watchDirs watches the directories of the config and its template files.
-// The caller holds r.mu.
-func (r *Reloader) watchDirs(cfg *config.Config) {
+// templateFiles are the template files of cfg, as absolute or
+// config-relative paths resolved against the config's directory.
+func templateFiles(cfg *config.Config) []string {
+	if cfg == nil {
+		return nil
+	}
+	var files []string
+	for _, s := range cfg.Secrets {
+		if s.TemplateFile != "" {
+			files = append(files, resolvePath(cfg.Dir(), s.TemplateFile))
+		}
+	}
+	return files
+}
+
+// namedTemplateFiles are the template_file values of a config's text, read
+// leniently: the config may be invalid, and whatever can be read counts.
+func namedTemplateFiles(path string, raw []byte) []string {
+	var doc struct {
+		Secrets []struct {
+			TemplateFile string `yaml:"template_file"`
+		} `yaml:"secrets"`
+	}
+	_ = yaml.Unmarshal(raw, &doc) // a partial result is still useful
+	var files []string
+	for _, s := range doc.Secrets {
+		if s.TemplateFile != "" {
+			files = append(files, resolvePath(filepath.Dir(path), s.TemplateFile))
+		}
+	}
+	return files
+}
+
+func resolvePath(dir, p string) string {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	return filepath.Clean(p)
+}
+
+// watchFiles makes the config file and files the reload targets and
+// watches their directories (adding is idempotent, and re-adding a
+// directory that a ConfigMap swap replaced watches the new one); a
+// directory no target needs any more is dropped. The caller holds r.mu.
+func (r *Reloader) watchFiles(files []string) {
+	targets := map[string]bool{filepath.Clean(r.path): true}
+	for _, f := range files {
+		targets[f] = true
+	}
+	dirs := map[string]bool{}
+	for f := range targets {
+		dirs[filepath.Dir(f)] = true
+	}
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	r.targets = targets
 	if r.watcher == nil {
 		return
 	}
-	dirs := []string{filepath.Dir(r.path)}
-	if cfg != nil {
-		for _, s := range cfg.Secrets {
-			if s.TemplateFile != "" {
-				p := s.TemplateFile
-				if !filepath.IsAbs(p) {
-					p = filepath.Join(cfg.Dir(), p)
-				}
-				dirs = append(dirs, filepath.Dir(p))
-			}
+	for d := range r.watching {
+		if !dirs[d] {
+			_ = r.watcher.Remove(d)
+			delete(r.watching, d)
 		}
 	}
-	for _, d := range dirs {
-		d = filepath.Clean(d)
-		if r.watching[d] {
-			continue
-		}
+	for d := range dirs {
 		if err := r.watcher.Add(d); err != nil {
-			r.log.Warn("cannot watch directory for config changes", zap.String("dir", d), zap.Error(err))
+			if !r.watching[d] {
+				r.log.Warn("cannot watch directory for config changes", zap.String("dir", d), zap.Error(err))
+			}
 			continue
 		}
 		r.watching[d] = true
@@ -248,6 +330,27 @@ func sourceSum(cfg *config.Config) [32]byte {
 	return sum
 }
 
+// inputSum identifies an invalid config by its text and the content of the
+// template files it names (a missing one counts as missing).
+func inputSum(raw []byte, files []string) [32]byte {
+	h := sha256.New()
+	_, _ = h.Write(raw)
+	sorted := slices.Clone(files)
+	slices.Sort(sorted)
+	for _, f := range slices.Compact(sorted) {
+		data, err := os.ReadFile(f)
+		state := "\x00ok\x00"
+		if err != nil {
+			state = "\x00missing\x00"
+		}
+		_, _ = h.Write([]byte("\x00" + f + state))
+		_, _ = h.Write(data)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
 type nopReloads struct{}
 
-func (nopReloads) ConfigReload(string) {}
+func (nopReloads) ConfigReload(metrics.Result) {}

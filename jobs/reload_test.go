@@ -199,3 +199,122 @@ func TestReloadConfigMapSwap(t *testing.T) {
 	version(2, "two={{ .v }}")
 	eventually(t, 10*time.Second, "ConfigMap swap reloaded", fileIs(filepath.Join(out, "s"), "two=val"))
 }
+
+// TestReloadIgnoresUnrelatedWrites: with an invalid config in place, files
+// written beside it (a status file, anything) cause no reload attempt, and
+// the same invalid content is reported once; a different invalid content is
+// reported again, and a fix is applied.
+func TestReloadIgnoresUnrelatedWrites(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	srv.PutKV2(t, "secret", p+"/s", map[string]any{"v": "x"})
+	out := filepath.Join(w.dir, "out")
+	good := fmt.Sprintf("secrets: [{name: s, path: %s/s, destination: %s/s, key: v}]\n", p, out)
+	cfg := loadConfig(t, w.dir, good)
+	d := w.daemon(t, cfg)
+	w.reloader(t, cfg, d, true)
+	eventually(t, 10*time.Second, "first file", fileIs(filepath.Join(out, "s"), "x"))
+
+	broken := good + "  - {name: broken, mode: \"0999\"}\n"
+	broken = strings.Replace(broken, "}]\n", "}\n", 1)
+	broken = "secrets:\n  - " + strings.TrimPrefix(broken, "secrets: [")
+	if err := os.WriteFile(cfg.File, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the invalid config reported", func() bool { return reloads(t, w, "error") == 1 })
+
+	// A status file and other files beside the config, rewritten more
+	// slowly than the debounce, as a status file is.
+	start := time.Now()
+	writes := 0
+	for time.Since(start) < 2500*time.Millisecond {
+		for _, f := range []string{"status.json", "other.txt", ".hidden"} {
+			if err := os.WriteFile(filepath.Join(w.dir, f), []byte(time.Now().String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			writes++
+		}
+		if err := os.Rename(filepath.Join(w.dir, "other.txt"), filepath.Join(w.dir, "other.old")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // past the debounce
+	errs := reloads(t, w, "error")
+	logs := w.logs.String()
+	rejected, still := strings.Count(logs, "config reload rejected"), strings.Count(logs, "config still invalid")
+	t.Logf("%d unrelated writes in %v: reloads{error} = %v, rejection logs = %d, reload attempts after it = %d", writes, time.Since(start).Round(time.Millisecond), errs, rejected, still)
+	if errs != 1 || rejected != 1 || still != 0 {
+		t.Fatalf("unrelated writes caused reloads: reloads{error} = %v, rejections logged %d, repeated attempts %d; want 1, 1, 0", errs, rejected, still)
+	}
+
+	// The config rewritten with the same content: looked at, not reported.
+	if err := os.WriteFile(cfg.File, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the rewrite looked at", func() bool { return strings.Contains(w.logs.String(), "config still invalid") })
+	if errs := reloads(t, w, "error"); errs != 1 {
+		t.Errorf("the same invalid config was reported again: reloads{error} = %v", errs)
+	}
+
+	// Changed but still invalid: reported again.
+	if err := os.WriteFile(cfg.File, []byte(strings.Replace(broken, "0999", "0888", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the new invalid config reported", func() bool { return reloads(t, w, "error") == 2 })
+	if n := strings.Count(w.logs.String(), "config reload rejected"); n != 2 {
+		t.Errorf("rejections logged %d times, want 2", n)
+	}
+
+	// Fixed: applied.
+	if err := os.WriteFile(cfg.File, []byte(strings.Replace(good, "/s, key", "/s2, key", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the fixed config applied", fileIs(filepath.Join(out, "s2"), "x"))
+}
+
+// TestReloadTemplateOutsideConfigDir: a template_file in another directory
+// is watched; a reload that names a template in a third directory watches
+// that one too.
+func TestReloadTemplateOutsideConfigDir(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	w := newWorld(t, srv, breaker.Settings{})
+	p := uniq(t)
+	srv.PutKV2(t, "secret", p+"/s", map[string]any{"v": "val"})
+	out := filepath.Join(w.dir, "out")
+	confDir, tmplA, tmplB := filepath.Join(w.dir, "conf"), filepath.Join(w.dir, "tmpl-a"), filepath.Join(w.dir, "tmpl-b")
+	for _, d := range []string{confDir, tmplA, tmplB} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := func(name, tmpl string) string {
+		return fmt.Sprintf("  - {name: %s, path: %s/s, destination: %s/%s, template_file: %s}\n", name, p, out, name, tmpl)
+	}
+	write(filepath.Join(tmplA, "a.tmpl"), "a1={{ .v }}")
+	write(filepath.Join(tmplB, "b.tmpl"), "b1={{ .v }}")
+	cfg := loadConfig(t, confDir, "secrets:\n"+secret("a", filepath.Join(tmplA, "a.tmpl")))
+	d := w.daemon(t, cfg)
+	w.reloader(t, cfg, d, true)
+	eventually(t, 10*time.Second, "first render", fileIs(filepath.Join(out, "a"), "a1=val"))
+
+	write(filepath.Join(tmplA, "a.tmpl"), "a2={{ .v }}")
+	eventually(t, 10*time.Second, "the outside template's edit reloaded", fileIs(filepath.Join(out, "a"), "a2=val"))
+
+	// The reload adds a secret whose template is in yet another directory
+	// (relative to the config's): that directory is watched from then on.
+	write(cfg.File, "secrets:\n"+secret("a", filepath.Join(tmplA, "a.tmpl"))+secret("b", "../tmpl-b/b.tmpl"))
+	eventually(t, 10*time.Second, "b added", fileIs(filepath.Join(out, "b"), "b1=val"))
+	write(filepath.Join(tmplB, "b.tmpl"), "b2={{ .v }}")
+	eventually(t, 10*time.Second, "the new template's edit reloaded", fileIs(filepath.Join(out, "b"), "b2=val"))
+	if got := reloads(t, w, "success"); got != 3 {
+		t.Errorf("reloads{success} = %v, want 3", got)
+	}
+}

@@ -44,9 +44,15 @@
 // pemToPkcs12Pass, fullPemToPkcs12, fullPemToPkcs12Pass,
 // pemTruststoreToPKCS12, pemTruststoreToPKCS12Pass, filterPEM,
 // filterCertChain, certSANs, jwkPublicKeyPem, jwkPrivateKeyPem, toYaml,
-// fromYaml and rsaDecrypt, with ESO's names, argument order, outputs and
-// error texts. Known differences, all on error paths:
+// fromYaml, rsaDecrypt, hexdec and htpasswd (USER PASS, or USER PASS HASH
+// with "sha" for {SHA}, anything else bcrypt), with ESO's names, argument
+// order and outputs. Known differences, all on error paths:
 //
+//   - a function that decodes its input (PKCS#12, X.509 in PEM, JWK, hexdec,
+//     mustFromJson) fails with a fixed text and a category ("pkcs12key: input
+//     is not a valid PKCS#12 archive (incorrect password)"), never the
+//     decoder's own error, which can quote the input; hexdec fails where ESO
+//     prints the error, htpasswd where it prints an invalid user name;
 //   - where ESO dereferences a nil PEM block (pemToPkcs12*, fullPemToPkcs12*,
 //     pemTruststoreToPKCS12* given input that is not PEM) and so reports a
 //     recovered nil-pointer panic, these report "failed to decode PEM block";
@@ -110,9 +116,12 @@
 // json: the whole secret, keys sorted at every level, two-space indent, HTML
 // characters not escaped, numbers verbatim, trailing newline.
 //
-// yaml: the whole secret, keys sorted, two-space indent, numbers verbatim,
-// strings quoted whenever YAML would read them as something else, multi-line
-// strings as literal blocks.
+// yaml: the whole secret, keys sorted, two-space indent. Every string, keys
+// included, is double-quoted with escapes ("yes", "0755", "1:20", "=", "<<",
+// "", a newline...): YAML 1.1 and 1.2 readers then all read back the same
+// string, which no plain-scalar rule can promise. Numbers keep their JSON
+// text, except that an exponent gets a fraction and a sign (1e21 is written
+// 1.0e+21, which YAML 1.1 reads as a number too).
 //
 // env: KEY=value lines sorted by key. A value is written bare when it is not
 // empty and every byte is in [A-Za-z0-9_@%+=:,./-]; otherwise it is

@@ -115,22 +115,39 @@ func yamlNode(v any) *yaml.Node {
 	return yamlNode(j)
 }
 
+// number is a JSON number as a YAML int or float. A float with an exponent
+// gets a fraction and a signed exponent (1e21 -> 1.0e+21): YAML 1.1 readers
+// take "1e21" for a string.
 func number(text string) *yaml.Node {
 	if strings.ContainsAny(text, ".eE") || text == "NaN" || strings.Contains(text, "Inf") {
-		return scalar("!!float", text)
+		return scalar("!!float", yaml11Float(text))
 	}
 	return scalar("!!int", text)
 }
 
-// str is a string node styled as yaml.v3 styles strings: quoted when a
-// YAML 1.1 or 1.2 reader would take it for another type (yes, on, 0123,
-// 1:20, null...), a literal block when it spans lines.
-func str(s string) *yaml.Node {
-	var n yaml.Node
-	if err := n.Encode(s); err != nil {
-		n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Style: yaml.DoubleQuotedStyle}
+func yaml11Float(text string) string {
+	i := strings.IndexAny(text, "eE")
+	if i < 0 {
+		return text
 	}
-	return &n
+	mant, exp := text[:i], text[i+1:]
+	if !strings.Contains(mant, ".") {
+		mant += ".0"
+	}
+	if exp != "" && exp[0] != '-' && exp[0] != '+' {
+		exp = "+" + exp
+	}
+	return mant + text[i:i+1] + exp
+}
+
+// str is a string node, always double-quoted: a plain or block scalar is
+// read back as the same string only when no YAML 1.1 or 1.2 resolver takes
+// it for a bool, null, number, timestamp, merge key or value key, and no
+// indicator, comment or space rule changes it. Those rules differ between
+// readers and versions; a double-quoted scalar is a string under all of
+// them, and its escapes carry every character. Keys use it too.
+func str(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Style: yaml.DoubleQuotedStyle}
 }
 
 func scalar(tag, value string) *yaml.Node {

@@ -74,7 +74,7 @@ func TestEnvIsShellSafe(t *testing.T) {
 	data["NUMBER"] = json.Number("1e21")
 	data["NESTED"] = map[string]any{"k": "it's $x"}
 	data["NULL"] = nil
-	out := renderFormat(t, config.FormatEnv, data)
+	out := renderFormat(t, FormatEnv, data)
 
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "secrets.env"), out, 0o600); err != nil {
@@ -129,7 +129,7 @@ func TestEnvIsShellSafe(t *testing.T) {
 }
 
 func TestEnvRejectsBadNames(t *testing.T) {
-	r, err := Compile(&config.Secret{Name: "e", Format: config.FormatEnv})
+	r, err := Compile(&config.Secret{Name: "e", Format: FormatEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestPropertiesRoundTrip(t *testing.T) {
 	data["key with spaces=and:colons#!"] = "v"
 	data["ünïcode.key"] = "😀 outside the BMP"
 	data["nested.obj"] = map[string]any{"a": json.Number("1.0")}
-	out := renderFormat(t, config.FormatProperties, data)
+	out := renderFormat(t, FormatProperties, data)
 	for _, b := range out {
 		if b > 0x7e || (b < 0x20 && b != '\n') {
 			t.Fatalf("properties output has byte %#x; want printable ASCII lines:\n%s", b, out)
@@ -292,7 +292,7 @@ func jsonFixture() map[string]any {
 
 func TestJSONFormat(t *testing.T) {
 	data := jsonFixture()
-	out := renderFormat(t, config.FormatJSON, data)
+	out := renderFormat(t, FormatJSON, data)
 	dec := json.NewDecoder(bytes.NewReader(out))
 	dec.UseNumber()
 	var back map[string]any
@@ -314,17 +314,17 @@ func TestJSONFormat(t *testing.T) {
 			t.Errorf("json output lacks %q:\n%s", frag, out)
 		}
 	}
-	if again := renderFormat(t, config.FormatJSON, data); !bytes.Equal(again, out) {
+	if again := renderFormat(t, FormatJSON, data); !bytes.Equal(again, out) {
 		t.Error("json output is not stable")
 	}
-	if got := string(renderFormat(t, config.FormatJSON, map[string]any{})); got != "{}\n" {
+	if got := string(renderFormat(t, FormatJSON, map[string]any{})); got != "{}\n" {
 		t.Errorf("empty secret = %q", got)
 	}
 }
 
 func TestYAMLFormat(t *testing.T) {
 	data := jsonFixture()
-	out := renderFormat(t, config.FormatYAML, data)
+	out := renderFormat(t, FormatYAML, data)
 	var back map[string]any
 	if err := yaml.Unmarshal(out, &back); err != nil {
 		t.Fatalf("not YAML: %v\n%s", err, out)
@@ -342,23 +342,23 @@ func TestYAMLFormat(t *testing.T) {
 		t.Errorf("nested read back as %#v", back["nested"])
 	}
 	for _, frag := range []string{
-		"BACKSLASH: ",
-		"number: 12345678901234567890\n",
-		"float: 3.0\n",
-		"exp: 1e21\n",
-		`YAMLISH: "yes"` + "\n",
-		`NUMBERISH: "0123"` + "\n",
-		`NULLISH: "null"` + "\n",
-		"nested:\n  a: {}\n  z:\n    - <b>&\n    - -0.5\n    - false\n    - null\n",
+		`"BACKSLASH": `,
+		`"number": 12345678901234567890` + "\n",
+		`"float": 3.0` + "\n",
+		`"exp": 1.0e+21` + "\n",
+		`"YAMLISH": "yes"` + "\n",
+		`"NUMBERISH": "0123"` + "\n",
+		`"NULLISH": "null"` + "\n",
+		`"nested":` + "\n" + `  "a": {}` + "\n" + `  "z":` + "\n" + `    - "<b>&"` + "\n    - -0.5\n    - false\n    - null\n",
 	} {
 		if !bytes.Contains(out, []byte(frag)) {
 			t.Errorf("yaml output lacks %q:\n%s", frag, out)
 		}
 	}
-	if !bytes.HasPrefix(out, []byte("BACKSLASH:")) {
+	if !bytes.HasPrefix(out, []byte(`"BACKSLASH":`)) {
 		t.Errorf("yaml keys not sorted:\n%s", out)
 	}
-	if got := string(renderFormat(t, config.FormatYAML, map[string]any{})); got != "{}\n" {
+	if got := string(renderFormat(t, FormatYAML, map[string]any{})); got != "{}\n" {
 		t.Errorf("empty secret = %q", got)
 	}
 }

@@ -68,6 +68,10 @@ func esoFuncs() template.FuncMap {
 		"fromYaml": fromYAML,
 
 		"rsaDecrypt": rsaDecrypt,
+
+		"hexdec":       hexdec,
+		"htpasswd":     htpasswd,
+		"mustFromJson": mustFromJSON,
 	}
 }
 

@@ -55,7 +55,7 @@ func FuzzRender(f *testing.F) {
 			var res result
 			defer func() { done <- res }()
 			s := &config.Secret{Name: "fuzz", Template: tpl, TemplateText: tpl}
-			if (Checker{}).CheckTemplate(s) != nil {
+			if _, err := (Checker{}).Compile(s); err != nil {
 				return
 			}
 			r, err := Compile(s)
@@ -72,7 +72,7 @@ func FuzzRender(f *testing.F) {
 		}
 		checkErr(t, res.err, value, "template "+tpl)
 
-		for _, format := range []string{config.FormatJSON, config.FormatYAML, config.FormatEnv, config.FormatProperties} {
+		for _, format := range []string{FormatJSON, FormatYAML, FormatEnv, FormatProperties} {
 			r, err := Compile(&config.Secret{Name: "fuzz", Format: format})
 			if err != nil {
 				t.Fatal(err)

@@ -2,6 +2,11 @@ package render
 
 import (
 	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -11,7 +16,7 @@ import (
 func jwkPublicKeyPem(jwkJSON string) (string, error) {
 	var k jose.JSONWebKey
 	if err := k.UnmarshalJSON([]byte(jwkJSON)); err != nil {
-		return "", err
+		return "", jwkError("jwkPublicKeyPem", err)
 	}
 	der, err := x509.MarshalPKIXPublicKey(k.Key)
 	if err != nil {
@@ -24,11 +29,22 @@ func jwkPublicKeyPem(jwkJSON string) (string, error) {
 func jwkPrivateKeyPem(jwkJSON string) (string, error) {
 	var k jose.JSONWebKey
 	if err := k.UnmarshalJSON([]byte(jwkJSON)); err != nil {
-		return "", err
+		return "", jwkError("jwkPrivateKeyPem", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k.Key)
 	if err != nil {
 		return "", err
 	}
 	return pemString(pemTypeKey, der), nil
+}
+
+// jwkError is fn's error for a key go-jose could not read. go-jose's errors
+// quote parts of the key, so only a fixed category is kept.
+func jwkError(fn string, err error) error {
+	var syn *json.SyntaxError
+	category := "missing, unsupported or inconsistent key parameters"
+	if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected end of JSON input") {
+		category = "not JSON"
+	}
+	return fmt.Errorf("%s: input is not a valid JSON Web Key (%s)", fn, category)
 }

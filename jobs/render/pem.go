@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -98,7 +97,7 @@ func pemCerts(data []byte) ([]*x509.Certificate, error) {
 			return certs, nil
 		}
 		data = rest
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := parseCert(block.Bytes)
 		if err != nil {
 			return nil, err
 		}
@@ -156,9 +155,9 @@ func certSANs(input string) ([]string, error) {
 	if block == nil {
 		return nil, errors.New(errDecodePEM)
 	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	c, err := parseCert(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("failed to parse certificate: %w", err)
+		return nil, err
 	}
 	sans := make([]string, 0, len(c.DNSNames)+len(c.IPAddresses)+len(c.EmailAddresses)+len(c.URIs))
 	sans = append(sans, c.DNSNames...)

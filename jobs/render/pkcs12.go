@@ -6,17 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
-	"fmt"
 
 	gopkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 // Error texts and PEM types as ESO's engine v2 has them.
 const (
-	errDecodePKCS12WithPass = "unable to decode pkcs12 with password: %s"
-	errDecodeCertWithPass   = "unable to decode pkcs12 certificate with password: %s"
-	errParsePrivKey         = "unable to parse private key type"
-	errDecodePEM            = "failed to decode PEM block"
+	errParsePrivKey = "unable to parse private key type"
+	errDecodePEM    = "failed to decode PEM block"
 
 	pemTypeCertificate = "CERTIFICATE"
 	pemTypeKey         = "PRIVATE KEY"
@@ -26,7 +23,7 @@ const (
 func pkcs12keyPass(pass, input string) (string, error) {
 	key, _, _, err := gopkcs12.DecodeChain([]byte(input), pass)
 	if err != nil {
-		return "", fmt.Errorf(errDecodePKCS12WithPass, err)
+		return "", pkcs12Error("pkcs12key", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -43,7 +40,7 @@ func pkcs12key(input string) (string, error) { return pkcs12keyPass("", input) }
 func pkcs12certPass(pass, input string) (string, error) {
 	_, cert, cas, err := gopkcs12.DecodeChain([]byte(input), pass)
 	if err != nil {
-		return "", fmt.Errorf(errDecodeCertWithPass, err)
+		return "", pkcs12Error("pkcs12cert", err)
 	}
 	certs := append([]*x509.Certificate{cert}, cas...)
 	if ordered, err := orderChain(certs); err == nil {
@@ -138,7 +135,7 @@ func firstCert(data []byte) (*x509.Certificate, []byte, error) {
 	if block == nil {
 		return nil, nil, errors.New(errDecodePEM)
 	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	c, err := parseCert(block.Bytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -154,7 +151,7 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 		if block == nil {
 			return nil, errors.New(errDecodePEM)
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := parseCert(block.Bytes)
 		if err != nil {
 			return nil, err
 		}

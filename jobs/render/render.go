@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,16 +42,39 @@ func (e *Error) Is(target error) bool {
 	return (target == ErrMissingField && e.Field != "") || (target == ErrLimit && e.limit)
 }
 
-// Checker parses templates for the config loader (config.TemplateChecker),
-// so that a template that cannot be parsed is a config error.
+// Output formats, the values of a secret's format: field. This package owns
+// the set: the config loader checks format: by compiling (Checker).
+const (
+	FormatJSON       = "json"
+	FormatYAML       = "yaml"
+	FormatEnv        = "env"
+	FormatProperties = "properties"
+)
+
+// Formats lists the output formats, in the order the docs give them.
+func Formats() []string {
+	return []string{FormatJSON, FormatYAML, FormatEnv, FormatProperties}
+}
+
+// checkFormat is the one rule for format:.
+func checkFormat(f string) error {
+	if !slices.Contains(Formats(), f) {
+		return fmt.Errorf("%q is not a format (%s)", f, strings.Join(Formats(), ", "))
+	}
+	return nil
+}
+
+// Checker compiles secrets' outputs for the config loader
+// (config.TemplateChecker): a template that cannot be parsed or an unknown
+// format is a config error, and the compiled Renderer travels with the
+// secret (Secret.Compiled) so that Compile does not parse it again.
 type Checker struct{}
 
-// CheckTemplate parses s.TemplateText with s's delimiters and the full
-// function set. The error is text/template's own ("template: <name>:<line>:
-// <msg>"), which the config loader maps to a config-file line.
-func (Checker) CheckTemplate(s *config.Secret) error {
-	_, err := parseTemplate(s)
-	return err
+// Compile compiles s's output. A template error is text/template's own
+// ("template: <name>:<line>: <msg>"), which the config loader maps to a
+// config-file line; a format error names the format.
+func (Checker) Compile(s *config.Secret) (any, error) {
+	return compile(s)
 }
 
 var _ config.TemplateChecker = Checker{}
@@ -66,6 +90,7 @@ const (
 // Renderer renders one secret's output. It is safe for concurrent use.
 type Renderer struct {
 	secret string
+	source outputSource
 	kind   kind
 	key    string
 	format string
@@ -86,28 +111,48 @@ type instance struct {
 }
 
 // Compile prepares a validated secret's output: its template (template or
-// template_file, already in s.TemplateText), key or format.
+// template_file, already in s.TemplateText), key or format. A secret the
+// config loader compiled (Checker) carries its Renderer, which is returned
+// as is: each template is parsed once.
 func Compile(s *config.Secret) (*Renderer, error) {
-	r := &Renderer{secret: s.Name}
+	if r, ok := s.Compiled.(*Renderer); ok && r.source == sourceOf(s) {
+		return r, nil
+	}
+	r, err := compile(s)
+	if err != nil {
+		return nil, fmt.Errorf("secret %q: %w", s.Name, err)
+	}
+	return r, nil
+}
+
+// outputSource is what a Renderer was compiled from.
+type outputSource struct {
+	name, text, left, right, key, format string
+}
+
+func sourceOf(s *config.Secret) outputSource {
+	return outputSource{name: s.Name, text: templateText(s), left: s.LeftDelimiter, right: s.RightDelimiter, key: s.Key, format: s.Format}
+}
+
+func compile(s *config.Secret) (*Renderer, error) {
+	r := &Renderer{secret: s.Name, source: sourceOf(s)}
 	switch {
 	case s.UsesTemplate():
 		t, err := parseTemplate(s)
 		if err != nil {
-			return nil, fmt.Errorf("secret %q: %w", s.Name, err)
+			return nil, err
 		}
 		instrument(t)
 		r.kind, r.tmpl, r.used = kindTemplate, t, usedFuncs(t)
 	case s.Key != "":
 		r.kind, r.key = kindKey, s.Key
 	case s.Format != "":
-		switch s.Format {
-		case config.FormatJSON, config.FormatYAML, config.FormatEnv, config.FormatProperties:
-		default:
-			return nil, fmt.Errorf("secret %q: unknown format %q (json, yaml, env, properties)", s.Name, s.Format)
+		if err := checkFormat(s.Format); err != nil {
+			return nil, err
 		}
 		r.kind, r.format = kindFormat, s.Format
 	default:
-		return nil, fmt.Errorf("secret %q: nothing to render: set template, template_file, key or format", s.Name)
+		return nil, errors.New("nothing to render: set template, template_file, key or format")
 	}
 	return r, nil
 }
@@ -268,11 +313,11 @@ func (r *Renderer) Render(data map[string]any) ([]byte, error) {
 
 func (r *Renderer) renderFormat(data map[string]any) ([]byte, error) {
 	switch r.format {
-	case config.FormatJSON:
+	case FormatJSON:
 		return renderJSON(data)
-	case config.FormatYAML:
+	case FormatYAML:
 		return renderYAML(data)
-	case config.FormatEnv:
+	case FormatEnv:
 		return renderEnv(data)
 	default:
 		return renderProperties(data), nil

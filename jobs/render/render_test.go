@@ -161,7 +161,7 @@ func TestCompileErrors(t *testing.T) {
 		s    *config.Secret
 		want string
 	}{
-		{&config.Secret{Name: "f", Format: "toml"}, `secret "f": unknown format "toml"`},
+		{&config.Secret{Name: "f", Format: "toml"}, `secret "f": "toml" is not a format (json, yaml, env, properties)`},
 		{&config.Secret{Name: "n"}, `secret "n": nothing to render`},
 		{templateSecret("p", "ok\n{{ .a "), `secret "p": template: p:2: unclosed action`},
 		{templateSecret("u", "{{ nosuchfunc }}"), `secret "u": template: u:1: function "nosuchfunc" not defined`},
@@ -212,9 +212,37 @@ func TestCheckerWithConfigLoader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Parsed once: the loader's compilation is the one Compile hands out.
+	if c.Secrets[0].Compiled == nil || r != c.Secrets[0].Compiled {
+		t.Errorf("Compile parsed the loaded template again (Compiled = %p, Compile = %p)", c.Secrets[0].Compiled, r)
+	}
 	out, err := r.Render(map[string]any{"user": "bob"})
 	if err != nil || string(out) != `U="bob"` {
 		t.Fatalf("render of a loaded secret: %q, %v", out, err)
+	}
+	// A secret changed after loading is compiled anew, not served stale.
+	changed := c.Secrets[0]
+	changed.Template, changed.TemplateText = "V={{ .user }}", "V={{ .user }}"
+	r2, err := Compile(&changed)
+	if err != nil || r2 == r {
+		t.Fatalf("changed secret: %p %v (old %p)", r2, err, r)
+	}
+	if out, _ := r2.Render(map[string]any{"user": "bob"}); string(out) != "V=bob" {
+		t.Errorf("changed secret rendered %q", out)
+	}
+
+	// The format rule lives here: the loader reports an unknown format at
+	// its line, with the formats this package knows.
+	_, err = loader.Parse("c.yaml", []byte("secrets:\n  - name: db\n    path: p\n    destination: /s/db\n    format: toml\n"))
+	want = `c.yaml:5: secrets[0].format: "toml" is not a format (json, yaml, env, properties)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("format: %v\nwant %s", err, want)
+	}
+	for _, f := range Formats() {
+		src := "secrets:\n  - name: db\n    path: p\n    destination: /s/db\n    format: " + f + "\n"
+		if _, err := loader.Parse("c.yaml", []byte(src)); err != nil {
+			t.Errorf("format %s: %v", f, err)
+		}
 	}
 }
 
@@ -301,7 +329,7 @@ func TestErrorsCarryNoSecretValues(t *testing.T) {
 
 func TestFormatErrorsCarryNoSecretValues(t *testing.T) {
 	data := map[string]any{"bad-key": "Value-Gecko-1234", "NUL": "nul\x00Value-Ibis-5678"}
-	r, err := Compile(&config.Secret{Name: "envs", Format: config.FormatEnv})
+	r, err := Compile(&config.Secret{Name: "envs", Format: FormatEnv})
 	if err != nil {
 		t.Fatal(err)
 	}

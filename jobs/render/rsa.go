@@ -39,7 +39,7 @@ func rsaDecrypt(scheme, hashName, in, privateKey string) (string, error) {
 	}
 	key, err := parsePrivateKey(block.Bytes)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", errParsePK, err)
+		return "", fmt.Errorf("%w: %w", errParsePK, err) // a fixed text
 	}
 	rk, ok := key.(*rsa.PrivateKey)
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 )
 
 // DefaultFile is the status file when SIDECAR_STATUS_FILE is not set.
@@ -244,7 +245,7 @@ func (s Snapshot) Check(now time.Time, maxAge time.Duration) error {
 		}
 		w := st.Name
 		if st.LastError != "" {
-			w += " (last error: " + oneLine(st.LastError, 200) + ")"
+			w += " (last error: " + logging.OneLine(st.LastError, 200) + ")"
 		}
 		waiting = append(waiting, w)
 	}
@@ -253,19 +254,3 @@ func (s Snapshot) Check(now time.Time, maxAge time.Duration) error {
 	}
 	return fmt.Errorf("not ready: %d of %d secrets not written yet: %s", len(waiting), len(s.Secrets), strings.Join(waiting, ", "))
 }
-
-// oneLine folds whitespace runs (newlines included) to single spaces and
-// cuts the text to at most n bytes, marking a cut with "...".
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	cut := n - 3
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

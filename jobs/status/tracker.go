@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
@@ -146,7 +147,7 @@ func (t *Tracker) Succeeded(name string, at time.Time, version int) {
 // and the secret's readiness are kept: its file is still in place.
 func (t *Tracker) Failed(name string, at time.Time, errText string) {
 	if len(errText) > maxErrorLen {
-		errText = oneLine(errText, maxErrorLen)
+		errText = logging.OneLine(errText, maxErrorLen)
 	}
 	t.update(name, func(st *SecretState) bool {
 		news := st.LastError != errText // a retry failing the same way only moves the time
@@ -163,7 +164,7 @@ func (t *Tracker) Failed(name string, at time.Time, errText string) {
 func (t *Tracker) ActionDone(secret string, r notify.Report) {
 	errText := r.Error
 	if len(errText) > maxErrorLen {
-		errText = oneLine(errText, maxErrorLen)
+		errText = logging.OneLine(errText, maxErrorLen)
 	}
 	a := &ActionState{Kind: r.Kind, Target: r.Target, Result: string(r.Result), Error: errText, At: r.At, Attempts: r.Attempts}
 	t.update(secret, func(st *SecretState) bool {

@@ -10,6 +10,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
 )
 
 // Auth method names accepted in vault.auth.method.
@@ -46,14 +47,6 @@ func CheckKVVersion(v string) error {
 	}
 	return fmt.Errorf("%q is not a KV version (%s, %s, %s)", v, KVAuto, KV1, KV2)
 }
-
-// Output formats accepted in format.
-const (
-	FormatJSON       = "json"
-	FormatYAML       = "yaml"
-	FormatEnv        = "env"
-	FormatProperties = "properties"
-)
 
 // DefaultKubernetesTokenFile is where Kubernetes mounts a pod's service
 // account token.
@@ -192,6 +185,17 @@ type Secret struct {
 	// TemplateFirstLine is the config-file line on which an inline template's
 	// text starts (0 for template_file), so template errors can point there.
 	TemplateFirstLine int `yaml:"-"`
+	// Compiled is what the Loader's TemplateChecker compiled from this
+	// secret (the renderer's own type), nil without one. It is not part of
+	// the secret's identity: Same ignores it.
+	Compiled any `yaml:"-" json:"-"`
+}
+
+// Same reports whether s and o are the same secret, whatever was compiled
+// from them.
+func (s Secret) Same(o Secret) bool {
+	s.Compiled, o.Compiled = nil, nil
+	return reflect.DeepEqual(s, o)
 }
 
 // UsesTemplate reports whether the secret is rendered through a template.

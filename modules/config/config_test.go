@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -24,7 +25,7 @@ func TestBrokenConfigsGolden(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			_, err := config.Loader{LookupEnv: noEnv}.Load(file)
+			_, err := config.Loader{LookupEnv: noEnv, Templates: render.Checker{}}.Load(file)
 			var probs config.Problems
 			if !errors.As(err, &probs) {
 				t.Fatalf("Load(%s) = %v, want Problems", file, err)
@@ -143,11 +144,11 @@ func TestModeSpellings(t *testing.T) {
 
 type rejectAll struct{}
 
-func (rejectAll) CheckTemplate(s *config.Secret) error {
+func (rejectAll) Compile(s *config.Secret) (any, error) {
 	if strings.Contains(s.TemplateText, "{{ bad") {
-		return errors.New(`template: ` + s.Name + `:2: function "bad" not defined`)
+		return nil, errors.New(`template: ` + s.Name + `:2: function "bad" not defined`)
 	}
-	return nil
+	return s.Name, nil
 }
 
 func TestTemplateErrorsPointAtConfigLine(t *testing.T) {

@@ -12,17 +12,20 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// TemplateChecker parses a secret's template (TemplateText, with its
-// delimiters) so that a template that cannot be parsed is a config error.
-// The renderer implements it; config does not know the template functions.
+// TemplateChecker compiles a secret's output (its template, TemplateText
+// with its delimiters; its key; or its format) so that a template that
+// cannot be parsed or an unknown format is a config error. The renderer
+// implements it: it owns the template functions and the set of formats,
+// which config does not know. What Compile returns is kept in
+// Secret.Compiled for the renderer, so each template is parsed once.
 type TemplateChecker interface {
-	CheckTemplate(s *Secret) error
+	Compile(s *Secret) (any, error)
 }
 
 // Loader loads config files. The zero value checks everything but
-// templates.
+// templates and formats.
 type Loader struct {
-	// Templates, when set, parses every template at load time.
+	// Templates, when set, compiles every secret's output at load time.
 	Templates TemplateChecker
 	// LookupEnv reads process environment (os.LookupEnv when nil): for
 	// ${NAME} in config values, and credentials that may come from the

@@ -28,6 +28,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -300,7 +301,7 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 		want []string
 	}{
 		{"vault.auth.method", []string{config.AuthToken, config.AuthAppRole, config.AuthKubernetes, config.AuthJWT}},
-		{"secrets[].format", []string{config.FormatJSON, config.FormatYAML, config.FormatEnv, config.FormatProperties}},
+		{"secrets[].format", render.Formats()},
 		{"secrets[].kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
 		{"defaults.kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
 		{"secrets[].on_change[].signal.name", signalNames()},
@@ -490,7 +491,7 @@ func TestExamplesMatchSchema(t *testing.T) {
 		if err := schema.Validate(yamlToJSON(t, data)); err != nil {
 			t.Errorf("%s: not valid for the schema:\n%v", f, err)
 		}
-		loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }}
+		loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }, Templates: render.Checker{}}
 		if _, err := loader.Load(f); err != nil {
 			t.Errorf("%s: not valid for the loader: %v", f, err)
 		}
@@ -624,7 +625,7 @@ func TestSchemaRejects(t *testing.T) {
 			if err := os.WriteFile(f, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }}
+			loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }, Templates: render.Checker{}}
 			if _, err := loader.Load(f); err == nil {
 				t.Errorf("the loader accepts it, but the schema rejects it")
 			}

@@ -263,18 +263,17 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 		v.add(p+"."+set[1], "%s and %s are mutually exclusive: set exactly one of template, template_file, key, format", set[0], set[1])
 		return
 	}
-	if s.Format != "" {
-		switch s.Format {
-		case FormatJSON, FormatYAML, FormatEnv, FormatProperties:
-		default:
-			v.add(p+".format", "%q is not a format (json, yaml, env, properties)", s.Format)
-		}
-	}
 	if set[0] != "template" && set[0] != "template_file" {
 		for _, f := range []struct{ name, val string }{{"left_delimiter", s.LeftDelimiter}, {"right_delimiter", s.RightDelimiter}} {
 			if f.val != "" {
 				v.add(p+"."+f.name, "only applies to template and template_file")
 			}
+		}
+		if s.Key == "" && s.Format == "" {
+			return // the field failed to decode, and that is reported
+		}
+		if err := v.compile(s); err != nil {
+			v.add(p+"."+set[0], "%v", err)
 		}
 		return
 	}
@@ -298,12 +297,22 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 			}
 		}
 	}
-	if v.loader.Templates == nil {
-		return
-	}
-	if err := v.loader.Templates.CheckTemplate(s); err != nil {
+	if err := v.compile(s); err != nil {
 		v.templateProblem(s, p, err)
 	}
+}
+
+// compile has the renderer compile s's output, and keeps the result for it.
+func (v *validator) compile(s *Secret) error {
+	if v.loader.Templates == nil {
+		return nil
+	}
+	c, err := v.loader.Templates.Compile(s)
+	if err != nil {
+		return err
+	}
+	s.Compiled = c
+	return nil
 }
 
 var tmplLineRe = regexp.MustCompile(`^template: [^:]*:(\d+):(?:\d+:)? ?(.*)$`)

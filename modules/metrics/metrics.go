@@ -201,9 +201,8 @@ func (m *Metrics) LastSuccess(secret string, t time.Time) {
 	m.lastSuccess.WithLabelValues(secret).Set(unixSeconds(t))
 }
 
-// ConfigReload counts a config reload: ResultSuccess or ResultError (the
-// reloader passes them as plain strings).
-func (m *Metrics) ConfigReload(res string) {
+// ConfigReload counts a config reload: ResultSuccess or ResultError.
+func (m *Metrics) ConfigReload(res Result) {
 	m.configReloads.WithLabelValues(result(res)).Inc()
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 )
 
 // ErrNotFound matches (errors.Is) a read of a path, or a KV v2 version,
@@ -185,12 +186,12 @@ func (e *callError) Error() string {
 	if msg == "" {
 		msg = http.StatusText(re.StatusCode)
 	}
-	return fmt.Sprintf("vault %s: %s (HTTP %d)", e.op, oneLine(msg), re.StatusCode)
+	return fmt.Sprintf("vault %s: %s (HTTP %d)", e.op, serverMessage(msg), re.StatusCode)
 }
 
-// oneLine flattens a server's message for a log line: Vault wraps errors
+// serverMessage flattens a server's message for a log line: Vault wraps errors
 // as "1 error occurred:\n\t* permission denied"; only the messages stay.
-func oneLine(s string) string {
+func serverMessage(s string) string {
 	var parts []string
 	for _, line := range strings.Split(s, "\n") {
 		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
@@ -199,12 +200,7 @@ func oneLine(s string) string {
 		}
 		parts = append(parts, line)
 	}
-	s = strings.Join(strings.Fields(strings.Join(parts, "; ")), " ")
-	const maxLen = 300
-	if len(s) > maxLen {
-		s = s[:maxLen] + "..."
-	}
-	return s
+	return logging.OneLine(strings.Join(parts, "; "), 303)
 }
 
 var multiErrorHeader = regexp.MustCompile(`^\d+ errors? occurred:$`)

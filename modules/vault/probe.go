@@ -54,7 +54,7 @@ func healthText(code int) string {
 func failureCause(err error) string {
 	var re *api.ResponseError
 	if errors.As(err, &re) {
-		msg := oneLine(strings.Join(re.Errors, "; "))
+		msg := serverMessage(strings.Join(re.Errors, "; "))
 		if re.RawError || msg == "" {
 			msg = http.StatusText(re.StatusCode)
 		}

@@ -248,7 +248,7 @@ func (cn *conn) rejectedError(path string, r rejection, answer error) *LoginReje
 // rejectionCause is Vault's answer to a rejected login, without the
 // operation: "invalid secret id (HTTP 500)".
 func rejectionCause(err error) string {
-	msg := oneLine(errorMessages(err))
+	msg := serverMessage(errorMessages(err))
 	if msg == "" {
 		msg = http.StatusText(statusOf(err))
 	}
