@@ -42,23 +42,23 @@ func TestValidateEnvExpansion(t *testing.T) {
   kv_version: ${KV:-2}
 secrets:
   - name: db-${ENV}
-    path: ${VAULT_PREFIX}/db
+    path: ${APP_PREFIX}/db
     destination: ${OUT}/db.env
     template: 'export URL="${DB_URL}" {{ .url }}'
 `
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	good := []string{"ENV=prod", "VAULT_PREFIX=team", "OUT=" + dir}
+	good := []string{"ENV=prod", "APP_PREFIX=team", "OUT=" + dir}
 	code, out, errOut := runBinary(t, good, "validate", cfg)
 	if code != exitOK || !strings.Contains(out, "ok (1 secrets)") {
 		t.Fatalf("validate with every variable set: exit %d\n%s%s", code, out, errOut)
 	}
 
 	code, _, errOut = runBinary(t, []string{"ENV=prod", "OUT=" + dir}, "validate", cfg)
-	want := cfg + ":5:11: secrets[0].path: environment variable VAULT_PREFIX is not set (use ${VAULT_PREFIX:-default} for a default)"
+	want := cfg + ":5:11: secrets[0].path: environment variable APP_PREFIX is not set (use ${APP_PREFIX:-default} for a default)"
 	if code != exitUsage || !strings.Contains(errOut, want) {
-		t.Errorf("validate with VAULT_PREFIX unset: exit %d, want 2 and %q\n%s", code, want, errOut)
+		t.Errorf("validate with APP_PREFIX unset: exit %d, want 2 and %q\n%s", code, want, errOut)
 	}
 
 	code, out, errOut = runBinary(t, append(good, "KV="+marker), "validate", cfg)

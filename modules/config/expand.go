@@ -14,9 +14,13 @@ import (
 // ${NAME} and ${NAME:-default} are expanded in each scalar value after the
 // YAML is parsed, so a variable's value is always one value and can never
 // add keys or structure. Mapping keys, a secret's template and its
-// delimiters are never expanded (template_file names a file whose content
-// is not expanded either). $${ is a literal ${; $NAME without braces and a
-// $ not followed by { are literal. A default cannot hold another ${...}.
+// delimiters and an exec action's command are never expanded (template_file
+// names a file whose content is not expanded either; a command's shell
+// expands its own ${...} when it runs, with the action's environment). $${
+// is a literal ${; $NAME without braces and a $ not followed by { are
+// literal. A default cannot hold another ${...}. The sidecar's own
+// credentials (CredentialVariable) are expanded only under vault:, so no
+// value from them reaches a file, an action or a webhook.
 
 var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -29,7 +33,7 @@ type refError struct {
 
 // expandEnv expands the references in s. changed is false when s holds no
 // reference and no $${ escape.
-func expandEnv(s string, lookup func(string) (string, bool)) (out string, changed bool, err *refError) {
+func expandEnv(s string, lookup func(string) (string, bool), credentials bool) (out string, changed bool, err *refError) {
 	if !strings.Contains(s, "${") {
 		return s, false, nil
 	}
@@ -52,6 +56,9 @@ func expandEnv(s string, lookup func(string) (string, bool)) (out string, change
 			case !envNameRe.MatchString(name):
 				return "", false, &refError{i, fmt.Sprintf("%q is not an environment variable reference: use ${NAME} or ${NAME:-default} (write $${ for a literal ${)", "${"+ref+"}")}
 			}
+			if !credentials && CredentialVariable(name) {
+				return "", false, &refError{i, fmt.Sprintf("%s holds one of the sidecar's credentials: it can be used only under vault:", name)}
+			}
 			val, ok := lookup(name)
 			switch {
 			case hasDef && val == "":
@@ -70,9 +77,14 @@ func expandEnv(s string, lookup func(string) (string, bool)) (out string, change
 }
 
 // noExpand reports whether the value at path is kept as written: a
-// secret's template and delimiters are template text, which often holds a
-// shell's ${...}.
+// secret's template and delimiters are template text, and an exec action's
+// command runs as written; both often hold a shell's ${...}.
 func noExpand(path string) bool {
+	if i := strings.LastIndex(path, ".exec.command"); i >= 0 {
+		if rest := path[i+len(".exec.command"):]; rest == "" || strings.HasPrefix(rest, "[") {
+			return true
+		}
+	}
 	if !strings.HasPrefix(path, "secrets[") {
 		return false
 	}
@@ -91,7 +103,7 @@ func (d *decoder) expand(n *yaml.Node, path string) *yaml.Node {
 	if n.Kind != yaml.ScalarNode || noExpand(path) {
 		return n
 	}
-	out, changed, err := expandEnv(n.Value, d.lookup)
+	out, changed, err := expandEnv(n.Value, d.lookup, strings.HasPrefix(path, "vault."))
 	if err != nil {
 		col := n.Column
 		if !strings.Contains(n.Value, "\n") {

@@ -25,7 +25,7 @@ func TestEnvExpansion(t *testing.T) {
 	vars := map[string]string{
 		"PREFIX": "team/app", "KV": "2", "FLAG": "true", "EMPTY": "", "MODE": "0440",
 		"INJECT": "x\nfoo: bar", "FLOW": "{a: b}", "UID": "1000", "DIR": "/run/s",
-		"EVERY": "10s", "ATTEMPTS": "4", "NULL": "null",
+		"EVERY": "10s", "ATTEMPTS": "4", "NULL": "null", "VAULT_ROLE_FILE": "/run/role",
 	}
 	for _, tc := range []struct {
 		name, yaml string
@@ -81,9 +81,12 @@ func TestEnvExpansion(t *testing.T) {
 		{"delimiters kept", envSecret("    template: '${ .x }'\n    left_delimiter: '${'\n    right_delimiter: '}'\n"), func(t *testing.T, c *config.Config) {
 			want(t, c.Secrets[0].LeftDelimiter, "${")
 		}},
-		{"exec command and header expanded", envSecret("    key: k\n    on_change:\n      - exec: {command: ['${DIR}/reload', '$${HOME}']}\n      - http: {url: 'http://h', headers: {X-Team: '${PREFIX}'}}\n"), func(t *testing.T, c *config.Config) {
-			want(t, strings.Join(c.Secrets[0].OnChange[0].Exec.Command, " "), "/run/s/reload ${HOME}")
+		{"exec command kept, header expanded", envSecret("    key: k\n    on_change:\n      - exec: {command: ['${DIR}/reload', '${VAULT_TOKEN:-none}', '$${HOME}']}\n      - http: {url: 'http://h', headers: {X-Team: '${PREFIX}'}}\n"), func(t *testing.T, c *config.Config) {
+			want(t, strings.Join(c.Secrets[0].OnChange[0].Exec.Command, " "), "${DIR}/reload ${VAULT_TOKEN:-none} $${HOME}")
 			want(t, c.Secrets[0].OnChange[1].HTTP.Headers["X-Team"], "team/app")
+		}},
+		{"credential variables under vault:", "vault:\n  auth:\n    method: approle\n    approle: {role_id_file: '${VAULT_ROLE_FILE}', secret_id_file: /run/sid}\n" + envSecret("    key: k\n"), func(t *testing.T, c *config.Config) {
+			want(t, c.Vault.Auth.AppRole.RoleIDFile, "/run/role")
 		}},
 		{"alias expanded once per use", "defaults: {mount: &m '${PREFIX}'}\nsecrets:\n  - {name: a, path: *m, destination: /s/a, key: k}\n", func(t *testing.T, c *config.Config) {
 			want(t, c.Defaults.Mount, "team/app")
@@ -114,13 +117,19 @@ func want[T comparable](t *testing.T, got, want T) {
 // variable's value.
 func TestEnvExpansionErrors(t *testing.T) {
 	const marker = "secretmarker"
-	vars := map[string]string{"KV": marker, "FLAG": marker, "MODE": marker, "DUR": marker,
+	vars := map[string]string{"VAULT_TOKEN": marker, "BAO_SECRET_ID": marker, "OTEL_EXPORTER_OTLP_HEADERS": "a=" + marker, "KV": marker, "FLAG": marker, "MODE": marker, "DUR": marker,
 		"ADDR": "https://user:" + marker + "@" + marker + ":8200", "NAME": marker + " x", "NEG": "-7", "DEST": marker, "NUM": "2"}
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"unset", "secrets:\n  - name: a\n    path: ${VAULT_PREFIX}/db\n    destination: /s/a\n    key: k\n",
-			"config.yaml:3:11: secrets[0].path: environment variable VAULT_PREFIX is not set (use ${VAULT_PREFIX:-default} for a default)"},
-		{"unset, quoted", "secrets:\n  - name: a\n    path: \"db/${VAULT_PREFIX}\"\n    destination: /s/a\n    key: k\n",
-			"config.yaml:3:15: secrets[0].path: environment variable VAULT_PREFIX is not set"},
+		{"unset", "secrets:\n  - name: a\n    path: ${APP_PREFIX}/db\n    destination: /s/a\n    key: k\n",
+			"config.yaml:3:11: secrets[0].path: environment variable APP_PREFIX is not set (use ${APP_PREFIX:-default} for a default)"},
+		{"unset, quoted", "secrets:\n  - name: a\n    path: \"db/${APP_PREFIX}\"\n    destination: /s/a\n    key: k\n",
+			"config.yaml:3:15: secrets[0].path: environment variable APP_PREFIX is not set"},
+		{"credential in a header", envSecret("    key: k\n    on_change:\n      - http: {url: 'http://h', headers: {X-Token: 'Bearer ${VAULT_TOKEN}'}}\n"),
+			"headers.X-Token: VAULT_TOKEN holds one of the sidecar's credentials: it can be used only under vault:"},
+		{"credential in a path", envSecret("    key: k\n    mount: ${BAO_SECRET_ID:-x}\n"),
+			"secrets[0].mount: BAO_SECRET_ID holds one of the sidecar's credentials"},
+		{"OTLP headers in a URL", envSecret("    key: k\n    on_change:\n      - http: {url: 'http://h/${OTEL_EXPORTER_OTLP_HEADERS}'}\n"),
+			"url: OTEL_EXPORTER_OTLP_HEADERS holds one of the sidecar's credentials"},
 		{"nested", envSecret("    key: k\n    mount: ${A:-${B}}\n"),
 			"config.yaml:6:12: secrets[0].mount: nested ${...} is not supported"},
 		{"unterminated", envSecret("    key: k\n    mount: ${A\n"),

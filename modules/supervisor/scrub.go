@@ -3,20 +3,9 @@ package supervisor
 import (
 	"net/url"
 	"strings"
-)
 
-// keptVault are the VAULT_* (and OpenBao's BAO_*) variables a command
-// started by the sidecar may keep, named without the prefix: where Vault is
-// and how to trust it, nothing that authenticates.
-var keptVault = map[string]bool{
-	"ADDR":            true,
-	"NAMESPACE":       true,
-	"CACERT":          true,
-	"CAPATH":          true,
-	"TLS_SERVER_NAME": true,
-	"SKIP_VERIFY":     true,
-	"CLIENT_TIMEOUT":  true,
-}
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
 
 // ScrubCredentials is environ ("NAME=value" entries, as os.Environ) without
 // the sidecar's own credentials, for a process the sidecar starts (see
@@ -53,27 +42,19 @@ func SplitCredentials(environ []string) (kept, dropped []string) {
 		if !ok || name == "" {
 			continue
 		}
-		prefix, suffix, _ := strings.Cut(name, "_")
 		switch {
-		case prefix == "VAULT" || prefix == "BAO":
-			if !keptVault[suffix] {
-				dropped = append(dropped, value)
-				continue
-			}
-			if suffix == "ADDR" {
-				if kv, ok = strip(name, value); !ok {
-					continue
-				}
-			}
-		case strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "HEADERS"):
+		case config.CredentialVariable(name):
 			dropped = append(dropped, value)
-			for _, h := range strings.Split(value, ",") {
-				if _, hv, ok := strings.Cut(h, "="); ok {
-					dropped = append(dropped, strings.TrimSpace(hv))
+			if strings.HasPrefix(name, "OTEL_") {
+				for _, h := range strings.Split(value, ",") {
+					if _, hv, ok := strings.Cut(h, "="); ok {
+						dropped = append(dropped, strings.TrimSpace(hv))
+					}
 				}
 			}
 			continue
-		case strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "ENDPOINT"):
+		case name == "VAULT_ADDR" || name == "BAO_ADDR",
+			strings.HasPrefix(name, "OTEL_EXPORTER_OTLP_") && strings.HasSuffix(name, "ENDPOINT"):
 			if kv, ok = strip(name, value); !ok {
 				continue
 			}
