@@ -124,3 +124,29 @@ func TestOutlookMetrics(t *testing.T) {
 		t.Error("the kept secret lost its version created series")
 	}
 }
+
+// TestNewJobStartsCountersAtZero: a secret's fetch, error and write
+// counters exist at 0 from the moment its job is made, before any sync, so
+// that rate() and increase() in the shipped alerts see the first error.
+func TestNewJobStartsCountersAtZero(t *testing.T) {
+	w := newWorld(t, vaulttest.Shared(t), breaker.Settings{})
+	cfg := loadConfig(t, w.dir, fmt.Sprintf(`
+secrets:
+  - name: fresh
+    path: %s/never-read
+    destination: %s/out/fresh
+    key: v
+`, uniq(t), w.dir))
+	if _, err := w.syncer.NewJob(cfg.Secrets[0]); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"errors_total": 4, "fetch_total": 2, "file_writes_total": 1} {
+		n, err := testutil.GatherAndCount(w.reg, "secrets_sidecar_"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s: %d series after NewJob, want %d (one per stage or result, at 0)", name, n, want)
+		}
+	}
+}

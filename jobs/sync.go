@@ -42,6 +42,9 @@ type Recorder interface {
 	FileWritten(secret string)
 	LastSuccess(secret string, t time.Time)
 	Forget(secret, vaultPath string)
+	// Init creates a secret's counters at zero, so that rate() and
+	// increase() see their first event.
+	Init(secret, vaultPath string)
 	// RefreshInterval, VersionCreated and CertificateExpiry export what
 	// tells an operator a secret is about to be stale or expire; the zero
 	// time drops the series (KV v1, a file without a certificate).
@@ -195,6 +198,7 @@ func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
 	}
+	s.rec.Init(sec.Name, sec.VaultPath())
 	s.rec.RefreshInterval(sec.Name, sec.RefreshInterval.Duration)
 	return &Job{Secret: sec, renderer: r}, nil
 }
@@ -372,6 +376,7 @@ func (nopRecorder) Error(string, string, metrics.Stage)                     {}
 func (nopRecorder) FileWritten(string)                                      {}
 func (nopRecorder) LastSuccess(string, time.Time)                           {}
 func (nopRecorder) Forget(string, string)                                   {}
+func (nopRecorder) Init(string, string)                                     {}
 func (nopRecorder) RefreshInterval(string, time.Duration)                   {}
 func (nopRecorder) VersionCreated(string, time.Time)                        {}
 func (nopRecorder) CertificateExpiry(string, time.Time)                     {}
