@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -28,6 +29,12 @@ const RetryBase = time.Second
 // fleet of sidecars does not hit Vault in lockstep.
 const jitter = 0.10
 
+// maxConcurrentSyncs bounds the secrets read and written at the same time.
+// Start-up would otherwise read every secret at once: one connection, its
+// buffers and goroutines per secret, a heap that stays large long after,
+// and a burst on Vault. A retry's backoff does not hold a slot.
+const maxConcurrentSyncs = 16
+
 // VaultUpdater applies a changed vault: block (*vault.Client).
 type VaultUpdater interface {
 	Update(ctx context.Context, cfg config.Vault) error
@@ -39,9 +46,12 @@ type NotifySettings interface {
 }
 
 // Daemon keeps every configured secret's file in sync: one gocron job per
-// secret, singleton (a slow run never overlaps itself), started at once and
-// repeated at the secret's refresh interval with jitter. A failing secret
-// retries with backoff inside its run, so other secrets are unaffected.
+// secret, started at once and repeated at the secret's refresh interval
+// (from the end of the previous run, with jitter; a run never overlaps
+// itself). After the first run a job waits a random part of one interval,
+// so the refreshes of many secrets and many sidecars spread over the
+// interval instead of hitting Vault together. A failing secret retries
+// with backoff inside its run, so other secrets are unaffected.
 type Daemon struct {
 	syncer          *Syncer
 	vault           VaultUpdater
@@ -67,11 +77,21 @@ type Daemon struct {
 	runMu    sync.Mutex // orders running.Add before Stop's Wait
 	stopping bool
 	running  sync.WaitGroup
+
+	slots chan struct{} // maxConcurrentSyncs
 }
 
 type entry struct {
 	job *Job
 	id  uuid.UUID
+}
+
+// runState is one job's run bookkeeping: whether a run is in flight (gocron
+// reschedules from completion, this is the guard should it ever not), and
+// whether the first run, which spreads the phase, is done.
+type runState struct {
+	busy   atomic.Bool
+	phased atomic.Bool
 }
 
 // DaemonOptions configure NewDaemon.
@@ -96,7 +116,7 @@ func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOpti
 	d := &Daemon{
 		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
 		shutdownTimeout: o.ShutdownTimeout, clock: o.Clock, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
-		notify: o.Notify, delayFirst: o.DelayFirstRun,
+		notify: o.Notify, delayFirst: o.DelayFirstRun, slots: make(chan struct{}, maxConcurrentSyncs),
 	}
 	if d.status == nil {
 		d.status = nopStatus{}
@@ -183,14 +203,19 @@ func (d *Daemon) add(sec config.Secret) error {
 	lo := time.Duration(float64(interval) * (1 - jitter))
 	hi := time.Duration(float64(interval) * (1 + jitter))
 	start := gocron.WithStartImmediately()
+	rs := &runState{}
 	if d.delayFirst {
 		start = gocron.WithStartDateTime(d.clock.Now().Add(lo + rand.N(hi-lo+1)))
+		rs.phased.Store(true)
 	}
+	// No singleton mode: gocron keeps a goroutine and a 1,000-slot channel
+	// per singleton job (about 25 KiB a secret). With the interval counted
+	// from completion gocron schedules the next run only after this one
+	// returned; runState.busy guards the rest.
 	gj, err := d.sched.NewJob(
 		gocron.DurationRandomJob(lo, hi),
-		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job) }),
+		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job, rs) }),
 		gocron.WithName(sec.Name),
-		gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithIntervalFromCompletion(), // a long retry streak does not bunch the next refreshes
 		gocron.WithStartAt(start),
 		gocron.WithEventListeners(gocron.AfterJobRunsWithPanic(func(_ uuid.UUID, name string, recovered any) {
@@ -210,7 +235,11 @@ func (d *Daemon) add(sec config.Secret) error {
 // Vault recovers; a rejected login waits for new credentials; an error that
 // cannot succeed (IsPermanent) ends the run, and the next refresh tries
 // again.
-func (d *Daemon) run(jobCtx context.Context, job *Job) {
+func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState) {
+	if !rs.busy.CompareAndSwap(false, true) {
+		return
+	}
+	defer rs.busy.Store(false)
 	d.runMu.Lock()
 	if d.stopping {
 		d.runMu.Unlock()
@@ -228,10 +257,31 @@ func (d *Daemon) run(jobCtx context.Context, job *Job) {
 			zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", d.clock.Since(last)))
 		return
 	}
+	d.syncRetrying(jobCtx, job)
+	if !rs.phased.Swap(true) {
+		d.spreadPhase(jobCtx, job.Secret.RefreshInterval.Duration)
+	}
+}
+
+// spreadPhase ends the first run after a random part of one interval: the
+// next refresh is counted from here, so the refreshes of secrets (and of
+// sidecars) that started together spread over the interval.
+func (d *Daemon) spreadPhase(jobCtx context.Context, interval time.Duration) {
+	select {
+	case <-jobCtx.Done():
+	case <-d.clock.After(rand.N(interval)):
+	}
+}
+
+// syncRetrying syncs job until it succeeds, fails permanently or jobCtx ends.
+func (d *Daemon) syncRetrying(jobCtx context.Context, job *Job) {
 	backoff := vault.Backoff{Base: RetryBase, Max: job.Secret.RefreshInterval.Duration}
 	for attempt := 0; jobCtx.Err() == nil; attempt++ {
 		recovered := recoveredChan(d.recovery)
-		err := d.syncer.Sync(d.opCtx, job)
+		err := d.syncSlot(jobCtx, job)
+		if errors.Is(err, context.Canceled) && jobCtx.Err() != nil {
+			return
+		}
 		if err == nil {
 			return
 		}
@@ -244,6 +294,17 @@ func (d *Daemon) run(jobCtx context.Context, job *Job) {
 			return
 		}
 	}
+}
+
+// syncSlot syncs job once while holding one of the maxConcurrentSyncs slots.
+func (d *Daemon) syncSlot(jobCtx context.Context, job *Job) error {
+	select {
+	case d.slots <- struct{}{}:
+	case <-jobCtx.Done():
+		return jobCtx.Err()
+	}
+	defer func() { <-d.slots }()
+	return d.syncer.Sync(d.opCtx, job)
 }
 
 // Apply switches to a new, validated config: the vault client is rebuilt
