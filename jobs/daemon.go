@@ -211,10 +211,12 @@ func (d *Daemon) add(sec config.Secret) error {
 	// No singleton mode: gocron keeps a goroutine and a 1,000-slot channel
 	// per singleton job (about 25 KiB a secret). With the interval counted
 	// from completion gocron schedules the next run only after this one
-	// returned; runState.busy guards the rest.
+	// returned; runState.busy guards the rest. The jitter is the run's own
+	// tail (see run), not gocron.DurationRandomJob: that keeps a
+	// math/rand source of about 5 KiB per job.
 	gj, err := d.sched.NewJob(
-		gocron.DurationRandomJob(lo, hi),
-		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job, rs) }),
+		gocron.DurationJob(lo),
+		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job, rs, hi-lo) }),
 		gocron.WithName(sec.Name),
 		gocron.WithIntervalFromCompletion(), // a long retry streak does not bunch the next refreshes
 		gocron.WithStartAt(start),
@@ -235,7 +237,12 @@ func (d *Daemon) add(sec config.Secret) error {
 // Vault recovers; a rejected login waits for new credentials; an error that
 // cannot succeed (IsPermanent) ends the run, and the next refresh tries
 // again.
-func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState) {
+//
+// The run ends after a random tail: up to spread (the jitter's width), or
+// on the first run up to one interval, so the refreshes of secrets (and
+// sidecars) that started together spread over the interval. The next
+// run is counted from the end of this one.
+func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState, spread time.Duration) {
 	if !rs.busy.CompareAndSwap(false, true) {
 		return
 	}
@@ -259,17 +266,21 @@ func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState) {
 	}
 	d.syncRetrying(jobCtx, job)
 	if !rs.phased.Swap(true) {
-		d.spreadPhase(jobCtx, job.Secret.RefreshInterval.Duration)
+		spread = job.Secret.RefreshInterval.Duration
 	}
+	d.tail(jobCtx, spread)
 }
 
-// spreadPhase ends the first run after a random part of one interval: the
-// next refresh is counted from here, so the refreshes of secrets (and of
-// sidecars) that started together spread over the interval.
-func (d *Daemon) spreadPhase(jobCtx context.Context, interval time.Duration) {
+// tail waits a random duration below spread, or until jobCtx ends.
+func (d *Daemon) tail(jobCtx context.Context, spread time.Duration) {
+	if spread <= 0 {
+		return
+	}
+	t := d.clock.NewTimer(rand.N(spread))
+	defer t.Stop()
 	select {
 	case <-jobCtx.Done():
-	case <-d.clock.After(rand.N(interval)):
+	case <-t.Chan():
 	}
 }
 

@@ -44,15 +44,15 @@ func TestEarlyRunSkipped(t *testing.T) {
 	}
 	rs := &runState{}
 	rs.phased.Store(true) // no phase wait: this test is about the early run
-	d.run(t.Context(), job, rs)
-	d.run(t.Context(), job, rs)
+	d.run(t.Context(), job, rs, 0)
+	d.run(t.Context(), job, rs, 0)
 	if n := f.reads.Load(); n != 1 {
 		t.Fatalf("%d reads for two runs a moment apart, want 1", n)
 	}
 	job.mu.Lock()
 	job.state.LastSuccess = time.Now().Add(-31 * time.Second) // past half the interval
 	job.mu.Unlock()
-	d.run(t.Context(), job, rs)
+	d.run(t.Context(), job, rs, 0)
 	if n := f.reads.Load(); n != 2 {
 		t.Fatalf("a run half an interval later did not read (%d reads)", n)
 	}
