@@ -21,6 +21,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/httpserver"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/memlimit"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/tracing"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
@@ -53,6 +54,7 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		buildinfo.Module,
 		config.Module,
 		logging.Module,
+		memlimit.Module,
 		tracing.Module,
 		breaker.Module,
 		vault.Module,
