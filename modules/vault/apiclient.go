@@ -11,6 +11,11 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
+// MaxIdleConns is how many kept-alive connections to Vault the client keeps
+// idle: enough for the daemon's concurrent syncs and once's default
+// --concurrency, so a burst of reads reuses connections.
+const MaxIdleConns = 16
+
 // apiClients are the two views of one Vault API client: data calls carry
 // the current token, login calls carry none. They share one HTTP client
 // and so one kept-alive connection pool.
@@ -54,6 +59,10 @@ func newAPIClients(vc config.Vault, tp trace.TracerProvider) (*apiClients, error
 	if !ok {
 		return nil, fmt.Errorf("vault client: unexpected HTTP transport %T", cfg.HttpClient.Transport)
 	}
+	// The library keeps GOMAXPROCS+1 idle connections: with more requests
+	// in flight (once's --concurrency, the daemon's start-up) every
+	// request beyond that opened and closed a connection of its own.
+	transport.MaxIdleConnsPerHost = max(transport.MaxIdleConnsPerHost, MaxIdleConns)
 	if tp != nil {
 		cfg.HttpClient.Transport = otelhttp.NewTransport(transport, otelhttp.WithTracerProvider(tp))
 	}
