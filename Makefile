@@ -104,3 +104,8 @@ fuzz: ## each fuzz target for FUZZTIME (default 15s) on top of its seed corpus
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./modules/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEnv$$' -fuzztime $(FUZZTIME) ./modules/config
 	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./jobs/render
+
+.PHONY: bench-fleet
+bench-fleet: build ## 100 sidecars x 10 secrets started together against one dev server (a few minutes): readiness, Vault requests/s, logins, RSS; writes docs/benchmarks.md
+	@bin=$$(scripts/devvault.sh) && \
+	$(GO) run ./scripts/bench -fleet -devvault $$bin -sidecar $(BIN) -doc docs/benchmarks.md $(BENCH_FLAGS)
