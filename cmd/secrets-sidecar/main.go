@@ -81,6 +81,7 @@ func execOptions(g globals, env config.Env, settings jobs.ExecSettings) []fx.Opt
 // readiness, the HTTP server and change actions, bound to the jobs.
 func syncingOptions(g globals, env config.Env) []fx.Option {
 	return append(baseOptions(g, env),
+		memlimit.DaemonModule,
 		metrics.Module,
 		status.Module,
 		httpserver.Module,

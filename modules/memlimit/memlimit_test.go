@@ -183,3 +183,22 @@ func TestApply(t *testing.T) {
 		t.Fatalf("logs %+v, want one warning with the permission error", entries)
 	}
 }
+
+// TestSetDaemonGC lowers the GC target only when GOGC is unset.
+func TestSetDaemonGC(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	if got := SetDaemonGC(noEnv, zap.NewNop()); got != DaemonGCPercent {
+		t.Fatalf("SetDaemonGC = %d, want %d", got, DaemonGCPercent)
+	}
+	if cur := debug.SetGCPercent(200); cur != DaemonGCPercent {
+		t.Fatalf("runtime GC percent %d, want %d", cur, DaemonGCPercent)
+	}
+	// GOGC set: the runtime's value (here 200, as if from GOGC=200) stays.
+	if got := SetDaemonGC(func(k string) string { return map[string]string{"GOGC": "200"}[k] }, zap.NewNop()); got != 200 {
+		t.Fatalf("SetDaemonGC with GOGC set = %d, want the runtime's 200", got)
+	}
+	if cur := debug.SetGCPercent(100); cur != 200 {
+		t.Fatalf("runtime GC percent %d after SetDaemonGC with GOGC set, want 200 untouched", cur)
+	}
+}
