@@ -48,9 +48,10 @@ type NotifySettings interface {
 // Daemon keeps every configured secret's file in sync: one gocron job per
 // secret, started at once and repeated at the secret's refresh interval
 // (from the end of the previous run, with jitter; a run never overlaps
-// itself). After the first run a job waits a random part of one interval,
-// so the refreshes of many secrets and many sidecars spread over the
-// interval instead of hitting Vault together. A failing secret retries
+// itself). After its first run, and after a run that needed retries, a
+// job waits a random part of one interval, so the refreshes of many
+// secrets and many sidecars spread over the interval instead of hitting
+// Vault together. A failing secret retries
 // with backoff inside its run, so other secrets are unaffected.
 type Daemon struct {
 	syncer          *Syncer
@@ -264,8 +265,10 @@ func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState, spread time
 			zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", d.clock.Since(last)))
 		return
 	}
-	d.syncRetrying(jobCtx, job)
-	if !rs.phased.Swap(true) {
+	retried := d.syncRetrying(jobCtx, job)
+	if !rs.phased.Swap(true) || retried {
+		// The first run, and a run that outlasted failures (a Vault outage
+		// ends for every secret at once), spread over a whole interval.
 		spread = job.Secret.RefreshInterval.Duration
 	}
 	d.tail(jobCtx, spread)
@@ -284,27 +287,26 @@ func (d *Daemon) tail(jobCtx context.Context, spread time.Duration) {
 	}
 }
 
-// syncRetrying syncs job until it succeeds, fails permanently or jobCtx ends.
-func (d *Daemon) syncRetrying(jobCtx context.Context, job *Job) {
+// syncRetrying syncs job until it succeeds, fails permanently or jobCtx
+// ends. retried: a sync failed and was retried.
+func (d *Daemon) syncRetrying(jobCtx context.Context, job *Job) (retried bool) {
 	backoff := vault.Backoff{Base: RetryBase, Max: job.Secret.RefreshInterval.Duration}
 	for attempt := 0; jobCtx.Err() == nil; attempt++ {
 		recovered := recoveredChan(d.recovery)
 		err := d.syncSlot(jobCtx, job)
-		if errors.Is(err, context.Canceled) && jobCtx.Err() != nil {
-			return
-		}
-		if err == nil {
-			return
+		if err == nil || (errors.Is(err, context.Canceled) && jobCtx.Err() != nil) {
+			return attempt > 0
 		}
 		if IsPermanent(err) {
 			d.log.Debug("not retrying an error that needs a config change; the next refresh tries again",
 				zap.String("secret_name", job.Secret.Name))
-			return
+			return attempt > 0
 		}
 		if waitRetry(jobCtx, backoff, attempt, err, recovered) != nil {
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // syncSlot syncs job once while holding one of the maxConcurrentSyncs slots.
