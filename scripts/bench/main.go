@@ -25,7 +25,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 type settings struct {

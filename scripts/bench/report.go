@@ -16,7 +16,7 @@ const (
 
 type onceRow struct {
 	n      int
-	medium string            // disk or tmpfs
+	medium string           // disk or tmpfs
 	runs   [3][]onceMeasure // sidecar, consul-template, floor
 }
 

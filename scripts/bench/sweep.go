@@ -18,7 +18,7 @@ func (h *harness) sweep(ctx context.Context, t tool, sizes []int) ([]memStat, er
 		r      run
 		logs   *tail
 		pid    int
-		exited chan error
+		exited chan struct{}
 	}
 	procs := make([]*proc, 0, len(sizes))
 	defer func() {
@@ -38,13 +38,13 @@ func (h *harness) sweep(ctx context.Context, t tool, sizes []int) ([]memStat, er
 		if err != nil {
 			return nil, err
 		}
-		p := &proc{r: r, logs: &tail{}, exited: make(chan error, 1)}
+		p := &proc{r: r, logs: &tail{}, exited: make(chan struct{})}
 		cmd.Stdout, cmd.Stderr = io.Discard, p.logs
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
 		p.pid = cmd.Process.Pid
-		go func() { p.exited <- cmd.Wait(); close(p.exited) }()
+		go func() { _ = cmd.Wait(); close(p.exited) }()
 		procs = append(procs, p)
 	}
 	select {
@@ -55,11 +55,11 @@ func (h *harness) sweep(ctx context.Context, t tool, sizes []int) ([]memStat, er
 	out := make([]memStat, len(procs))
 	for i, p := range procs {
 		if err := checkFiles(p.r, false); err != nil {
-			return nil, fmt.Errorf("N=%d after %s: %w; last output:\n%s", p.r.n, h.s.rssAt, err, p.logs)
+			return nil, fmt.Errorf("daemon with %d secrets, %s after start: %w; last output:\n%s", p.r.n, h.s.rssAt, err, p.logs)
 		}
 		m, err := procMem(p.pid)
 		if err != nil {
-			return nil, fmt.Errorf("N=%d: %w; last output:\n%s", p.r.n, err, p.logs)
+			return nil, fmt.Errorf("daemon with %d secrets: %w; last output:\n%s", p.r.n, err, p.logs)
 		}
 		out[i] = m
 	}

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -64,7 +65,7 @@ func main() {
 }
 
 func one(c *http.Client, addr, token, prefix, out string, i int) error {
-	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/secret/data/%s/s%04d", addr, prefix, i), nil)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, fmt.Sprintf("%s/v1/secret/data/%s/s%04d", addr, prefix, i), nil)
 	if err != nil {
 		return err
 	}
