@@ -31,6 +31,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     go build -trimpath \
+      -gcflags=all=-l -gcflags=runtime/...= -gcflags=internal/...= -gcflags=sync/...= \
       -ldflags "-s -w -X github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo.version=${VERSION} -X github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo.commit=${COMMIT}" \
       -o /image/root/secrets-sidecar ./cmd/secrets-sidecar
 

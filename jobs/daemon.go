@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -27,6 +28,12 @@ const RetryBase = time.Second
 // fleet of sidecars does not hit Vault in lockstep.
 const jitter = 0.10
 
+// maxConcurrentSyncs bounds the secrets read and written at the same time.
+// Start-up would otherwise read every secret at once: one connection, its
+// buffers and goroutines per secret, a heap that stays large long after,
+// and a burst on Vault. A retry's backoff does not hold a slot.
+const maxConcurrentSyncs = 16
+
 // VaultUpdater applies a changed vault: block (*vault.Client).
 type VaultUpdater interface {
 	Update(ctx context.Context, cfg config.Vault) error
@@ -38,9 +45,13 @@ type NotifySettings interface {
 }
 
 // Daemon keeps every configured secret's file in sync: one gocron job per
-// secret, singleton (a slow run never overlaps itself), started at once and
-// repeated at the secret's refresh interval with jitter. A failing secret
-// retries with backoff inside its run, so other secrets are unaffected.
+// secret, started at once and repeated at the secret's refresh interval
+// (from the end of the previous run, with jitter; a run never overlaps
+// itself). After its first run, and after a run that needed retries, a
+// job waits a random part of one interval, so the refreshes of many
+// secrets and many sidecars spread over the interval instead of hitting
+// Vault together. A failing secret retries
+// with backoff inside its run, so other secrets are unaffected.
 type Daemon struct {
 	syncer          *Syncer
 	vault           VaultUpdater
@@ -65,11 +76,21 @@ type Daemon struct {
 	runMu    sync.Mutex // orders running.Add before Stop's Wait
 	stopping bool
 	running  sync.WaitGroup
+
+	slots chan struct{} // maxConcurrentSyncs
 }
 
 type entry struct {
 	job *Job
 	id  uuid.UUID
+}
+
+// runState is one job's run bookkeeping: whether a run is in flight (gocron
+// reschedules from completion, this is the guard should it ever not), and
+// whether the first run, which spreads the phase, is done.
+type runState struct {
+	busy   atomic.Bool
+	phased atomic.Bool
 }
 
 // DaemonOptions configure NewDaemon.
@@ -93,7 +114,7 @@ func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOpti
 	d := &Daemon{
 		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
 		shutdownTimeout: o.ShutdownTimeout, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
-		notify: o.Notify, delayFirst: o.DelayFirstRun,
+		notify: o.Notify, delayFirst: o.DelayFirstRun, slots: make(chan struct{}, maxConcurrentSyncs),
 	}
 	if d.status == nil {
 		d.status = nopStatus{}
@@ -176,14 +197,21 @@ func (d *Daemon) add(sec config.Secret) error {
 	lo := time.Duration(float64(interval) * (1 - jitter))
 	hi := time.Duration(float64(interval) * (1 + jitter))
 	start := gocron.WithStartImmediately()
+	rs := &runState{}
 	if d.delayFirst {
 		start = gocron.WithStartDateTime(time.Now().Add(lo + rand.N(hi-lo+1)))
+		rs.phased.Store(true)
 	}
+	// No singleton mode: gocron keeps a goroutine and a 1,000-slot channel
+	// per singleton job (about 25 KiB a secret). With the interval counted
+	// from completion gocron schedules the next run only after this one
+	// returned; runState.busy guards the rest. The jitter is the run's own
+	// tail (see run), not gocron.DurationRandomJob: that keeps a
+	// math/rand source of about 5 KiB per job.
 	gj, err := d.sched.NewJob(
-		gocron.DurationRandomJob(lo, hi),
-		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job) }),
+		gocron.DurationJob(lo),
+		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job, rs, hi-lo) }),
 		gocron.WithName(sec.Name),
-		gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithIntervalFromCompletion(), // a long retry streak does not bunch the next refreshes
 		gocron.WithStartAt(start),
 		gocron.WithEventListeners(gocron.AfterJobRunsWithPanic(func(_ uuid.UUID, name string, recovered any) {
@@ -203,7 +231,16 @@ func (d *Daemon) add(sec config.Secret) error {
 // Vault recovers; a rejected login waits for new credentials; an error that
 // cannot succeed (IsPermanent) ends the run, and the next refresh tries
 // again.
-func (d *Daemon) run(jobCtx context.Context, job *Job) {
+//
+// The run ends after a random tail: up to spread (the jitter's width), or
+// on the first run up to one interval, so the refreshes of secrets (and
+// sidecars) that started together spread over the interval. The next
+// run is counted from the end of this one.
+func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState, spread time.Duration) {
+	if !rs.busy.CompareAndSwap(false, true) {
+		return
+	}
+	defer rs.busy.Store(false)
 	d.runMu.Lock()
 	if d.stopping {
 		d.runMu.Unlock()
@@ -221,22 +258,59 @@ func (d *Daemon) run(jobCtx context.Context, job *Job) {
 			zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", time.Since(last)))
 		return
 	}
+	retried := d.syncRetrying(jobCtx, job)
+	if !rs.phased.Swap(true) || retried {
+		// The first run, and a run that outlasted failures (a Vault outage
+		// ends for every secret at once), spread over a whole interval.
+		spread = job.Secret.RefreshInterval.Duration
+	}
+	d.tail(jobCtx, spread)
+}
+
+// tail waits a random duration below spread, or until jobCtx ends.
+func (d *Daemon) tail(jobCtx context.Context, spread time.Duration) {
+	if spread <= 0 {
+		return
+	}
+	t := time.NewTimer(rand.N(spread))
+	defer t.Stop()
+	select {
+	case <-jobCtx.Done():
+	case <-t.C:
+	}
+}
+
+// syncRetrying syncs job until it succeeds, fails permanently or jobCtx
+// ends. retried: a sync failed and was retried.
+func (d *Daemon) syncRetrying(jobCtx context.Context, job *Job) (retried bool) {
 	backoff := vault.Backoff{Base: RetryBase, Max: job.Secret.RefreshInterval.Duration}
 	for attempt := 0; jobCtx.Err() == nil; attempt++ {
 		recovered := recoveredChan(d.recovery)
-		err := d.syncer.Sync(d.opCtx, job)
-		if err == nil {
-			return
+		err := d.syncSlot(jobCtx, job)
+		if err == nil || (errors.Is(err, context.Canceled) && jobCtx.Err() != nil) {
+			return attempt > 0
 		}
 		if IsPermanent(err) {
 			d.log.Debug("not retrying an error that needs a config change; the next refresh tries again",
 				zap.String("secret_name", job.Secret.Name))
-			return
+			return attempt > 0
 		}
 		if waitRetry(jobCtx, backoff, attempt, err, recovered) != nil {
-			return
+			return true
 		}
 	}
+	return false
+}
+
+// syncSlot syncs job once while holding one of the maxConcurrentSyncs slots.
+func (d *Daemon) syncSlot(jobCtx context.Context, job *Job) error {
+	select {
+	case d.slots <- struct{}{}:
+	case <-jobCtx.Done():
+		return jobCtx.Err()
+	}
+	defer func() { <-d.slots }()
+	return d.syncer.Sync(d.opCtx, job)
 }
 
 // Apply switches to a new, validated config: the vault client is rebuilt

@@ -22,6 +22,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/httpserver"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/memlimit"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/tracing"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
@@ -54,6 +55,7 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		buildinfo.Module,
 		config.Module,
 		logging.Module,
+		memlimit.Module,
 		tracing.Module,
 		breaker.Module,
 		vault.Module,
@@ -80,6 +82,7 @@ func execOptions(g globals, env config.Env, settings jobs.ExecSettings) []fx.Opt
 // readiness, the HTTP server and change actions, bound to the jobs.
 func syncingOptions(g globals, env config.Env) []fx.Option {
 	return append(baseOptions(g, env),
+		memlimit.DaemonModule,
 		metrics.Module,
 		status.Module,
 		httpserver.Module,

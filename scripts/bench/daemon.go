@@ -16,7 +16,7 @@ import (
 
 type daemonMeasure struct {
 	ready                time.Duration // process start to every file written
-	rss, hwm             int64         // VmRSS and VmHWM at rssAt
+	mem                  memStat       // at rssAt
 	cpuPerCycle          float64       // CPU seconds per refresh cycle
 	readsPerSecretCycle  float64       // KV reads per secret per cycle
 	requestsPerCycle     float64       // all Vault requests per cycle
@@ -164,7 +164,7 @@ func (h *harness) daemon(ctx context.Context, t tool, n int) (daemonMeasure, err
 		if err := sleepUntil(rssAt); err != nil {
 			return m, err
 		}
-		if m.rss, m.hwm, err = procMem(cmd.Process.Pid); err != nil {
+		if m.mem, err = procMem(cmd.Process.Pid); err != nil {
 			return m, err
 		}
 	}
@@ -175,8 +175,8 @@ func (h *harness) daemon(ctx context.Context, t tool, n int) (daemonMeasure, err
 	if err != nil {
 		return m, err
 	}
-	if m.rss == 0 {
-		if m.rss, m.hwm, err = procMem(cmd.Process.Pid); err != nil {
+	if m.mem.rss == 0 {
+		if m.mem, err = procMem(cmd.Process.Pid); err != nil {
 			return m, err
 		}
 	}

@@ -23,20 +23,18 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"github.com/hashicorp/vault/api"
 )
 
 type settings struct {
 	sidecar, consulTemplate, devvault string
-	sizes                             []int
+	sizes, sweep                      []int
 	runs, daemonRuns                  int
 	daemonSecrets                     int
 	refresh, warm, rssAt, window      time.Duration
-	doc, workdir                      string
+	doc, workdir, tmpfs               string
+	fleet                             fleetSettings
 }
 
 func main() {
@@ -61,6 +59,7 @@ func parseFlags(args []string) (settings, error) {
 	fs.StringVar(&s.consulTemplate, "consul-template", "", "consul-template binary (required)")
 	fs.StringVar(&s.devvault, "devvault", os.Getenv("SIDECAR_DEVVAULT_BIN"), "Vault dev server binary (default $SIDECAR_DEVVAULT_BIN, else scripts/devvault.sh)")
 	sizes := fs.String("sizes", "10,100,1000", "secret counts for the once comparison")
+	sweep := fs.String("sweep", "1,100,1000", "daemon secret counts whose RSS gives the memory per secret (empty: skip)")
 	fs.IntVar(&s.runs, "runs", 5, "measured runs per tool and size (A/B interleaved)")
 	fs.IntVar(&s.daemonRuns, "daemon-runs", 5, "measured daemon runs per tool (0 skips the daemon comparison)")
 	fs.IntVar(&s.daemonSecrets, "daemon-secrets", 100, "secrets in the daemon comparison")
@@ -69,19 +68,25 @@ func parseFlags(args []string) (settings, error) {
 	fs.DurationVar(&s.rssAt, "rss-at", 60*time.Second, "daemon: when RSS is sampled, after process start")
 	fs.DurationVar(&s.window, "window", 60*time.Second, "daemon: length of the steady-state window")
 	fs.StringVar(&s.doc, "doc", "", "markdown file whose generated section is replaced with the results (empty: stdout only)")
-	fs.StringVar(&s.workdir, "workdir", os.TempDir(), "where the output directories are made")
+	fs.StringVar(&s.workdir, "workdir", os.TempDir(), "where the output directories are made (disk)")
+	fs.StringVar(&s.tmpfs, "tmpfs", "/dev/shm", "a tmpfs directory: once also writes there (empty: disk only)")
+	fs.BoolVar(&s.fleet.on, "fleet", false, "run only the fleet scenario (many sidecars against one Vault) and write its section")
+	fs.IntVar(&s.fleet.procs, "fleet-procs", 100, "fleet: sidecar processes")
+	fs.IntVar(&s.fleet.secrets, "fleet-secrets", 10, "fleet: secrets per sidecar")
+	fs.DurationVar(&s.fleet.window, "fleet-window", 60*time.Second, "fleet: steady-state window, from two refresh intervals after the start")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
-	if s.consulTemplate == "" {
+	list, err := counts(*sweep)
+	if err != nil {
+		return s, fmt.Errorf("-sweep: %w", err)
+	}
+	s.sweep = list
+	if s.consulTemplate == "" && !s.fleet.on {
 		return s, errors.New("-consul-template is required (make bench installs it)")
 	}
-	for _, f := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			return s, fmt.Errorf("-sizes: %q is not a positive number", f)
-		}
-		s.sizes = append(s.sizes, n)
+	if s.sizes, err = counts(*sizes); err != nil {
+		return s, fmt.Errorf("-sizes: %w", err)
 	}
 	if s.runs < 1 {
 		return s, errors.New("-runs must be at least 1")
@@ -90,6 +95,22 @@ func parseFlags(args []string) (settings, error) {
 		return s, errors.New("-rss-at must fall inside the daemon's run (warm + window)")
 	}
 	return s, nil
+}
+
+// counts parses a comma-separated list of positive numbers.
+func counts(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func benchmark(ctx context.Context, s settings, stdout io.Writer) error {
@@ -113,8 +134,11 @@ func benchmark(ctx context.Context, s settings, stdout io.Writer) error {
 	defer proxy.Close()
 
 	maxN := s.daemonSecrets
-	for _, n := range s.sizes {
+	for _, n := range append(s.sizes, s.sweep...) {
 		maxN = max(maxN, n)
+	}
+	if s.fleet.on {
+		maxN = s.fleet.procs * s.fleet.secrets
 	}
 	const prefix = "bench"
 	log.Printf("seeding %d secrets", maxN)
@@ -126,37 +150,64 @@ func benchmark(ctx context.Context, s settings, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	media := []medium{{"disk", work}}
+	if s.tmpfs != "" {
+		dir, err := os.MkdirTemp(s.tmpfs, "secrets-sidecar-bench-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		media = append(media, medium{"tmpfs", dir})
+	}
+	if s.fleet.on {
+		return runFleet(ctx, s, vault, proxy, prefix, work, stdout)
+	}
+	floorBin := filepath.Join(work, "floor")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", floorBin, "./scripts/bench/floor").CombinedOutput(); err != nil {
+		return fmt.Errorf("build the floor program (run from the repository root): %w\n%s", err, out)
+	}
 
-	tools := []tool{sidecarTool(s.sidecar), consulTemplateTool(s.consulTemplate)}
+	tools := []tool{sidecarTool(s.sidecar), consulTemplateTool(s.consulTemplate), floorTool(floorBin)}
 	h := &harness{s: s, proxy: proxy, token: vault.Token, prefix: prefix, work: work}
 
-	res := results{settings: s, tools: tools, facts: machineFacts(work)}
-	// Warm-up (not measured): page cache, Vault's caches, both binaries.
+	res := results{settings: s, tools: tools[:2], facts: machineFacts(work, media)}
+	// Warm-up (not measured): page cache, Vault's caches, the binaries.
 	for _, t := range tools {
-		if _, err := h.once(ctx, t, min(100, maxN), true); err != nil {
+		if _, err := h.once(ctx, t, min(100, maxN), media[0].dir, true); err != nil {
 			return fmt.Errorf("warm-up %s: %w", t.name, err)
 		}
 	}
 	for _, n := range s.sizes {
-		row := onceRow{n: n}
-		for r := 0; r < s.runs; r++ {
-			for k := range tools {
-				i := (k + r) % len(tools) // A/B, then B/A
-				m, err := h.once(ctx, tools[i], n, r == 0)
-				if err != nil {
-					return fmt.Errorf("once %s N=%d run %d: %w", tools[i].name, n, r+1, err)
+		for _, md := range media {
+			row := onceRow{n: n, medium: md.name}
+			for r := 0; r < s.runs; r++ {
+				for k := range tools {
+					i := (k + r) % len(tools) // rotates the order every run
+					m, err := h.once(ctx, tools[i], n, md.dir, r == 0)
+					if err != nil {
+						return fmt.Errorf("once %s N=%d %s run %d: %w", tools[i].name, n, md.name, r+1, err)
+					}
+					row.runs[i] = append(row.runs[i], m)
+					log.Printf("once N=%d %-5s run %d %-16s %7.3fs cpu %.2fs maxrss %.1f MiB, %d requests",
+						n, md.name, r+1, tools[i].name, m.wall.Seconds(), m.cpu.Seconds(), mib(m.maxRSS), m.requests)
 				}
-				row.runs[i] = append(row.runs[i], m)
-				log.Printf("once N=%d run %d %-16s %7.3fs cpu %.2fs maxrss %.1f MiB, %d requests",
-					n, r+1, tools[i].name, m.wall.Seconds(), m.cpu.Seconds(), mib(m.maxRSS), m.requests)
 			}
-			floor, err := h.floor(ctx, n)
-			if err != nil {
-				return fmt.Errorf("floor N=%d: %w", n, err)
-			}
-			row.floor = append(row.floor, floor)
+			res.once = append(res.once, row)
 		}
-		res.once = append(res.once, row)
+	}
+	tools = tools[:2]
+	for i, t := range tools {
+		if len(s.sweep) == 0 {
+			break
+		}
+		ms, err := h.sweep(ctx, t, s.sweep)
+		if err != nil {
+			return fmt.Errorf("sweep %s: %w", t.name, err)
+		}
+		res.sweep[i] = ms
+		for j, m := range ms {
+			log.Printf("sweep %-16s N=%d rss %.1f MiB (anon %.1f, file %.1f)", t.name, s.sweep[j], mib(m.rss), mib(m.anon), mib(m.file))
+		}
 	}
 	for r := 0; r < s.daemonRuns; r++ {
 		for k := range tools {
@@ -166,8 +217,8 @@ func benchmark(ctx context.Context, s settings, stdout io.Writer) error {
 				return fmt.Errorf("daemon %s run %d: %w", tools[i].name, r+1, err)
 			}
 			res.daemon[i] = append(res.daemon[i], m)
-			log.Printf("daemon run %d %-16s rss %.1f MiB, cpu/cycle %.3fs, reads/secret/cycle %.2f, requests/cycle %.1f, writes/cycle %.2f, period %s",
-				r+1, tools[i].name, mib(m.rss), m.cpuPerCycle, m.readsPerSecretCycle, m.requestsPerCycle, m.writesPerCycle, m.period.Round(time.Millisecond))
+			log.Printf("daemon run %d %-16s rss %.1f MiB (anon %.1f, file %.1f), cpu/cycle %.3fs, reads/secret/cycle %.2f, requests/cycle %.1f, writes/cycle %.2f, period %s",
+				r+1, tools[i].name, mib(m.mem.rss), mib(m.mem.anon), mib(m.mem.file), m.cpuPerCycle, m.readsPerSecretCycle, m.requestsPerCycle, m.writesPerCycle, m.period.Round(time.Millisecond))
 		}
 	}
 	res.took = time.Since(started)
@@ -193,9 +244,14 @@ type harness struct {
 	seq    int
 }
 
-func (h *harness) newRun(n int, daemon bool) (run, error) {
+// medium is where once writes: a directory on disk or on tmpfs.
+type medium struct{ name, dir string }
+
+func (h *harness) newRun(n int, daemon bool) (run, error) { return h.newRunIn(h.work, n, daemon) }
+
+func (h *harness) newRunIn(root string, n int, daemon bool) (run, error) {
 	h.seq++
-	dir := filepath.Join(h.work, fmt.Sprintf("run%03d", h.seq))
+	dir := filepath.Join(root, fmt.Sprintf("run%03d", h.seq))
 	// Config, status file and output each have their own directory, as
 	// with the sidecar's defaults (/etc/secrets-sidecar, /tmp/secrets-sidecar,
 	// the shared volume).
@@ -217,9 +273,9 @@ type onceMeasure struct {
 }
 
 // once runs t in init-container mode over n secrets and checks every file.
-func (h *harness) once(ctx context.Context, t tool, n int, check bool) (onceMeasure, error) {
+func (h *harness) once(ctx context.Context, t tool, n int, root string, check bool) (onceMeasure, error) {
 	var m onceMeasure
-	r, err := h.newRun(n, false)
+	r, err := h.newRunIn(root, n, false)
 	if err != nil {
 		return m, err
 	}
@@ -245,8 +301,8 @@ func (h *harness) once(ctx context.Context, t tool, n int, check bool) (onceMeas
 	go func() {
 		var hwm int64
 		for {
-			if _, h, err := procMem(cmd.Process.Pid); err == nil {
-				hwm = max(hwm, h)
+			if pm, err := procMem(cmd.Process.Pid); err == nil {
+				hwm = max(hwm, pm.hwm)
 			}
 			select {
 			case <-exited:
@@ -272,52 +328,22 @@ func (h *harness) once(ctx context.Context, t tool, n int, check bool) (onceMeas
 	return m, checkFiles(r, check)
 }
 
-// floor is the time the same Vault reads take without any tool: n KV v2
-// reads through the proxy, 8 at a time (the sidecar's default once
-// concurrency), from this process. No tool can be faster than this here.
-func (h *harness) floor(ctx context.Context, n int) (time.Duration, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = h.proxy.URL
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return 0, err
-	}
-	c.SetToken(h.token)
-	next := make(chan int)
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if _, err := c.Logical().ReadWithContext(ctx, "secret/data/"+secretPath(h.prefix, i)); err != nil {
-					errs <- err
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	took := time.Since(start)
-	h.proxy.take()
-	close(errs)
-	return took, <-errs
-}
-
-// checkFiles verifies that all n files exist; with full, also their
-// content (both tools must write the same bytes).
+// checkFiles verifies that all n files exist (a tool's temporary files
+// do not count); with full, also their content (both tools must write the
+// same bytes).
 func checkFiles(r run, full bool) error {
 	entries, err := os.ReadDir(r.out)
 	if err != nil {
 		return err
 	}
-	if len(entries) != r.n {
-		return fmt.Errorf("%d files in the output directory, want %d", len(entries), r.n)
+	have := map[string]bool{}
+	for _, e := range entries {
+		have[e.Name()] = true
+	}
+	for i := 0; i < r.n; i++ {
+		if name := filepath.Base(outFile(r.out, i)); !have[name] {
+			return fmt.Errorf("%s not written yet (%d files in the output directory)", name, len(entries))
+		}
 	}
 	if !full {
 		return nil

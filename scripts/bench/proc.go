@@ -39,40 +39,46 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
-// procMem is VmRSS and VmHWM (peak RSS) of a running process, in bytes.
-func procMem(pid int) (rss, hwm int64, err error) {
+// memStat is a process's memory from /proc/<pid>/status, in bytes: VmRSS
+// split into RssAnon (heap, stacks: what the process allocated) and
+// RssFile (pages of its executable and other mapped files), and VmHWM.
+type memStat struct {
+	rss, hwm, anon, file int64
+}
+
+// procMem reads memStat of a running process.
+func procMem(pid int) (memStat, error) {
+	var m memStat
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	defer f.Close()
+	fields := map[string]*int64{"VmRSS:": &m.rss, "VmHWM:": &m.hwm, "RssAnon:": &m.anon, "RssFile:": &m.file}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		for _, k := range []string{"VmRSS:", "VmHWM:"} {
-			rest, ok := strings.CutPrefix(line, k)
-			if !ok {
-				continue
-			}
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("/proc/%d/status %s: %w", pid, k, err)
-			}
-			if k == "VmRSS:" {
-				rss = kb << 10
-			} else {
-				hwm = kb << 10
-			}
+		k, rest, ok := strings.Cut(sc.Text(), "\t")
+		if !ok {
+			continue
 		}
+		dst := fields[k]
+		if dst == nil {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("/proc/%d/status %s: %w", pid, k, err)
+		}
+		*dst = kb << 10
 	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	if m.rss == 0 {
+		return m, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 	}
-	return rss, hwm, sc.Err()
+	return m, sc.Err()
 }
 
 // machineFacts describes where the numbers were measured.
-func machineFacts(workdir string) []string {
+func machineFacts(workdir string, media []medium) []string {
 	var facts []string
 	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(raw), "\n") {
@@ -89,7 +95,9 @@ func machineFacts(workdir string) []string {
 	if raw, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		facts = append(facts, "kernel: Linux "+strings.TrimSpace(string(raw)))
 	}
-	facts = append(facts, "output directory file system: "+fsType(workdir))
+	for _, m := range media {
+		facts = append(facts, fmt.Sprintf("%s output directory: %s (%s)", m.name, fsType(m.dir), m.dir))
+	}
 	return facts
 }
 

@@ -92,6 +92,17 @@ func sidecarTool(bin string) tool {
 	}}
 }
 
+// floorTool runs the floor program (scripts/bench/floor): the same reads
+// and atomic writes as the tools, 16 at a time over one kept-alive client,
+// with nothing else.
+func floorTool(bin string) tool {
+	return tool{name: "floor", version: "scripts/bench/floor", command: func(r run) (*exec.Cmd, error) {
+		cmd := newCmd(bin, "-n", strconv.Itoa(r.n), "-prefix", r.prefix, "-out", r.out)
+		cmd.Env = baseEnv(r)
+		return cmd, nil
+	}}
+}
+
 // consulTemplateTool runs consul-template with one template block per
 // secret, Vault only (no Consul), token renewal off (the root token does
 // not expire). Daemon: a KV v2 secret has no lease, so consul-template
