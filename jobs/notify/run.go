@@ -106,10 +106,12 @@ func (n *Notifier) runStep(st step, attempts int, scrub *scrubber) {
 		span.SetAttributes(attribute.String("action.result", string(metrics.ResultSuccess)))
 		n.log.Info("change action succeeded", append(common, fields...)...)
 	}
-	n.rec.ActionDone(kind, rep.Result, d)
+	// The status first: whoever sees the run counted (a test, or /ready
+	// read right after a scrape) finds it in the status too.
 	for _, s := range st.secrets {
 		n.status.ActionDone(s, rep)
 	}
+	n.rec.ActionDone(kind, rep.Result, d)
 }
 
 // backoffFor is the wait after the given failed attempt: Backoff doubled
