@@ -124,9 +124,8 @@ func loadConfig(t testing.TB, dir, text string) *config.Config {
 
 func (w *world) daemon(t testing.TB, cfg *config.Config) *jobs.Daemon {
 	t.Helper()
-	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonOptions{
-		Vault: w.client, Status: w.status, Recorder: w.metrics, ShutdownTimeout: 5 * time.Second,
-	})
+	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second},
+		jobs.DaemonOptions{Vault: w.client, Status: w.status, Recorder: w.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
