@@ -233,9 +233,8 @@ func newExecDaemon(p DaemonParams) (*Daemon, error) {
 }
 
 func newExecReloader(p ReloaderParams) *Reloader {
-	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
-		Watch: p.Env.WatchConfig, Recorder: p.Recorder, NoSIGHUP: true,
-	})
+	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"),
+		ReloaderSettings{Watch: p.Env.WatchConfig, NoSIGHUP: true}, p.ReloaderOptions)
 }
 
 // ExecParams are Exec's dependencies in fx.

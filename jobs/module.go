@@ -92,12 +92,12 @@ func newDaemon(p DaemonRunParams) (*Daemon, error) {
 type ReloaderParams struct {
 	fx.In
 
-	Config   *config.Config
-	Env      config.Env
-	Loader   *config.Loader
-	Daemon   *Daemon
-	Log      *zap.Logger
-	Recorder ReloadRecorder `optional:"true"`
+	Config *config.Config
+	Env    config.Env
+	Loader *config.Loader
+	Daemon *Daemon
+	Log    *zap.Logger
+	ReloaderOptions
 }
 
 // ReloaderRunParams are what the run command's Reloader needs on top of
@@ -112,9 +112,8 @@ type ReloaderRunParams struct {
 // newReloader's hook comes after the daemon's (the reloader depends on
 // it), so it stops first: no reload during shutdown.
 func newReloader(p ReloaderRunParams) *Reloader {
-	r := NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
-		Watch: p.Env.WatchConfig, Recorder: p.Recorder,
-	})
+	r := NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"),
+		ReloaderSettings{Watch: p.Env.WatchConfig}, p.ReloaderOptions)
 	p.Lifecycle.Append(fx.StartStopHook(r.Start, r.Stop))
 	return r
 }
