@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 	"github.com/google/uuid"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
@@ -93,28 +94,39 @@ type runState struct {
 	phased atomic.Bool
 }
 
-// DaemonOptions configure NewDaemon.
-type DaemonOptions struct {
-	Vault           VaultUpdater // nil: vault: changes are not applied on reload
-	Status          StatusSink
-	Recorder        Recorder
+// DaemonSettings are NewDaemon's plain values; zero fields get the
+// defaults.
+type DaemonSettings struct {
+	// ShutdownTimeout bounds Stop's wait for running syncs (default 15s).
 	ShutdownTimeout time.Duration
-	// Notify, optional, gets the notify: block of every applied config.
-	Notify NotifySettings
 	// DelayFirstRun schedules each secret's first run one (jittered)
 	// refresh interval after Start instead of at once: exec mode has just
 	// synced everything before it starts the daemon.
 	DelayFirstRun bool
-	// Recovery, optional, cuts retry backoffs short when Vault recovers.
-	Recovery RecoverySignal
+}
+
+// DaemonOptions are the Daemon's collaborators; nil fields get harmless
+// defaults. In fx, each is taken from the graph when provided.
+type DaemonOptions struct {
+	fx.In
+
+	// Vault applies the vault: block of every applied config (nil: vault:
+	// changes are not applied on reload).
+	Vault    VaultUpdater `optional:"true"`
+	Status   StatusSink   `optional:"true"`
+	Recorder Recorder     `optional:"true"`
+	// Notify gets the notify: block of every applied config.
+	Notify NotifySettings `optional:"true"`
+	// Recovery cuts retry backoffs short when Vault recovers.
+	Recovery RecoverySignal `optional:"true"`
 }
 
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.
-func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, o DaemonOptions) (*Daemon, error) {
+func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, s DaemonSettings, o DaemonOptions) (*Daemon, error) {
 	d := &Daemon{
 		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
-		shutdownTimeout: o.ShutdownTimeout, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
-		notify: o.Notify, delayFirst: o.DelayFirstRun, slots: make(chan struct{}, maxConcurrentSyncs),
+		shutdownTimeout: s.ShutdownTimeout, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
+		notify: o.Notify, delayFirst: s.DelayFirstRun, slots: make(chan struct{}, maxConcurrentSyncs),
 	}
 	if d.status == nil {
 		d.status = nopStatus{}

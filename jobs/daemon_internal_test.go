@@ -37,7 +37,7 @@ func TestEarlyRunSkipped(t *testing.T) {
 		Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
 	}
 	cfg := &config.Config{Secrets: []config.Secret{sec}}
-	d, err := NewDaemon(cfg, syncer, log, DaemonOptions{})
+	d, err := NewDaemon(cfg, syncer, log, DaemonSettings{}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestFirstRefreshesSpread(t *testing.T) {
 			Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
 		})
 	}
-	d, err := NewDaemon(cfg, syncer, log, DaemonOptions{})
+	d, err := NewDaemon(cfg, syncer, log, DaemonSettings{}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestStartupSyncsBounded(t *testing.T) {
 			Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
 		})
 	}
-	d, err := NewDaemon(cfg, NewSyncer(f, log, SyncerOptions{}), log, DaemonOptions{})
+	d, err := NewDaemon(cfg, NewSyncer(f, log, SyncerOptions{}), log, DaemonSettings{}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -361,7 +361,7 @@ func TestStopWaitsForInFlightSync(t *testing.T) {
 	syncer := jobs.NewSyncer(cf, w.log, jobs.SyncerOptions{})
 	dest := filepath.Join(w.dir, "out", "slow")
 	cfg := loadConfig(t, w.dir, fmt.Sprintf("secrets: [{name: slow, path: %s/slow, destination: %s, key: v}]\n", p, dest))
-	d, err := jobs.NewDaemon(cfg, syncer, w.log, jobs.DaemonOptions{ShutdownTimeout: 5 * time.Second})
+	d, err := jobs.NewDaemon(cfg, syncer, w.log, jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second}, jobs.DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestStopWaitsForInFlightSync(t *testing.T) {
 	cf.delay.Store(int64(time.Hour))
 	dest2 := filepath.Join(w.dir, "out", "never")
 	cfg2 := loadConfig(t, w.dir, fmt.Sprintf("secrets: [{name: never, path: %s/slow, destination: %s, key: v}]\n", p, dest2))
-	d2, err := jobs.NewDaemon(cfg2, syncer, w.log, jobs.DaemonOptions{ShutdownTimeout: 500 * time.Millisecond})
+	d2, err := jobs.NewDaemon(cfg2, syncer, w.log, jobs.DaemonSettings{ShutdownTimeout: 500 * time.Millisecond}, jobs.DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

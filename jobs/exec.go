@@ -228,16 +228,13 @@ func newChildHook(s ExecSettings, env *childEnv, exit *execExit, log *zap.Logger
 // newExecDaemon is the daemon of exec mode: its jobs first run one refresh
 // interval after the initial sync, which has just read everything.
 func newExecDaemon(p DaemonParams) (*Daemon, error) {
-	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
-		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
-		Notify: p.Notify, Recovery: p.Recovery, DelayFirstRun: true,
-	})
+	return NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"),
+		DaemonSettings{ShutdownTimeout: p.Env.ShutdownTimeout, DelayFirstRun: true}, p.DaemonOptions)
 }
 
 func newExecReloader(p ReloaderParams) *Reloader {
-	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
-		Watch: p.Env.WatchConfig, Recorder: p.Recorder, NoSIGHUP: true,
-	})
+	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"),
+		ReloaderSettings{Watch: p.Env.WatchConfig, NoSIGHUP: true}, p.ReloaderOptions)
 }
 
 // ExecParams are Exec's dependencies in fx.

@@ -88,17 +88,15 @@ func newWorld(t testing.TB, srv *vaulttest.Server, bs breaker.Settings) *world {
 	}
 	w.states = &stateLog{next: w.metrics}
 	w.breaker = breaker.NewBreaker(bs, w.log, w.states)
-	w.client, err = vault.NewClient(vault.Options{
-		Vault:   config.Vault{Address: srv.Addr, Timeout: config.NewDuration(5 * time.Second)},
-		Logger:  w.log.Named("vault"),
-		Breaker: w.breaker,
+	w.client, err = vault.NewClient(vault.Settings{
+		Vault: config.Vault{Address: srv.Addr, Timeout: config.NewDuration(5 * time.Second)},
 		LookupEnv: func(k string) (string, bool) {
 			if k == "VAULT_TOKEN" {
 				return srv.Token, true
 			}
 			return "", false
 		},
-	})
+	}, vault.Options{Logger: w.log.Named("vault"), Breaker: w.breaker})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +122,8 @@ func loadConfig(t testing.TB, dir, text string) *config.Config {
 
 func (w *world) daemon(t testing.TB, cfg *config.Config) *jobs.Daemon {
 	t.Helper()
-	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonOptions{
-		Vault: w.client, Status: w.status, Recorder: w.metrics, ShutdownTimeout: 5 * time.Second,
-	})
+	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second},
+		jobs.DaemonOptions{Vault: w.client, Status: w.status, Recorder: w.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,15 +62,11 @@ func newSyncer(p SyncerParams) *Syncer {
 type DaemonParams struct {
 	fx.In
 
-	Config   *config.Config
-	Env      config.Env
-	Syncer   *Syncer
-	Log      *zap.Logger
-	Vault    VaultUpdater   `optional:"true"`
-	Status   StatusSink     `optional:"true"`
-	Recorder Recorder       `optional:"true"`
-	Notify   NotifySettings `optional:"true"`
-	Recovery RecoverySignal `optional:"true"`
+	Config *config.Config
+	Env    config.Env
+	Syncer *Syncer
+	Log    *zap.Logger
+	DaemonOptions
 }
 
 // DaemonRunParams are what the run command's Daemon needs on top of
@@ -83,11 +79,8 @@ type DaemonRunParams struct {
 }
 
 func newDaemon(p DaemonRunParams) (*Daemon, error) {
-	d, err := NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"), DaemonOptions{
-		Vault: p.Vault, Status: p.Status, Recorder: p.Recorder, ShutdownTimeout: p.Env.ShutdownTimeout,
-		Notify:   p.Notify,
-		Recovery: p.Recovery,
-	})
+	d, err := NewDaemon(p.Config, p.Syncer, p.Log.Named("jobs"),
+		DaemonSettings{ShutdownTimeout: p.Env.ShutdownTimeout}, p.DaemonOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +92,12 @@ func newDaemon(p DaemonRunParams) (*Daemon, error) {
 type ReloaderParams struct {
 	fx.In
 
-	Config   *config.Config
-	Env      config.Env
-	Loader   *config.Loader
-	Daemon   *Daemon
-	Log      *zap.Logger
-	Recorder ReloadRecorder `optional:"true"`
+	Config *config.Config
+	Env    config.Env
+	Loader *config.Loader
+	Daemon *Daemon
+	Log    *zap.Logger
+	ReloaderOptions
 }
 
 // ReloaderRunParams are what the run command's Reloader needs on top of
@@ -119,9 +112,8 @@ type ReloaderRunParams struct {
 // newReloader's hook comes after the daemon's (the reloader depends on
 // it), so it stops first: no reload during shutdown.
 func newReloader(p ReloaderRunParams) *Reloader {
-	r := NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"), ReloaderOptions{
-		Watch: p.Env.WatchConfig, Recorder: p.Recorder,
-	})
+	r := NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"),
+		ReloaderSettings{Watch: p.Env.WatchConfig}, p.ReloaderOptions)
 	p.Lifecycle.Append(fx.StartStopHook(r.Start, r.Stop))
 	return r
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
@@ -68,21 +69,28 @@ type Reloader struct {
 	done     chan struct{}
 }
 
-// ReloaderOptions configure NewReloader.
-type ReloaderOptions struct {
+// ReloaderSettings are NewReloader's plain values.
+type ReloaderSettings struct {
 	Watch    bool          // SIDECAR_WATCH_CONFIG
 	Debounce time.Duration // 0: DefaultDebounce
-	Recorder ReloadRecorder
 	// NoSIGHUP leaves SIGHUP alone (exec mode forwards it to the child);
 	// reloads then follow the file watcher only.
 	NoSIGHUP bool
 }
 
+// ReloaderOptions are the Reloader's collaborators; a nil Recorder counts
+// nothing. In fx, each is taken from the graph when provided.
+type ReloaderOptions struct {
+	fx.In
+
+	Recorder ReloadRecorder `optional:"true"`
+}
+
 // NewReloader reloads cfg's file with loader and hands valid configs to apply.
-func NewReloader(cfg *config.Config, loader *config.Loader, apply Applier, log *zap.Logger, o ReloaderOptions) *Reloader {
+func NewReloader(cfg *config.Config, loader *config.Loader, apply Applier, log *zap.Logger, s ReloaderSettings, o ReloaderOptions) *Reloader {
 	r := &Reloader{
 		path: cfg.File, loader: loader, apply: apply, rec: o.Recorder, log: log,
-		watch: o.Watch, sighup: !o.NoSIGHUP, debounce: o.Debounce,
+		watch: s.Watch, sighup: !s.NoSIGHUP, debounce: s.Debounce,
 		watching: map[string]bool{}, targets: map[string]bool{},
 	}
 	if r.debounce <= 0 {

@@ -20,7 +20,7 @@ import (
 func (w *world) reloader(t testing.TB, cfg *config.Config, d *jobs.Daemon, watch bool) *jobs.Reloader {
 	t.Helper()
 	r := jobs.NewReloader(cfg, &config.Loader{Templates: render.Checker{}}, d, w.log.Named("reload"),
-		jobs.ReloaderOptions{Watch: watch, Debounce: 100 * time.Millisecond, Recorder: w.metrics})
+		jobs.ReloaderSettings{Watch: watch, Debounce: 100 * time.Millisecond}, jobs.ReloaderOptions{Recorder: w.metrics})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

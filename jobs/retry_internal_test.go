@@ -47,12 +47,12 @@ func TestWaitRetryAfterRejectedLogin(t *testing.T) {
 		}
 		return p
 	}
-	c, err := vault.NewClient(vault.Options{
+	c, err := vault.NewClient(vault.Settings{
 		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{
 			Mount: mount, RoleIDFile: write("role", roleID), SecretIDFile: write("sid", "wrong"),
 		}}},
 		LookupEnv: func(string) (string, bool) { return "", false },
-	})
+	}, vault.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,9 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		breaker.Module,
 		vault.Module,
 		as[*vault.Client](new(jobs.Fetcher)),
-		// Retries waiting out a backoff start again when the breaker closes.
-		as[*breaker.Breaker](new(jobs.RecoverySignal)),
+		// The breaker guards the Vault client and probes Vault while open;
+		// retries waiting out a backoff start again when it closes.
+		as[*breaker.Breaker](new(vault.Breaker), new(jobs.RecoverySignal)),
 	}
 }
 

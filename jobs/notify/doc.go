@@ -4,7 +4,7 @@
 //
 // # Use
 //
-//	n := notify.NewNotifier(notify.Options{Settings: cfg.Notify, Log: log, Recorder: m, Status: st})
+//	n := notify.NewNotifier(notify.Settings{Notify: cfg.Notify}, notify.Options{Log: log, Recorder: m, Status: st})
 //	_ = n.Start(ctx)               // starts the window loop; never blocks
 //	n.Changed(notify.Change{...})  // after a write that really changed content
 //	n.Update(newCfg.Notify)        // on config reload

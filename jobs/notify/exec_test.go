@@ -73,7 +73,7 @@ func TestExecOncePerWindowWithoutCredentials(t *testing.T) {
 	action := execAction(0, "sh", "-c", `env -0 > "$1"; echo run >> "$2"`, "sh", envFile, runsFile)
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := start(t, notify.Options{Settings: fast(3), Log: log, Recorder: r, Status: status{r}, Environ: sidecarEnv})
+	n := start(t, notify.Settings{Notify: fast(3), Environ: sidecarEnv}, notify.Options{Log: log, Recorder: r, Status: status{r}})
 
 	n.Changed(change("tls", action))
 	n.Changed(change("db", action))
@@ -135,7 +135,7 @@ func TestExecOutputIsRedactedAndBounded(t *testing.T) {
 		base64.StdEncoding.EncodeToString([]byte(secret)), "MIIEvQIBADANBgkqhkiG9w0B", "hvs.token-value-0001", filler)
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := start(t, notify.Options{Settings: fast(1), Log: log, Recorder: r, Status: status{r}, Environ: sidecarEnv})
+	n := start(t, notify.Settings{Notify: fast(1), Environ: sidecarEnv}, notify.Options{Log: log, Recorder: r, Status: status{r}})
 	c := change("db", action)
 	c.Redact = []logging.Redacted{logging.Redacted(secret), logging.Redacted(pem), "quote\"d<value>&more", "abc"}
 	n.Changed(c)
@@ -175,7 +175,7 @@ func TestExecTimeoutKillsTheProcessGroup(t *testing.T) {
 	// The shell starts a child of its own and waits: both must go.
 	action := execAction(300*time.Millisecond, "sh", "-c", `sleep 300 & echo $! > "$1"; wait`, "sh", childPID)
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(1), Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(1)}, notify.Options{Recorder: r, Status: status{r}})
 	began := time.Now()
 	n.Changed(change("db", action))
 	r.wait(t, 1)
@@ -217,7 +217,7 @@ func TestExecFailureIsRetriedThenReported(t *testing.T) {
 	action := execAction(0, "sh", "-c", `echo try >> "$1"; echo broken >&2; exit 3`, "sh", tries)
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := start(t, notify.Options{Settings: fast(3), Log: log, Recorder: r, Status: status{r}, Backoff: 10 * time.Millisecond})
+	n := start(t, notify.Settings{Notify: fast(3), Backoff: 10 * time.Millisecond}, notify.Options{Log: log, Recorder: r, Status: status{r}})
 	n.Changed(change("db", action))
 	n.Changed(change("api", action))
 	r.wait(t, 1)
@@ -244,7 +244,7 @@ func TestExecFailureIsRetriedThenReported(t *testing.T) {
 func TestExecStdinIsDevNull(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "stdin")
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(1), Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(1)}, notify.Options{Recorder: r, Status: status{r}})
 	n.Changed(change("db", execAction(5*time.Second, "sh", "-c", `cat > "$1"; readlink /proc/self/fd/0 >> "$1"`, "sh", out)))
 	r.wait(t, 1)
 	b, _ := os.ReadFile(out)
@@ -260,7 +260,7 @@ func TestDistinctActionsAcrossSecrets(t *testing.T) {
 		return execAction(timeout, "sh", "-c", `echo "$1" >> "$2"`, "sh", tag, log)
 	}
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(1), Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(1)}, notify.Options{Recorder: r, Status: status{r}})
 	// a: spelled with and without the default timeout; b: another
 	// argument; c: another timeout. Each secret's list runs in order.
 	n.Changed(change("s1", cmd("a", 0), cmd("b", 0)))

@@ -188,9 +188,9 @@ func (r *runs) wait(t *testing.T, n int) {
 }
 
 // start runs a Notifier with the real clock and stops it at the end.
-func start(t *testing.T, o notify.Options) *notify.Notifier {
+func start(t *testing.T, s notify.Settings, o notify.Options) *notify.Notifier {
 	t.Helper()
-	n := notify.NewNotifier(o)
+	n := notify.NewNotifier(s, o)
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

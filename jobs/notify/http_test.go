@@ -70,7 +70,7 @@ func TestHTTPOncePerWindow(t *testing.T) {
 	action := httpAction(url, 0, map[string]string{"x-tenant": "t1", "X-Both": "from-config"}, headers)
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := start(t, notify.Options{Settings: fast(3), Log: log, Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(3)}, notify.Options{Log: log, Recorder: r, Status: status{r}})
 
 	n.Changed(change("db", action))
 	n.Changed(change("api", action))
@@ -157,7 +157,7 @@ func TestHTTPFailures(t *testing.T) {
 	}
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := start(t, notify.Options{Settings: fast(3), Log: log, Recorder: r, Status: status{r}, Backoff: 10 * time.Millisecond})
+	n := start(t, notify.Settings{Notify: fast(3), Backoff: 10 * time.Millisecond}, notify.Options{Log: log, Recorder: r, Status: status{r}})
 	for i, c := range cases {
 		began := time.Now()
 		n.Changed(change(c.secret, c.action))

@@ -1,9 +1,7 @@
 package notify
 
 import (
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
-	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
@@ -21,20 +19,15 @@ type Params struct {
 
 	Lifecycle fx.Lifecycle
 	Config    *config.Config
-	Log       *zap.Logger
-	Recorder  Recorder             `optional:"true"`
-	Status    StatusSink           `optional:"true"`
-	Tracer    trace.TracerProvider `optional:"true"`
-	Hooks     []Hook               `group:"notify_hooks"`
+	Options
 }
 
 // New builds the Notifier from the loaded config and ties it to the app's
 // lifecycle.
 func New(p Params) *Notifier {
-	n := NewNotifier(Options{
-		Settings: p.Config.Notify, Log: p.Log.Named("notify"), Recorder: p.Recorder,
-		Status: p.Status, Tracer: p.Tracer, Hooks: p.Hooks,
-	})
+	o := p.Options
+	o.Log = o.Log.Named("notify")
+	n := NewNotifier(Settings{Notify: p.Config.Notify}, o)
 	p.Lifecycle.Append(fx.StartStopHook(n.Start, n.Stop))
 	return n
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
@@ -21,18 +22,13 @@ import (
 // aborted action to return (an exec's killed group to be reaped).
 const stopGrace = 2 * time.Second
 
-// Options configure NewNotifier; nil fields get harmless defaults.
-type Options struct {
-	// Settings are notify: (zero fields get the defaults).
-	Settings config.Notify
-	Log      *zap.Logger
-	Recorder Recorder
-	Status   StatusSink
-	Tracer   trace.TracerProvider
+// Settings are NewNotifier's plain values; zero fields get the defaults.
+type Settings struct {
+	// Notify is the config's notify: block.
+	Notify config.Notify
 	// Clock times windows, splay and backoff (nil: the real clock).
 	// Timeouts of exec and http always use the real clock.
 	Clock clockwork.Clock
-	Hooks []Hook
 	// Environ is the environment exec actions start from (nil: os.Environ).
 	Environ func() []string
 	// ProcRoot is where processes are looked up by name (default /proc).
@@ -40,6 +36,19 @@ type Options struct {
 	// Backoff is the wait before the second attempt, doubled for each
 	// further one (default 1s).
 	Backoff time.Duration
+}
+
+// Options are the Notifier's collaborators; nil fields get harmless
+// defaults. In fx, each is taken from the graph: Log always, Recorder,
+// Status and Tracer when provided, Hooks from the "notify_hooks" group.
+type Options struct {
+	fx.In
+
+	Log      *zap.Logger
+	Recorder Recorder             `optional:"true"`
+	Status   StatusSink           `optional:"true"`
+	Tracer   trace.TracerProvider `optional:"true"`
+	Hooks    []Hook               `group:"notify_hooks"`
 }
 
 // Notifier collects changes into windows and runs their actions. Its
@@ -74,11 +83,11 @@ type Notifier struct {
 
 // NewNotifier returns a Notifier, usable without fx; nothing runs before
 // Start.
-func NewNotifier(o Options) *Notifier {
+func NewNotifier(s Settings, o Options) *Notifier {
 	n := &Notifier{
-		log: o.Log, rec: o.Recorder, status: o.Status, clock: o.Clock, hooks: o.Hooks,
-		environ: o.Environ, procRoot: o.ProcRoot, backoff: o.Backoff, self: os.Getpid(),
-		settings: o.Settings, client: newHTTPClient(),
+		log: o.Log, rec: o.Recorder, status: o.Status, clock: s.Clock, hooks: o.Hooks,
+		environ: s.Environ, procRoot: s.ProcRoot, backoff: s.Backoff, self: os.Getpid(),
+		settings: s.Notify, client: newHTTPClient(),
 		wake: make(chan struct{}, 1), updated: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}

@@ -87,11 +87,11 @@ func settings(debounce time.Duration) config.Notify {
 }
 
 // startFake runs a Notifier on a fake clock.
-func startFake(t *testing.T, o notify.Options) (*notify.Notifier, *clockwork.FakeClock) {
+func startFake(t *testing.T, s notify.Settings, o notify.Options) (*notify.Notifier, *clockwork.FakeClock) {
 	t.Helper()
 	clock := clockwork.NewFakeClock()
-	o.Clock = clock
-	n := notify.NewNotifier(o)
+	s.Clock = clock
+	n := notify.NewNotifier(s, o)
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func advance(t *testing.T, c *clockwork.FakeClock, d time.Duration) {
 
 func TestWindowIsFixedNotSliding(t *testing.T) {
 	h := newHook()
-	n, clock := startFake(t, notify.Options{Settings: settings(2 * time.Second), Hooks: []notify.Hook{h}})
+	n, clock := startFake(t, notify.Settings{Notify: settings(2 * time.Second)}, notify.Options{Hooks: []notify.Hook{h}})
 	n.Changed(change("s0"))
 	opened := clock.Now()
 	// A change every 500ms: a sliding window would never close.
@@ -147,7 +147,7 @@ func TestWindowIsFixedNotSliding(t *testing.T) {
 func TestChangesWhileRunningOpenTheNextWindow(t *testing.T) {
 	h := newHook()
 	h.block = make(chan struct{})
-	n, clock := startFake(t, notify.Options{Settings: settings(time.Second), Hooks: []notify.Hook{h}})
+	n, clock := startFake(t, notify.Settings{Notify: settings(time.Second)}, notify.Options{Hooks: []notify.Hook{h}})
 	n.Changed(change("a"))
 	advance(t, clock, time.Second)
 	h.next(t) // running, blocked
@@ -166,7 +166,7 @@ func TestChangesWhileRunningOpenTheNextWindow(t *testing.T) {
 
 func TestCreatedBatchAndDuplicateDestinations(t *testing.T) {
 	h := newHook()
-	n, clock := startFake(t, notify.Options{Settings: settings(time.Second), Hooks: []notify.Hook{h}})
+	n, clock := startFake(t, notify.Settings{Notify: settings(time.Second)}, notify.Options{Hooks: []notify.Hook{h}})
 	c := change("a")
 	c.Created = true
 	n.Changed(c)
@@ -186,8 +186,8 @@ func TestCreatedBatchAndDuplicateDestinations(t *testing.T) {
 func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 	h := newHook()
 	r := newRuns()
-	n, clock := startFake(t, notify.Options{Settings: settings(2 * time.Second), Hooks: []notify.Hook{named{h}},
-		Recorder: r, Status: status{r}})
+	n, clock := startFake(t, notify.Settings{Notify: settings(2 * time.Second)},
+		notify.Options{Hooks: []notify.Hook{named{h}}, Recorder: r, Status: status{r}})
 	n.Changed(change("a"))
 	if err := clock.BlockUntilContext(context.Background(), 1); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 func TestStopRunsPendingChanges(t *testing.T) {
 	h := newHook()
 	clock := clockwork.NewFakeClock()
-	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clock})
+	n := notify.NewNotifier(notify.Settings{Notify: settings(time.Hour), Clock: clock}, notify.Options{Hooks: []notify.Hook{h}})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestStopRunsPendingChanges(t *testing.T) {
 func TestStopAnnouncesChangesMadeWhileItDrains(t *testing.T) {
 	h := newHook()
 	h.block = make(chan struct{})
-	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Clock: clockwork.NewFakeClock()})
+	n := notify.NewNotifier(notify.Settings{Notify: settings(time.Hour), Clock: clockwork.NewFakeClock()}, notify.Options{Hooks: []notify.Hook{h}})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +284,8 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 	h.block = make(chan struct{}) // never released: only ctx ends it
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := notify.NewNotifier(notify.Options{Settings: settings(time.Hour), Hooks: []notify.Hook{h}, Log: log,
-		Recorder: r, Status: status{r}, Clock: clockwork.NewFakeClock()})
+	n := notify.NewNotifier(notify.Settings{Notify: settings(time.Hour), Clock: clockwork.NewFakeClock()},
+		notify.Options{Hooks: []notify.Hook{h}, Log: log, Recorder: r, Status: status{r}})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 }
 
 func TestStopWithoutStart(t *testing.T) {
-	n := notify.NewNotifier(notify.Options{})
+	n := notify.NewNotifier(notify.Settings{}, notify.Options{})
 	n.Changed(change("a", execAction(0, "true")))
 	if err := n.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestChangedNeverBlocks(t *testing.T) {
 	started := filepath.Join(dir, "started")
 	hang := execAction(time.Minute, "sh", "-c", `touch "$1"; exec sleep 60`, "sh", started)
 	r := newRuns()
-	n := notify.NewNotifier(notify.Options{Settings: fast(3), Recorder: r, Status: status{r}})
+	n := notify.NewNotifier(notify.Settings{Notify: fast(3)}, notify.Options{Recorder: r, Status: status{r}})
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestOneSpanPerRunLinkedToTheSyncs(t *testing.T) {
 		return s.SpanContext()
 	}
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(1), Tracer: tp, Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(1)}, notify.Options{Tracer: tp, Recorder: r, Status: status{r}})
 	secret := "span-secret-value-0009"
 	action := execAction(0, "sh", "-c", `echo "$1"`, "sh", secret)
 	links := []trace.SpanContext{syncSpan(), syncSpan()}

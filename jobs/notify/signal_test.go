@@ -30,7 +30,7 @@ func TestSignalOncePerWindowByPIDFile(t *testing.T) {
 	a := startApp(t, self, "app")
 	pidFile := a.pidFile(t)
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(3), Recorder: r, Status: status{r}, Backoff: 10 * time.Millisecond})
+	n := start(t, notify.Settings{Notify: fast(3), Backoff: 10 * time.Millisecond}, notify.Options{Recorder: r, Status: status{r}})
 
 	// Nothing changed: nothing is sent.
 	time.Sleep(settle)
@@ -82,7 +82,7 @@ func TestSignalByProcessName(t *testing.T) {
 	prefix := startApp(t, copyBinary(t, "x"+name), "/usr/bin/x"+name) // comm and argv[0] contain name
 	r := newRuns()
 	log, logs := logtest.New(t)
-	n := start(t, notify.Options{Settings: fast(1), Log: log, Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(1)}, notify.Options{Log: log, Recorder: r, Status: status{r}})
 
 	n.Changed(change("db", signalAction("USR1", "", name)))
 	n.Changed(change("api", signalAction("SIGUSR1", "", name)))
@@ -110,7 +110,7 @@ func TestSignalByProcessName(t *testing.T) {
 
 func TestSignalNoProcessFails(t *testing.T) {
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(3), Recorder: r, Status: status{r}, Backoff: 10 * time.Millisecond})
+	n := start(t, notify.Settings{Notify: fast(3), Backoff: 10 * time.Millisecond}, notify.Options{Recorder: r, Status: status{r}})
 	n.Changed(change("db", signalAction("HUP", "", "no-such-process-anywhere")))
 	r.wait(t, 1)
 	reps := r.reports("db")
@@ -134,7 +134,7 @@ func TestSignalNeverSelf(t *testing.T) {
 	signal.Notify(got, syscall.SIGWINCH)
 	defer signal.Stop(got)
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(1), Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(1)}, notify.Options{Recorder: r, Status: status{r}})
 	n.Changed(change("db", signalAction("WINCH", "", strings.TrimSpace(string(comm)))))
 	r.wait(t, 1)
 	select {
@@ -201,7 +201,7 @@ func TestPIDFileRules(t *testing.T) {
 		cases = append(cases, struct{ name, path, want string }{"another user's process", foreign, "owned by uid 54321 but names process"})
 	}
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(1), Recorder: r, Status: status{r}})
+	n := start(t, notify.Settings{Notify: fast(1)}, notify.Options{Recorder: r, Status: status{r}})
 	for i, c := range cases {
 		n.Changed(notify.Change{Secret: c.name, Destination: c.path, Actions: []config.Action{signalAction("HUP", c.path, "")}})
 		r.wait(t, i+1)
@@ -228,7 +228,7 @@ func TestPIDFileRules(t *testing.T) {
 
 func TestSignalUnknownNameFailsAtOnce(t *testing.T) {
 	r := newRuns()
-	n := start(t, notify.Options{Settings: fast(3), Recorder: r, Status: status{r}, Backoff: time.Hour})
+	n := start(t, notify.Settings{Notify: fast(3), Backoff: time.Hour}, notify.Options{Recorder: r, Status: status{r}})
 	n.Changed(change("db", signalAction("SIGNOPE", "/run/app.pid", "")))
 	r.wait(t, 1)
 	if reps := r.reports("db"); reps[0].Attempts != 1 || !strings.Contains(reps[0].Error, `unknown signal "SIGNOPE"`) {

@@ -52,11 +52,10 @@ func TestTokenFromEnv(t *testing.T) {
 	path, policy := seedSecret(t, srv, map[string]any{"password": "env-token-value"})
 	token := srv.CreateToken(t, map[string]any{"policies": []string{policy}, "ttl": "1h"})
 	log, logs := newLogger(t)
-	c := newClient(t, Options{
+	c := newClient(t, Settings{
 		Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
-		Logger:    log,
 		LookupEnv: env("VAULT_TOKEN", token),
-	})
+	}, Options{Logger: log})
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +69,10 @@ func TestTokenFromEnv(t *testing.T) {
 }
 
 func TestTokenMethodNeedsAToken(t *testing.T) {
-	_, err := NewClient(Options{
+	_, err := NewClient(Settings{
 		Vault:     config.Vault{Address: "http://127.0.0.1:1", Auth: config.Auth{Method: config.AuthToken}},
 		LookupEnv: env(),
-	})
+	}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "VAULT_TOKEN") {
 		t.Fatalf("err = %v, want one naming token_file and VAULT_TOKEN", err)
 	}
@@ -87,12 +86,11 @@ func TestTokenFileRotation(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "token", first)
 	log, logs := newLogger(t)
-	c := newClient(t, Options{
-		Vault:  config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken, TokenFile: file}},
-		Logger: log,
+	c := newClient(t, Settings{
+		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken, TokenFile: file}},
 		// VAULT_TOKEN is set too: token_file wins.
 		LookupEnv: env("VAULT_TOKEN", "not-a-valid-token"),
-	})
+	}, Options{Logger: log})
 	mustRead(t, c, path, "rotated-file-value")
 	if got := c.currentToken(); got != first {
 		t.Fatal("client does not use the token file's token")
@@ -138,11 +136,10 @@ func TestAppRole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.auth.Mount = mount
 			log, logs := newLogger(t)
-			c := newClient(t, Options{
+			c := newClient(t, Settings{
 				Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: tc.auth}},
-				Logger:    log,
 				LookupEnv: env(tc.env...),
-			})
+			}, Options{Logger: log})
 			mustRead(t, c, path, "approle-value") // logs in first
 			if !strings.Contains(logs.String(), `"logged in to vault"`) {
 				t.Errorf("login not logged:\n%s", logs.String())
@@ -151,11 +148,11 @@ func TestAppRole(t *testing.T) {
 	}
 
 	t.Run("wrong secret_id is an auth error", func(t *testing.T) {
-		c := newClient(t, Options{
+		c := newClient(t, Settings{
 			Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{
 				Mount: mount, RoleIDFile: writeFile(t, dir, "role-id-3", roleID), SecretIDFile: writeFile(t, dir, "bad", "wrong-secret-id-1234"),
 			}}},
-		})
+		}, Options{})
 		_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: path, KVVersion: config.KV2})
 		if err == nil || !IsAuthError(err) {
 			t.Fatalf("err = %v, want an auth error", err)
@@ -165,11 +162,11 @@ func TestAppRole(t *testing.T) {
 		}
 	})
 	t.Run("missing role_id file is an auth error", func(t *testing.T) {
-		c := newClient(t, Options{
+		c := newClient(t, Settings{
 			Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{
 				Mount: mount, RoleIDFile: dir + "/absent",
 			}}},
-		})
+		}, Options{})
 		_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: path, KVVersion: config.KV2})
 		if err == nil || !IsAuthError(err) || !strings.Contains(err.Error(), "absent") {
 			t.Fatalf("err = %v, want an auth error naming the file", err)
@@ -226,9 +223,11 @@ func TestJWT(t *testing.T) {
 		Expiry: josejwt.NewNumericDate(now.Add(time.Hour)),
 	})
 	file := writeFile(t, t.TempDir(), "jwt", token)
-	c := newClient(t, Options{Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
-		Method: config.AuthJWT, JWT: config.JWT{Mount: mount, Role: "myapp", TokenFile: file},
-	}}})
+	c := newClient(t, Settings{
+		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
+			Method: config.AuthJWT, JWT: config.JWT{Mount: mount, Role: "myapp", TokenFile: file},
+		}},
+	}, Options{})
 	mustRead(t, c, path, "jwt-value")
 
 	t.Run("a JWT signed by another key is refused", func(t *testing.T) {
@@ -237,9 +236,11 @@ func TestJWT(t *testing.T) {
 			Issuer: "https://issuer.test", Subject: "myapp", Audience: josejwt.Audience{"secrets-sidecar"},
 			Expiry: josejwt.NewNumericDate(now.Add(time.Hour)),
 		}))
-		c := newClient(t, Options{Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
-			Method: config.AuthJWT, JWT: config.JWT{Mount: mount, Role: "myapp", TokenFile: bad},
-		}}})
+		c := newClient(t, Settings{
+			Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
+				Method: config.AuthJWT, JWT: config.JWT{Mount: mount, Role: "myapp", TokenFile: bad},
+			}},
+		}, Options{})
 		_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: path, KVVersion: config.KV2})
 		if !IsAuthError(err) {
 			t.Fatalf("err = %v, want an auth error", err)
@@ -323,9 +324,11 @@ func TestKubernetes(t *testing.T) {
 		"token_policies": []string{policy}, "token_ttl": "1h",
 	})
 	file := writeFile(t, t.TempDir(), "token", kube.jwt)
-	c := newClient(t, Options{Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
-		Method: config.AuthKubernetes, Kubernetes: config.Kubernetes{Mount: mount, Role: "myapp", TokenFile: file},
-	}}})
+	c := newClient(t, Settings{
+		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
+			Method: config.AuthKubernetes, Kubernetes: config.Kubernetes{Mount: mount, Role: "myapp", TokenFile: file},
+		}},
+	}, Options{})
 	mustRead(t, c, path, "kubernetes-value")
 	kube.mu.Lock()
 	reviewed := kube.reviewed
@@ -336,9 +339,11 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("a token the API does not accept is refused", func(t *testing.T) {
 		other := writeFile(t, t.TempDir(), "token", signJWT(t, key, saClaims, map[string]any{"jti": "another"}))
-		c := newClient(t, Options{Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
-			Method: config.AuthKubernetes, Kubernetes: config.Kubernetes{Mount: mount, Role: "myapp", TokenFile: other},
-		}}})
+		c := newClient(t, Settings{
+			Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{
+				Method: config.AuthKubernetes, Kubernetes: config.Kubernetes{Mount: mount, Role: "myapp", TokenFile: other},
+			}},
+		}, Options{})
 		_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: path, KVVersion: config.KV2})
 		if err == nil || !IsAuthError(err) {
 			t.Fatalf("err = %v, want an auth error", err)

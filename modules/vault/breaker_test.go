@@ -77,11 +77,11 @@ func TestBreakerOpensOnVaultFaults(t *testing.T) {
 			states := &stateRecorder{}
 			log, logs := newLogger(t)
 			b := breaker.NewBreaker(breaker.Settings{MaxFailures: maxFailures, OpenTimeout: time.Second, Interval: time.Minute}, log, states)
-			c := newClient(t, Options{
+			c := newClient(t, Settings{
 				Vault: config.Vault{Address: addr, Timeout: config.NewDuration(200 * time.Millisecond),
 					Auth: config.Auth{Method: config.AuthToken}},
-				Logger: log, Breaker: b, LookupEnv: env("VAULT_TOKEN", "test-token"),
-			})
+				LookupEnv: env("VAULT_TOKEN", "test-token"),
+			}, Options{Logger: log, Breaker: b})
 			req := ReadRequest{Mount: "secret", Path: "app", KVVersion: config.KV2}
 			f.set(fault)
 			for i := range maxFailures {
@@ -136,10 +136,10 @@ func TestBreakerIgnoresClientErrors(t *testing.T) {
 			f, addr := newFaultServer(t)
 			states := &stateRecorder{}
 			b := breaker.NewBreaker(breaker.Settings{MaxFailures: 2, OpenTimeout: time.Minute, Interval: time.Minute}, nil, states)
-			c := newClient(t, Options{
-				Vault:   config.Vault{Address: addr, Auth: config.Auth{Method: config.AuthToken}},
-				Breaker: b, LookupEnv: env("VAULT_TOKEN", "test-token"),
-			})
+			c := newClient(t, Settings{
+				Vault:     config.Vault{Address: addr, Auth: config.Auth{Method: config.AuthToken}},
+				LookupEnv: env("VAULT_TOKEN", "test-token"),
+			}, Options{Breaker: b})
 			f.set(fault)
 			for range 10 {
 				_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: "app", KVVersion: config.KV2})

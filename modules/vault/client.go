@@ -17,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -32,8 +33,10 @@ const tracerName = "github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 
 // Breaker guards every call to Vault; *breaker.Breaker implements it.
 // done gets the call's outcome and, for a failure, its cause (no secrets).
+// In fx, New gives it the client's Probe to run while it is open.
 type Breaker interface {
 	Allow() (done func(o breaker.Outcome, cause string), err error)
+	SetProbe(p breaker.Probe)
 }
 
 // TokenObserver is told the token's expiry whenever it is learnt or
@@ -46,29 +49,38 @@ type TokenObserver interface {
 	LoginDone(method string, result LoginResult)
 }
 
-// Options configure NewClient.
-type Options struct {
+// Settings are NewClient's plain values.
+type Settings struct {
 	// Vault is the config file's vault: block.
 	Vault config.Vault
-	// Logger receives the client's logs (nil: none).
-	Logger *zap.Logger
-	// Breaker guards every call (nil: calls are not guarded).
-	Breaker Breaker
-	// TokenObserver, optional, is told the token's expiry.
-	TokenObserver TokenObserver
-	// TracerProvider, optional, traces logins, reads and HTTP calls.
-	TracerProvider trace.TracerProvider
 	// LookupEnv reads VAULT_TOKEN, VAULT_ROLE_ID and VAULT_SECRET_ID
 	// (nil: os.LookupEnv). The Vault library reads its own VAULT_*
 	// variables from the process environment.
 	LookupEnv func(string) (string, bool)
 }
 
+// Options are the client's collaborators; nil fields get harmless
+// defaults. In fx, each is taken from the graph: Logger and Breaker
+// always, TokenObserver and TracerProvider when provided.
+type Options struct {
+	fx.In
+
+	// Logger receives the client's logs (nil: none).
+	Logger *zap.Logger
+	// Breaker guards every call (nil: calls are not guarded).
+	Breaker Breaker
+	// TokenObserver is told the token's expiry.
+	TokenObserver TokenObserver `optional:"true"`
+	// TracerProvider traces logins, reads and HTTP calls.
+	TracerProvider trace.TracerProvider `optional:"true"`
+}
+
 // Client reads secrets from Vault. It is safe for concurrent use; Update
 // swaps its configuration atomically.
 type Client struct {
-	opts Options
-	log  *zap.Logger
+	opts      Options
+	lookupEnv func(string) (string, bool)
+	log       *zap.Logger
 
 	cur  atomic.Pointer[conn]
 	gate *loginGate // rejected credentials, across vault: reloads
@@ -80,16 +92,16 @@ type Client struct {
 	running sync.WaitGroup // renewer goroutines
 }
 
-// NewClient builds a client from opts without contacting Vault.
-func NewClient(opts Options) (*Client, error) {
+// NewClient builds a client for s.Vault without contacting Vault.
+func NewClient(s Settings, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = os.LookupEnv
+	if s.LookupEnv == nil {
+		s.LookupEnv = os.LookupEnv
 	}
-	c := &Client{opts: opts, log: opts.Logger, gate: newLoginGate()}
-	cn, err := c.newConn(opts.Vault)
+	c := &Client{opts: opts, lookupEnv: s.LookupEnv, log: opts.Logger, gate: newLoginGate()}
+	cn, err := c.newConn(s.Vault)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +207,7 @@ func (c *Client) newConn(vc config.Vault) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	method, tokens, err := newAuth(vc.Auth, c.opts.LookupEnv)
+	method, tokens, err := newAuth(vc.Auth, c.lookupEnv)
 	if err != nil {
 		return nil, err
 	}

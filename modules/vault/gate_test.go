@@ -110,7 +110,7 @@ func TestAppRoleRejectedIsNotRepeated(t *testing.T) {
 	}}}
 	log, logs := newLogger(t)
 	obs := &expiryRecorder{}
-	c := newClient(t, Options{Vault: vc, Logger: log, TokenObserver: obs})
+	c := newClient(t, Settings{Vault: vc}, Options{Logger: log, TokenObserver: obs})
 	if err := c.Start(t.Context()); err != nil { // logs in (rejected); the renewer then waits
 		t.Fatal(err)
 	}
@@ -173,9 +173,11 @@ func TestJWTRejectedIsNotRepeated(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "jwt", badJWT)
 	proxy := newLoginCounter(t, srv.Addr)
-	c := newClient(t, Options{Vault: config.Vault{Address: proxy.URL, Auth: config.Auth{
-		Method: config.AuthJWT, JWT: config.JWT{Mount: mount, Role: "app", TokenFile: file},
-	}}})
+	c := newClient(t, Settings{
+		Vault: config.Vault{Address: proxy.URL, Auth: config.Auth{
+			Method: config.AuthJWT, JWT: config.JWT{Mount: mount, Role: "app", TokenFile: file},
+		}},
+	}, Options{})
 	errs := hammer(t, c, path, 15)
 	if n := proxy.count(); n != 1 {
 		t.Fatalf("%d logins with one rejected JWT, want 1", n)
@@ -213,9 +215,11 @@ func TestKubernetesRejectedIsNotRepeated(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "token", stale)
 	proxy := newLoginCounter(t, srv.Addr)
-	c := newClient(t, Options{Vault: config.Vault{Address: proxy.URL, Auth: config.Auth{
-		Method: config.AuthKubernetes, Kubernetes: config.Kubernetes{Mount: mount, Role: "myapp", TokenFile: file},
-	}}})
+	c := newClient(t, Settings{
+		Vault: config.Vault{Address: proxy.URL, Auth: config.Auth{
+			Method: config.AuthKubernetes, Kubernetes: config.Kubernetes{Mount: mount, Role: "myapp", TokenFile: file},
+		}},
+	}, Options{})
 	errs := hammer(t, c, path, 15)
 	if n := proxy.count(); n != 1 {
 		t.Fatalf("%d logins with one rejected service account token, want 1", n)
@@ -236,11 +240,10 @@ func TestVaultTroubleIsNotARejection(t *testing.T) {
 			f, addr := newFaultServer(t)
 			f.set(fault)
 			obs := &expiryRecorder{}
-			c := newClient(t, Options{
+			c := newClient(t, Settings{
 				Vault: config.Vault{Address: addr, Auth: config.Auth{Method: config.AuthAppRole,
 					AppRole: config.AppRole{RoleIDFile: writeFile(t, t.TempDir(), "role", "r")}}},
-				TokenObserver: obs,
-			})
+			}, Options{TokenObserver: obs})
 			for range 3 {
 				_, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: "app", KVVersion: config.KV2})
 				if err == nil || IsLoginRejected(err) || !IsUnavailable(err) {

@@ -36,12 +36,12 @@ func env(pairs ...string) func(string) (string, bool) {
 }
 
 // newClient builds a client and stops it when the test ends.
-func newClient(t *testing.T, o Options) *Client {
+func newClient(t *testing.T, s Settings, o Options) *Client {
 	t.Helper()
-	if o.LookupEnv == nil {
-		o.LookupEnv = env()
+	if s.LookupEnv == nil {
+		s.LookupEnv = env()
 	}
-	c, err := NewClient(o)
+	c, err := NewClient(s, o)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
@@ -58,10 +58,10 @@ func newClient(t *testing.T, o Options) *Client {
 // tokenClient is a token-method client for srv with the given token.
 func tokenClient(t *testing.T, srv *vaulttest.Server, token string) *Client {
 	t.Helper()
-	return newClient(t, Options{
+	return newClient(t, Settings{
 		Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
 		LookupEnv: env(envToken, token),
-	})
+	}, Options{})
 }
 
 var nameSeq atomic.Int64

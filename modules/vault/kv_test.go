@@ -176,10 +176,10 @@ func TestPreflightDeniedFallsBack(t *testing.T) {
 	srv.PutKV2(t, "secret", v2path, map[string]any{"password": "fallback-v2"})
 	srv.PutKV1(t, "kv", v1path, map[string]any{"password": "fallback-v1"})
 	addr, preflights := denyPreflight(t, srv)
-	c := newClient(t, Options{
+	c := newClient(t, Settings{
 		Vault:     config.Vault{Address: addr, Auth: config.Auth{Method: config.AuthToken}},
 		LookupEnv: env("VAULT_TOKEN", srv.Token),
-	})
+	}, Options{})
 	for range 2 {
 		sec, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: v2path, KVVersion: config.KVAuto})
 		if err != nil || sec.KVVersion != 2 || sec.Data["password"] != "fallback-v2" {
@@ -208,10 +208,10 @@ func TestPermissionDenied(t *testing.T) {
 	srv.Policy(t, policy, readPolicy("secret/data/"+allowed))
 	roleID, secretID := srv.AppRole(t, mount, "app", map[string]any{"token_policies": policy, "token_ttl": "1h"})
 	log, logs := newLogger(t)
-	c := newClient(t, Options{
-		Vault:  config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: mount}}},
-		Logger: log, LookupEnv: env("VAULT_ROLE_ID", roleID, "VAULT_SECRET_ID", secretID),
-	})
+	c := newClient(t, Settings{
+		Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: mount}}},
+		LookupEnv: env("VAULT_ROLE_ID", roleID, "VAULT_SECRET_ID", secretID),
+	}, Options{Logger: log})
 	mustRead(t, c, allowed, "allowed")
 	first := c.currentToken()
 
@@ -263,10 +263,11 @@ func TestBadRequests(t *testing.T) {
 func BenchmarkRead(b *testing.B) {
 	srv := vaulttest.Shared(b)
 	srv.PutKV2(b, "secret", "bench/app", map[string]any{"password": "bench"})
-	c, err := NewClient(Options{
+	c, err := NewClient(Settings{
 		Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
-		Breaker:   breaker.NewBreaker(breaker.Settings{MaxFailures: 5, OpenTimeout: time.Second}, nil, nil),
 		LookupEnv: env("VAULT_TOKEN", srv.Token),
+	}, Options{
+		Breaker: breaker.NewBreaker(breaker.Settings{MaxFailures: 5, OpenTimeout: time.Second}, nil, nil),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -301,10 +302,10 @@ func TestParallelReadsShareOnePreflight(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(ts.Close)
-	c := newClient(t, Options{
+	c := newClient(t, Settings{
 		Vault:     config.Vault{Address: ts.URL, Auth: config.Auth{Method: config.AuthToken}},
 		LookupEnv: env("VAULT_TOKEN", srv.Token),
-	})
+	}, Options{})
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Add(1)

@@ -26,13 +26,11 @@ func TestTokenLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	log, logs := newLogger(t)
 	expiries := &expiryRecorder{}
-	c := newClient(t, Options{
+	c := newClient(t, Settings{
 		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{
 			Mount: mount, RoleIDFile: writeFile(t, dir, "role-id", roleID), SecretIDFile: writeFile(t, dir, "secret-id", secretID),
 		}}},
-		Logger:        log,
-		TokenObserver: expiries,
-	})
+	}, Options{Logger: log, TokenObserver: expiries})
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -84,10 +82,10 @@ func TestStaticTokenLifecycle(t *testing.T) {
 	t.Run("renewable", func(t *testing.T) {
 		token := srv.CreateToken(t, map[string]any{"policies": []string{policy}, "ttl": "3s", "explicit_max_ttl": "1h"})
 		log, logs := newLogger(t)
-		c := newClient(t, Options{
-			Vault:  config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
-			Logger: log, LookupEnv: env("VAULT_TOKEN", token),
-		})
+		c := newClient(t, Settings{
+			Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
+			LookupEnv: env("VAULT_TOKEN", token),
+		}, Options{Logger: log})
 		if err := c.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -101,10 +99,10 @@ func TestStaticTokenLifecycle(t *testing.T) {
 	t.Run("not renewable", func(t *testing.T) {
 		token := srv.CreateToken(t, map[string]any{"policies": []string{policy}, "ttl": "3s", "renewable": false})
 		log, logs := newLogger(t)
-		c := newClient(t, Options{
-			Vault:  config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
-			Logger: log, LookupEnv: env("VAULT_TOKEN", token),
-		})
+		c := newClient(t, Settings{
+			Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken}},
+			LookupEnv: env("VAULT_TOKEN", token),
+		}, Options{Logger: log})
 		if err := c.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -125,10 +123,10 @@ func TestStartWithVaultDown(t *testing.T) {
 	addr := "http://" + l.Addr().String()
 	_ = l.Close() // nothing listens there now
 	log, logs := newLogger(t)
-	c := newClient(t, Options{
-		Vault:  config.Vault{Address: addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: "approle"}}},
-		Logger: log, LookupEnv: env("VAULT_ROLE_ID", "role"),
-	})
+	c := newClient(t, Settings{
+		Vault:     config.Vault{Address: addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: "approle"}}},
+		LookupEnv: env("VAULT_ROLE_ID", "role"),
+	}, Options{Logger: log})
 	start := time.Now()
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatalf("Start failed with Vault down: %v", err)
@@ -159,10 +157,10 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 	roleID, secretID := srv.AppRole(t, mount, "app", map[string]any{"token_policies": policy, "token_ttl": "1h"})
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
-	c, err := NewClient(Options{
+	c, err := NewClient(Settings{
 		Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: mount}}},
 		LookupEnv: env("VAULT_ROLE_ID", roleID, "VAULT_SECRET_ID", secretID),
-	})
+	}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

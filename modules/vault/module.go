@@ -1,16 +1,14 @@
 package vault
 
 import (
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
-	"go.uber.org/zap"
 
-	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
 // Module provides the *Client, started and stopped with the app. It needs
-// the breaker module; a TokenObserver and a TracerProvider are optional.
+// a logger and a Breaker (the breaker module's, bound with fx.As); a
+// TokenObserver and a TracerProvider are optional.
 var Module = fx.Module("vault",
 	fx.Provide(New),
 )
@@ -19,13 +17,10 @@ var Module = fx.Module("vault",
 type Params struct {
 	fx.In
 
-	Config         *config.Config
-	Env            config.Env // SIDECAR_ENABLE_TRACING
-	Logger         *zap.Logger
-	Lifecycle      fx.Lifecycle
-	Breaker        *breaker.Breaker
-	TokenObserver  TokenObserver        `optional:"true"`
-	TracerProvider trace.TracerProvider `optional:"true"`
+	Config *config.Config
+	Env    config.Env // SIDECAR_ENABLE_TRACING
+	Options
+	Lifecycle fx.Lifecycle
 }
 
 // New builds the client from the config's vault: block. Logins, reads and
@@ -33,16 +28,11 @@ type Params struct {
 // TracerProvider is supplied; with tracing off the HTTP transport is not
 // wrapped at all (the tracing module then supplies a no-op provider).
 func New(p Params) (*Client, error) {
-	opts := Options{
-		Vault:         p.Config.Vault,
-		Logger:        p.Logger,
-		Breaker:       p.Breaker,
-		TokenObserver: p.TokenObserver,
+	opts := p.Options
+	if !p.Env.EnableTracing {
+		opts.TracerProvider = nil
 	}
-	if p.Env.EnableTracing {
-		opts.TracerProvider = p.TracerProvider
-	}
-	c, err := NewClient(opts)
+	c, err := NewClient(Settings{Vault: p.Config.Vault}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,11 @@ func (o *observers) BreakerState(s breaker.State) {
 	o.mu.Unlock()
 }
 
+// breakerModule is the breaker module with its *Breaker bound to
+// vault.Breaker, as main binds it.
+var breakerModule = fx.Options(breaker.Module,
+	fx.Provide(fx.Annotate(func(b *breaker.Breaker) *breaker.Breaker { return b }, fx.As(new(vault.Breaker)))))
+
 func TestModule(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	srv.PutKV2(t, "secret", "module/app", map[string]any{"password": "from-module"})
@@ -81,7 +86,7 @@ func TestModule(t *testing.T) {
 	obs := &observers{}
 	var client *vault.Client
 	app := fxtest.New(t,
-		breaker.Module,
+		breakerModule,
 		vault.Module,
 		fx.Supply(cfg, env, log),
 		fx.Provide(
@@ -126,7 +131,7 @@ func TestModuleWithoutOptionals(t *testing.T) {
 	cfg := &config.Config{Vault: config.Vault{Address: "http://127.0.0.1:1", Auth: config.Auth{
 		Method: config.AuthToken, TokenFile: t.TempDir() + "/token",
 	}}}
-	fxtest.New(t, breaker.Module, vault.Module, fx.Supply(cfg, env, zap.NewNop()), fx.Invoke(func(*vault.Client) {})).
+	fxtest.New(t, breakerModule, vault.Module, fx.Supply(cfg, env, zap.NewNop()), fx.Invoke(func(*vault.Client) {})).
 		RequireStart().RequireStop()
 }
 
@@ -144,7 +149,7 @@ func TestModuleTracing(t *testing.T) {
 		rec := tracetest.NewSpanRecorder()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 		var client *vault.Client
-		app := fxtest.New(t, breaker.Module, vault.Module,
+		app := fxtest.New(t, breakerModule, vault.Module,
 			fx.Supply(cfg, env, zap.NewNop()),
 			fx.Provide(func() trace.TracerProvider { return tp }),
 			fx.Populate(&client))

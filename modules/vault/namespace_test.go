@@ -67,10 +67,10 @@ func TestNamespace(t *testing.T) {
 
 	h, addr := namespaceServer(t)
 	auth := config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: "approle"}}
-	c := newClient(t, Options{
+	c := newClient(t, Settings{
 		Vault:     config.Vault{Address: addr, Namespace: "team-a", Auth: auth},
 		LookupEnv: env("VAULT_ROLE_ID", "role"),
-	})
+	}, Options{})
 	readTwo(t, c)
 	for path, got := range h.namespaces() {
 		for _, ns := range got {
@@ -86,10 +86,10 @@ func TestNamespace(t *testing.T) {
 	// Without a namespace in the file, VAULT_NAMESPACE applies; the first
 	// client's namespace does not leak into a second one.
 	h2, addr2 := namespaceServer(t)
-	c2 := newClient(t, Options{
+	c2 := newClient(t, Settings{
 		Vault:     config.Vault{Address: addr2, Auth: auth},
 		LookupEnv: env("VAULT_ROLE_ID", "role"),
-	})
+	}, Options{})
 	readTwo(t, c2)
 	for path, got := range h2.namespaces() {
 		for _, ns := range got {

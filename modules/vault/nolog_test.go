@@ -60,12 +60,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	var errs []error
 
-	approle := newClient(t, Options{
+	approle := newClient(t, Settings{
 		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{
 			Mount: mount, RoleIDFile: writeFile(t, dir, "role", roleID), SecretIDFile: writeFile(t, dir, "sid", secretID),
 		}}},
-		Logger: log,
-	})
+	}, Options{Logger: log})
 	if err := approle.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -86,12 +85,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		errs = append(errs, err)
 	}
 
-	jwtClient := newClient(t, Options{
+	jwtClient := newClient(t, Settings{
 		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthJWT, JWT: config.JWT{
 			Mount: jwtMount, Role: "app", TokenFile: writeFile(t, dir, "jwt", jwt),
 		}}},
-		Logger: log,
-	})
+	}, Options{Logger: log})
 	if err := jwtClient.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -101,12 +99,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	remember(jwtClient)
 
 	badSecretID := "bad-secret-id-" + uniq(t)
-	bad := newClient(t, Options{
+	bad := newClient(t, Settings{
 		Vault: config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{
 			Mount: mount, RoleIDFile: writeFile(t, dir, "role2", roleID), SecretIDFile: writeFile(t, dir, "bad", badSecretID),
 		}}},
-		Logger: log,
-	})
+	}, Options{Logger: log})
 	if err := bad.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

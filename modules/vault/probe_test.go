@@ -42,10 +42,10 @@ func TestOpenBreakerNamesItsCause(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	b := breaker.NewBreaker(breaker.Settings{MaxFailures: 2, OpenTimeout: time.Minute, Interval: time.Minute}, nil, nil)
-	c := newClient(t, Options{
-		Vault:   config.Vault{Address: "http://" + addr, Auth: config.Auth{Method: config.AuthToken}},
-		Breaker: b, LookupEnv: env("VAULT_TOKEN", "unused"),
-	})
+	c := newClient(t, Settings{
+		Vault:     config.Vault{Address: "http://" + addr, Auth: config.Auth{Method: config.AuthToken}},
+		LookupEnv: env("VAULT_TOKEN", "unused"),
+	}, Options{Breaker: b})
 	req := ReadRequest{Mount: "secret", Path: "app", KVVersion: config.KV2}
 	for range 2 {
 		if _, err := c.Read(t.Context(), req); !IsUnavailable(err) {

@@ -64,9 +64,8 @@ func TestURLUserinfoNeverShown(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
 	b := breaker.NewBreaker(breaker.Settings{MaxFailures: 2, OpenTimeout: time.Minute, Interval: time.Minute}, log, nil)
 	vc := config.Vault{Address: withUserinfo(proxy.URL), Auth: config.Auth{Method: config.AuthToken}}
-	c := newClient(t, Options{
-		Vault: vc, Logger: log, Breaker: b, TracerProvider: tp, LookupEnv: env("VAULT_TOKEN", srv.Token),
-	})
+	c := newClient(t, Settings{Vault: vc, LookupEnv: env("VAULT_TOKEN", srv.Token)},
+		Options{Logger: log, Breaker: b, TracerProvider: tp})
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

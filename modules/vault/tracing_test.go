@@ -21,11 +21,10 @@ func TestTracing(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
-	c := newClient(t, Options{
-		Vault:          config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: mount}}},
-		TracerProvider: tp,
-		LookupEnv:      env("VAULT_ROLE_ID", roleID, "VAULT_SECRET_ID", secretID),
-	})
+	c := newClient(t, Settings{
+		Vault:     config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{Mount: mount}}},
+		LookupEnv: env("VAULT_ROLE_ID", roleID, "VAULT_SECRET_ID", secretID),
+	}, Options{TracerProvider: tp})
 
 	ctx, parent := tp.Tracer("test").Start(t.Context(), "sync secret")
 	for range 2 {

@@ -18,7 +18,7 @@ func TestUpdate(t *testing.T) {
 	dir := t.TempDir()
 	tokenCfg := config.Vault{Address: srv.Addr, Auth: config.Auth{Method: config.AuthToken, TokenFile: writeFile(t, dir, "token", token)}}
 	log, logs := newLogger(t)
-	c := newClient(t, Options{Vault: tokenCfg, Logger: log})
+	c := newClient(t, Settings{Vault: tokenCfg}, Options{Logger: log})
 	if err := c.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
