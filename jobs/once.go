@@ -66,7 +66,12 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	start := time.Now()
 
 	errs := make([]error, len(o.cfg.Secrets))
-	o.plans = make([]Plan, len(o.cfg.Secrets))
+	// Plans are the dry run's output (one stdout line each); a sync has
+	// none, so that it prints nothing there.
+	o.plans = nil
+	if o.dryRun {
+		o.plans = make([]Plan, len(o.cfg.Secrets))
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(o.workers, len(o.cfg.Secrets)); w++ {
@@ -74,7 +79,11 @@ func (o *Once) Run(ctx context.Context) []Failure {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				errs[i] = o.one(ctx, o.cfg.Secrets[i], &o.plans[i])
+				var plan *Plan
+				if o.dryRun {
+					plan = &o.plans[i]
+				}
+				errs[i] = o.one(ctx, o.cfg.Secrets[i], plan)
 			}
 		}()
 	}
@@ -89,7 +98,9 @@ func (o *Once) Run(ctx context.Context) []Failure {
 		if err != nil {
 			sec := o.cfg.Secrets[i]
 			failed = append(failed, Failure{Secret: sec.Name, Err: err})
-			o.plans[i] = Plan{Secret: sec.Name, Destination: sec.Destination, Action: PlanError, Err: err}
+			if o.dryRun {
+				o.plans[i] = Plan{Secret: sec.Name, Destination: sec.Destination, Action: PlanError, Err: err}
+			}
 		}
 	}
 	done, notDone, finished := "written", "secret not written", "once finished"
@@ -108,7 +119,7 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	return failed
 }
 
-// one syncs a secret (in a dry run: plans it into plan), retrying until it
+// one syncs a secret (in a dry run: plans it into plan, else nil), retrying until it
 // succeeds or ctx ends. An error that cannot succeed (IsPermanent, a
 // destination a dry run cannot read) fails at once; a login Vault
 // rejected waits for new credentials (or the retry time), without more
