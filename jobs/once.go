@@ -8,7 +8,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
@@ -72,6 +74,15 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	if o.dryRun {
 		o.plans = make([]Plan, len(o.cfg.Secrets))
 	}
+	// One directory fsync per directory once every file is renamed into
+	// place, instead of one per file: exit 0 still means every file is
+	// durable, and a crash before then leaves old files or none, never
+	// partial ones (files.Batch).
+	syncer, batch := o.syncer, (*files.Batch)(nil)
+	if !o.dryRun {
+		batch = files.NewBatch()
+		syncer = syncer.withBatch(batch)
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(o.workers, len(o.cfg.Secrets)); w++ {
@@ -83,7 +94,7 @@ func (o *Once) Run(ctx context.Context) []Failure {
 				if o.dryRun {
 					plan = &o.plans[i]
 				}
-				errs[i] = o.one(ctx, o.cfg.Secrets[i], plan)
+				errs[i] = o.one(ctx, syncer, o.cfg.Secrets[i], plan)
 			}
 		}()
 	}
@@ -92,6 +103,17 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	}
 	close(next)
 	wg.Wait()
+	if batch != nil {
+		if err := batch.Sync(); err != nil {
+			// Rare (an I/O error): which renames it concerns is unclear,
+			// so none of the written files counts as durable.
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = &SyncError{Secret: o.cfg.Secrets[i].Name, Stage: metrics.StageWrite, Err: err}
+				}
+			}
+		}
+	}
 
 	var failed []Failure
 	for i, err := range errs {
@@ -124,8 +146,8 @@ func (o *Once) Run(ctx context.Context) []Failure {
 // destination a dry run cannot read) fails at once; a login Vault
 // rejected waits for new credentials (or the retry time), without more
 // logins.
-func (o *Once) one(ctx context.Context, sec config.Secret, plan *Plan) error {
-	job, err := o.syncer.NewJob(sec)
+func (o *Once) one(ctx context.Context, syncer *Syncer, sec config.Secret, plan *Plan) error {
+	job, err := syncer.NewJob(sec)
 	if err != nil {
 		return err
 	}
@@ -140,9 +162,9 @@ func (o *Once) one(ctx context.Context, sec config.Secret, plan *Plan) error {
 		}
 		recovered := recoveredChan(o.recovery)
 		if o.dryRun {
-			*plan, last = o.syncer.Plan(ctx, job)
+			*plan, last = syncer.Plan(ctx, job)
 		} else {
-			last = o.syncer.Sync(ctx, job)
+			last = syncer.Sync(ctx, job)
 		}
 		var dest destError
 		if last == nil || IsPermanent(last) || errors.As(last, &dest) {
