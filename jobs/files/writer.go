@@ -6,7 +6,8 @@
 // destination, and the directory is fsynced after the rename: a reader sees
 // the old file or the new one, never a partial or empty one, even if the
 // process is killed mid-write. Nothing is ever deleted or truncated on
-// failure.
+// failure. A Batch (once) fsyncs each directory once after all its
+// renames instead of after each.
 //
 // The application sharing the volume can rename, remove and plant links
 // at any moment, so no operation ever goes through a path: the
