@@ -8,7 +8,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
@@ -66,7 +68,21 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	start := time.Now()
 
 	errs := make([]error, len(o.cfg.Secrets))
-	o.plans = make([]Plan, len(o.cfg.Secrets))
+	// Plans are the dry run's output (one stdout line each); a sync has
+	// none, so that it prints nothing there.
+	o.plans = nil
+	if o.dryRun {
+		o.plans = make([]Plan, len(o.cfg.Secrets))
+	}
+	// One directory fsync per directory once every file is renamed into
+	// place, instead of one per file: exit 0 still means every file is
+	// durable, and a crash before then leaves old files or none, never
+	// partial ones (files.Batch).
+	syncer, batch := o.syncer, (*files.Batch)(nil)
+	if !o.dryRun {
+		batch = files.NewBatch()
+		syncer = syncer.withBatch(batch)
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(o.workers, len(o.cfg.Secrets)); w++ {
@@ -74,7 +90,11 @@ func (o *Once) Run(ctx context.Context) []Failure {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				errs[i] = o.one(ctx, o.cfg.Secrets[i], &o.plans[i])
+				var plan *Plan
+				if o.dryRun {
+					plan = &o.plans[i]
+				}
+				errs[i] = o.one(ctx, syncer, o.cfg.Secrets[i], plan)
 			}
 		}()
 	}
@@ -83,13 +103,26 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	}
 	close(next)
 	wg.Wait()
+	if batch != nil {
+		if err := batch.Sync(); err != nil {
+			// Rare (an I/O error): which renames it concerns is unclear,
+			// so none of the written files counts as durable.
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = &SyncError{Secret: o.cfg.Secrets[i].Name, Stage: metrics.StageWrite, Err: err}
+				}
+			}
+		}
+	}
 
 	var failed []Failure
 	for i, err := range errs {
 		if err != nil {
 			sec := o.cfg.Secrets[i]
 			failed = append(failed, Failure{Secret: sec.Name, Err: err})
-			o.plans[i] = Plan{Secret: sec.Name, Destination: sec.Destination, Action: PlanError, Err: err}
+			if o.dryRun {
+				o.plans[i] = Plan{Secret: sec.Name, Destination: sec.Destination, Action: PlanError, Err: err}
+			}
 		}
 	}
 	done, notDone, finished := "written", "secret not written", "once finished"
@@ -108,13 +141,13 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	return failed
 }
 
-// one syncs a secret (in a dry run: plans it into plan), retrying until it
+// one syncs a secret (in a dry run: plans it into plan, else nil), retrying until it
 // succeeds or ctx ends. An error that cannot succeed (IsPermanent, a
 // destination a dry run cannot read) fails at once; a login Vault
 // rejected waits for new credentials (or the retry time), without more
 // logins.
-func (o *Once) one(ctx context.Context, sec config.Secret, plan *Plan) error {
-	job, err := o.syncer.NewJob(sec)
+func (o *Once) one(ctx context.Context, syncer *Syncer, sec config.Secret, plan *Plan) error {
+	job, err := syncer.NewJob(sec)
 	if err != nil {
 		return err
 	}
@@ -129,9 +162,9 @@ func (o *Once) one(ctx context.Context, sec config.Secret, plan *Plan) error {
 		}
 		recovered := recoveredChan(o.recovery)
 		if o.dryRun {
-			*plan, last = o.syncer.Plan(ctx, job)
+			*plan, last = syncer.Plan(ctx, job)
 		} else {
-			last = o.syncer.Sync(ctx, job)
+			last = syncer.Sync(ctx, job)
 		}
 		var dest destError
 		if last == nil || IsPermanent(last) || errors.As(last, &dest) {

@@ -147,6 +147,9 @@ type Syncer struct {
 	notify  ChangeNotifier
 	observe DataObserver
 	reads   *singleflight.Group
+	// batch, when set, takes the writes and leaves their directory fsync
+	// to its Sync (once).
+	batch *files.Batch
 }
 
 // SyncerOptions configure NewSyncer; nil fields get harmless defaults. In
@@ -188,6 +191,15 @@ func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
 func (s *Syncer) WithoutNotifier() *Syncer {
 	c := *s
 	c.notify = nil
+	return &c
+}
+
+// withBatch returns a Syncer that shares this one's reads and outlets
+// but writes through b: the renames become durable in b.Sync, one
+// directory fsync per directory instead of one per file.
+func (s *Syncer) withBatch(b *files.Batch) *Syncer {
+	c := *s
+	c.batch = b
 	return &c
 }
 
@@ -321,10 +333,15 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	}
 
 	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", sec.Destination)))
-	wres, err := files.Write(files.File{
+	file := files.File{
 		Path: sec.Destination, Content: content, Mode: sec.Mode.FileMode, DirMode: sec.DirMode.FileMode,
 		UID: sec.Owner, GID: sec.Group,
-	})
+	}
+	write := files.Write
+	if s.batch != nil {
+		write = s.batch.Write
+	}
+	wres, err := write(file)
 	wspan.SetAttributes(attribute.Bool("file.written", wres.Written), attribute.Bool("file.content_changed", wres.ContentChanged))
 	endSpan(wspan, err)
 	if err != nil {

@@ -53,9 +53,12 @@ secrets:
   - {name: db, path: %[1]s/db, destination: %[2]s/out/db.env, template: "U={{ .user }} P={{ .pass }}"}
   - {name: legacy, mount: kv, path: %[1]s/legacy, destination: %[2]s/out/legacy, key: k}
 `, p, dir))
-	code, _, stderr := runCLI(t, "once", "--config", cfg, "--timeout", "30s")
+	code, stdout, stderr := runCLI(t, "once", "--config", cfg, "--timeout", "30s")
 	if code != exitOK {
 		t.Fatalf("once: exit %d\n%s", code, stderr)
+	}
+	if stdout != "" { // stdout is the dry run's; a sync prints nothing there
+		t.Errorf("once printed to stdout: %q", stdout)
 	}
 	for f, want := range map[string]string{"db.env": "U=u1 P=p1", "legacy": "v"} {
 		if got, _ := os.ReadFile(filepath.Join(dir, "out", f)); string(got) != want {
@@ -81,9 +84,12 @@ secrets:
   - {name: ghost, path: %[1]s/ghost, destination: %[2]s/out/ghost, key: v}
 `, p, dir))
 	start := time.Now()
-	code, _, stderr := runCLI(t, "once", "--config", cfg, "--timeout", "3s")
+	code, stdout, stderr := runCLI(t, "once", "--config", cfg, "--timeout", "3s")
 	if code != exitFailure {
 		t.Fatalf("once with a missing path: exit %d, want 1\n%s", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("once printed to stdout (failures belong in the log): %q", stdout)
 	}
 	if took := time.Since(start); took < 3*time.Second {
 		t.Errorf("gave up after %s, before --timeout 3s", took)

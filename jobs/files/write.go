@@ -29,6 +29,19 @@ type Entry struct {
 // a device) is replaced, never written through or read from; a directory
 // there is an error.
 func (d *Dir) Write(e Entry) (Result, error) {
+	res, err := d.write(e)
+	if err != nil || !res.Written {
+		return res, err
+	}
+	if err := d.sync(); err != nil {
+		return Result{}, fmt.Errorf("write %s: %w", d.join(e.Name), err)
+	}
+	return res, nil
+}
+
+// write is Write without the directory fsync: the rename is done, but
+// not yet durable.
+func (d *Dir) write(e Entry) (Result, error) {
 	if err := checkName(e.Name); err != nil {
 		return Result{}, err
 	}
@@ -93,7 +106,7 @@ func (d *Dir) current(e Entry) (state, error) {
 }
 
 // replace writes e to a new temporary file in d and renames it over
-// e.Name.
+// e.Name. The caller makes the rename durable (d.sync).
 func (d *Dir) replace(e Entry) (err error) {
 	tmp, err := tempName(e.Name)
 	if err != nil {
@@ -140,7 +153,7 @@ func (d *Dir) replace(e Entry) (err error) {
 		}
 		return &os.LinkError{Op: "rename", Old: d.join(tmp), New: d.join(e.Name), Err: err}
 	}
-	return d.sync()
+	return nil
 }
 
 func tempName(name string) (string, error) {

@@ -6,7 +6,8 @@
 // destination, and the directory is fsynced after the rename: a reader sees
 // the old file or the new one, never a partial or empty one, even if the
 // process is killed mid-write. Nothing is ever deleted or truncated on
-// failure.
+// failure. A Batch (once) fsyncs each directory once after all its
+// renames instead of after each.
 //
 // The application sharing the volume can rename, remove and plant links
 // at any moment, so no operation ever goes through a path: the
@@ -62,12 +63,23 @@ type Result struct {
 // does nothing when the file already matches. Missing parent directories
 // are made with f.DirMode.
 func Write(f File) (Result, error) {
+	d, e, err := open(f)
+	if err != nil {
+		return Result{}, err
+	}
+	defer d.Close()
+	return d.Write(e)
+}
+
+// open opens f's directory (making missing ones) and returns the entry to
+// write there.
+func open(f File) (*Dir, Entry, error) {
 	if !filepath.IsAbs(f.Path) {
-		return Result{}, fmt.Errorf("destination %q is not absolute", f.Path)
+		return nil, Entry{}, fmt.Errorf("destination %q is not absolute", f.Path)
 	}
 	dir, name := filepath.Split(filepath.Clean(f.Path))
 	if name == "" {
-		return Result{}, fmt.Errorf("destination %q names no file", f.Path)
+		return nil, Entry{}, fmt.Errorf("destination %q names no file", f.Path)
 	}
 	mode := f.DirMode
 	if mode == 0 {
@@ -75,10 +87,9 @@ func Write(f File) (Result, error) {
 	}
 	d, err := OpenDir(dir, mode)
 	if err != nil {
-		return Result{}, err
+		return nil, Entry{}, err
 	}
-	defer d.Close()
-	return d.Write(Entry{Name: name, Content: f.Content, Mode: f.Mode, UID: f.UID, GID: f.GID})
+	return d, Entry{Name: name, Content: f.Content, Mode: f.Mode, UID: f.UID, GID: f.GID}, nil
 }
 
 // CleanTemp removes temporary files an earlier, killed process left next

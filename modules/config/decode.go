@@ -26,6 +26,23 @@ type decoder struct {
 	// file expand into a huge tree ("billion laughs"); the walk stops
 	// instead of following them without end.
 	budget int
+	// structs caches structFields per type: a config of 1,000 secrets
+	// would otherwise build the same key map 1,000 times.
+	structs map[reflect.Type]map[string]int
+}
+
+// structFields is structFields(t), built once per type and decode; the
+// map is only read.
+func (d *decoder) structFields(t reflect.Type) map[string]int {
+	if f, ok := d.structs[t]; ok {
+		return f
+	}
+	if d.structs == nil {
+		d.structs = map[reflect.Type]map[string]int{}
+	}
+	f := structFields(t)
+	d.structs[t] = f
+	return f
 }
 
 // decodeBudget is the number of node visits allowed beyond the number of
@@ -174,7 +191,7 @@ func (d *decoder) nonNull(n *yaml.Node, v reflect.Value, path string) {
 			d.mismatch(n, t, path)
 			return
 		}
-		d.fields(n, v, path, structFields(t), map[string]bool{})
+		d.fields(n, v, path, d.structFields(t), map[string]bool{})
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.mismatch(n, t, path)
