@@ -90,13 +90,42 @@ func TestDaemonPermanentErrorWaitsForRefresh(t *testing.T) {
 secrets:
   - {name: nul, path: %[1]s/nul, destination: %[2]s/out/nul.env, format: env, refresh_interval: 2s}
 `, p, w.dir))
-	fetch := &countingFetcher{next: w.client}
+	fetch := &timedFetcher{next: w.client}
 	w.syncer = jobs.NewSyncer(fetch, w.log.Named("sync"), jobs.SyncerOptions{Status: w.status})
 	w.daemon(t, cfg)
-	time.Sleep(3500 * time.Millisecond) // the first run and one refresh (2 s +-10%)
-	if n := fetch.reads.Load(); n != 2 {
-		t.Fatalf("%d reads in 3.5 s at a 2 s refresh, want 2 (no retries of a render error)", n)
+	// The first refresh comes 0.9 to 1.9 intervals after the first run
+	// (a random phase, then the interval +-10%); a retry would come after
+	// RetryBase (1 s, full jitter), sooner than any refresh.
+	time.Sleep(5 * time.Second)
+	at := fetch.times()
+	if len(at) < 2 {
+		t.Fatalf("%d reads in 5 s at a 2 s refresh, want the first run and a refresh", len(at))
 	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < 1800*time.Millisecond {
+			t.Fatalf("read %d came %v after the one before, sooner than a refresh (0.9 x 2 s): a render error was retried", i+1, gap)
+		}
+	}
+}
+
+// timedFetcher records when each read started.
+type timedFetcher struct {
+	next jobs.Fetcher
+	mu   sync.Mutex
+	at   []time.Time
+}
+
+func (f *timedFetcher) Read(ctx context.Context, req vault.ReadRequest) (*vault.Secret, error) {
+	f.mu.Lock()
+	f.at = append(f.at, time.Now())
+	f.mu.Unlock()
+	return f.next.Read(ctx, req)
+}
+
+func (f *timedFetcher) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.at...)
 }
 
 // pathCounter counts reads by path.
