@@ -360,6 +360,9 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 		} else {
 			removed = append(removed, name)
 			d.rec.Forget(name, e.job.Secret.VaultPath())
+			if h, ok := d.notify.(ValueHolder); ok {
+				h.Forget(name) // its values are no longer the sidecar's to scrub
+			}
 		}
 	}
 	d.cfg = cfg

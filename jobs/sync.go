@@ -26,6 +26,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
@@ -64,6 +65,13 @@ type StatusSink interface {
 // (*notify.Notifier): it runs the secret's change actions.
 type ChangeNotifier interface {
 	Changed(c notify.Change)
+}
+
+// ValueHolder keeps every secret's current values (*notify.Notifier: the
+// output of an exec action with log_output is scrubbed of all of them).
+type ValueHolder interface {
+	Hold(secret string, values []logging.Redacted)
+	Forget(secret string)
 }
 
 // DataObserver sees the data of every successful read (exec mode keeps the
@@ -145,6 +153,7 @@ type Syncer struct {
 	tracer  trace.Tracer
 	log     *zap.Logger
 	notify  ChangeNotifier
+	hold    ValueHolder // the Notifier's, kept by WithoutNotifier
 	observe DataObserver
 	reads   *singleflight.Group
 	// batch, when set, takes the writes and leaves their directory fsync
@@ -171,6 +180,9 @@ type SyncerOptions struct {
 func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
 	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log,
 		notify: o.Notifier, observe: o.Observer, reads: &singleflight.Group{}}
+	if h, ok := o.Notifier.(ValueHolder); ok {
+		s.hold = h
+	}
 	if s.rec == nil {
 		s.rec = nopRecorder{}
 	}
@@ -323,6 +335,9 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	}
 	if s.observe != nil {
 		s.observe.Observed(sec.Name, secret.Data)
+	}
+	if s.hold != nil {
+		s.hold.Hold(sec.Name, notify.Values(secret.Data))
 	}
 
 	_, rspan := s.tracer.Start(ctx, "render")

@@ -92,7 +92,7 @@ func syncingOptions(g globals, env config.Env) []fx.Option {
 			new(notify.Recorder), new(jobs.Recorder), new(jobs.ReloadRecorder)),
 		as[*status.Tracker](new(notify.StatusSink), new(jobs.StatusSink), new(httpserver.Readiness)),
 		as[*notify.Notifier](new(jobs.ChangeNotifier), new(jobs.NotifySettings)),
-		as[*vault.Client](new(jobs.VaultUpdater)),
+		as[*vault.Client](new(jobs.VaultUpdater), new(notify.CredentialSource)),
 	)
 }
 

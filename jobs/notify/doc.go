@@ -72,12 +72,16 @@
 // are OTEL_EXPORTER_OTLP_*HEADERS; it gets SIDECAR_CHANGED (the names of
 // the secrets that asked for this action, sorted, comma-separated) and
 // SIDECAR_CHANGED_FILES (their destinations). Its stdout and stderr are
-// logged, at most 4 KiB each (marked when cut), with every secret value
-// of the batch (Change.Redact, in its raw, JSON-, Go- and base64-encoded
-// forms and line by line) and every dropped credential replaced by
-// [REDACTED]; values shorter than 4 bytes are not scrubbed (they would turn
-// every line into noise and protect nothing). A non-zero exit or a timeout
-// fails the run.
+// not logged, only their sizes (stdout_bytes, stderr_bytes): a command may
+// print any file it can read, in forms no scrubbing recognises. With
+// log_output they are logged, at most 4 KiB each (marked when cut), with
+// every value the sidecar holds (every secret's values, given by Hold, the
+// batch's Change.Redact, the dropped credentials and the CredentialSource's;
+// in their raw, JSON-, Go- and base64-encoded forms and line by line)
+// replaced by [REDACTED]; values shorter than 4 bytes are not scrubbed
+// (they would turn every line into noise and protect nothing). A non-zero
+// exit or a timeout fails the run. The supervisor (exec mode) logs none of
+// its child's output: the child's stdio is the sidecar's own.
 //
 // http sends method (default POST) to url with a timeout (default 5s), the
 // headers of headers and of headers_file (read no-follow at every run, at

@@ -25,8 +25,9 @@ const (
 
 // execAction runs a command, argv with no shell, in its own process group.
 type execAction struct {
-	argv    []string
-	timeout time.Duration
+	argv      []string
+	timeout   time.Duration
+	logOutput bool
 }
 
 func (a *execAction) kind() string   { return KindExec }
@@ -34,7 +35,15 @@ func (a *execAction) target() string { return a.argv[0] }
 
 func (a *execAction) run(ctx context.Context, n *Notifier, in input) ([]zap.Field, error) {
 	env, creds := childEnv(n.environ(), in.secrets, in.files)
-	scrub := in.scrub.with(creds)
+	// The output is logged only when the operator asked for it, and then
+	// scrubbed of every value the sidecar holds: a command may print any
+	// file it can read, not only the ones that changed. Scrubbing cannot
+	// catch a value the command transformed (hex, reversed, split), so by
+	// default only the sizes are logged.
+	scrub, limit := in.scrub.with(creds), 0 // the error text is scrubbed all the same
+	if a.logOutput {
+		scrub, limit = n.heldScrubber(in.scrub, creds), outputLimit
+	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 
@@ -45,16 +54,28 @@ func (a *execAction) run(ctx context.Context, n *Notifier, in input) ([]zap.Fiel
 	// shell's children do not outlive it.
 	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
 	cmd.WaitDelay = execWaitDelay
-	stdout, stderr := newCapture(outputLimit+scrub.longest()), newCapture(outputLimit+scrub.longest())
+	capLimit := 0
+	if limit > 0 {
+		capLimit = limit + scrub.longest()
+	}
+	stdout, stderr := newCapture(capLimit), newCapture(capLimit)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 
 	err := supervisor.RunCommand(cmd) // owned: a PID 1 reaper leaves its status to us
 	var fields []zap.Field
-	if s := stdout.text(scrub, outputLimit); s != "" {
-		fields = append(fields, zap.String("stdout", s))
-	}
-	if s := stderr.text(scrub, outputLimit); s != "" {
-		fields = append(fields, zap.String("stderr", s))
+	for _, c := range []struct {
+		name string
+		out  *capture
+	}{{"stdout", stdout}, {"stderr", stderr}} {
+		if !a.logOutput {
+			if total := c.out.size(); total > 0 {
+				fields = append(fields, zap.Int64(c.name+"_bytes", total))
+			}
+			continue
+		}
+		if s := c.out.text(scrub, limit); s != "" {
+			fields = append(fields, zap.String(c.name, s))
+		}
 	}
 	var exit *exec.ExitError
 	switch {

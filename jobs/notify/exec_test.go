@@ -131,8 +131,8 @@ func TestExecOutputIsRedactedAndBounded(t *testing.T) {
 	// show. stderr prints it in several forms.
 	filler := strings.Repeat("f", 4096-6)
 	script := `printf '%s%s' "$6" "$1"; printf 'tail%.0s' $(seq 1 2000); printf '%s\n' "raw=$1" "json=$2" "b64=$3" "pemline=$4" "cred=$5" "short=abc" >&2`
-	action := execAction(0, "sh", "-c", script, "sh", secret, string(jsonForm[1:len(jsonForm)-1]),
-		base64.StdEncoding.EncodeToString([]byte(secret)), "MIIEvQIBADANBgkqhkiG9w0B", "hvs.token-value-0001", filler)
+	action := logOutput(execAction(0, "sh", "-c", script, "sh", secret, string(jsonForm[1:len(jsonForm)-1]),
+		base64.StdEncoding.EncodeToString([]byte(secret)), "MIIEvQIBADANBgkqhkiG9w0B", "hvs.token-value-0001", filler))
 	r := newRuns()
 	log, logs := logtest.New(t)
 	n := start(t, notify.Settings{Notify: fast(1), Environ: sidecarEnv}, notify.Options{Log: log, Recorder: r, Status: status{r}})
@@ -214,7 +214,7 @@ func gone(pid int) bool {
 
 func TestExecFailureIsRetriedThenReported(t *testing.T) {
 	tries := filepath.Join(t.TempDir(), "tries")
-	action := execAction(0, "sh", "-c", `echo try >> "$1"; echo broken >&2; exit 3`, "sh", tries)
+	action := logOutput(execAction(0, "sh", "-c", `echo try >> "$1"; echo broken >&2; exit 3`, "sh", tries))
 	r := newRuns()
 	log, logs := logtest.New(t)
 	n := start(t, notify.Settings{Notify: fast(3), Backoff: 10 * time.Millisecond}, notify.Options{Log: log, Recorder: r, Status: status{r}})

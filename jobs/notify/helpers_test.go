@@ -221,6 +221,12 @@ func execAction(timeout time.Duration, argv ...string) config.Action {
 	return config.Action{Exec: a}
 }
 
+// logOutput is a with exec.log_output: true.
+func logOutput(a config.Action) config.Action {
+	a.Exec.LogOutput = true
+	return a
+}
+
 func change(secret string, actions ...config.Action) notify.Change {
 	return notify.Change{Secret: secret, Destination: "/secrets/" + secret + ".json", Actions: actions}
 }

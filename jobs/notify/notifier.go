@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 )
 
 // stopGrace bounds how long Stop waits, after its ctx ended, for the
@@ -48,7 +49,9 @@ type Options struct {
 	Recorder Recorder             `optional:"true"`
 	Status   StatusSink           `optional:"true"`
 	Tracer   trace.TracerProvider `optional:"true"`
-	Hooks    []Hook               `group:"notify_hooks"`
+	// Credentials are scrubbed from exec output that is logged.
+	Credentials CredentialSource `optional:"true"`
+	Hooks       []Hook           `group:"notify_hooks"`
 }
 
 // Notifier collects changes into windows and runs their actions. Its
@@ -65,6 +68,10 @@ type Notifier struct {
 	backoff  time.Duration
 	self     int
 	client   *httpClient
+	creds    CredentialSource
+
+	heldMu sync.Mutex
+	held   map[string][]logging.Redacted // Hold
 
 	mu       sync.Mutex
 	settings config.Notify
@@ -87,7 +94,7 @@ func NewNotifier(s Settings, o Options) *Notifier {
 	n := &Notifier{
 		log: o.Log, rec: o.Recorder, status: o.Status, clock: s.Clock, hooks: o.Hooks,
 		environ: s.Environ, procRoot: s.ProcRoot, backoff: s.Backoff, self: os.Getpid(),
-		settings: s.Notify, client: newHTTPClient(),
+		settings: s.Notify, client: newHTTPClient(), creds: o.Credentials,
 		wake: make(chan struct{}, 1), updated: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}

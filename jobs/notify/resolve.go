@@ -63,11 +63,11 @@ func resolveSignal(c config.SignalAction) resolved {
 }
 
 func resolveExec(c config.ExecAction) resolved {
-	a := &execAction{argv: slices.Clone(c.Command), timeout: orDefault(c.Timeout.Duration, DefaultExecTimeout)}
+	a := &execAction{argv: slices.Clone(c.Command), timeout: orDefault(c.Timeout.Duration, DefaultExecTimeout), logOutput: c.LogOutput}
 	if len(a.argv) == 0 || a.argv[0] == "" {
 		return invalid(KindExec, "", errors.New("command is empty"))
 	}
-	return resolved{key: keyOf(KindExec, a.timeout, a.argv), act: a}
+	return resolved{key: keyOf(KindExec, a.timeout, a.argv, a.logOutput), act: a}
 }
 
 func resolveHTTP(c config.HTTPAction) resolved {

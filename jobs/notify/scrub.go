@@ -96,6 +96,13 @@ func (c *capture) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// size is how many bytes were written, kept or not.
+func (c *capture) size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
 // text is the output, at most limit bytes, scrubbed, and marked when cut.
 func (c *capture) text(s *scrubber, limit int) string {
 	c.mu.Lock()

@@ -117,6 +117,11 @@ func TestActionRules(t *testing.T) {
 		{"signal USR2", oneSecret(sig(m{"name": "SIGUSR2", "process": "my-app"})), "", ""},
 		{"exec", oneSecret(exe(m{"command": []any{"/bin/reload"}})), "", ""},
 		{"exec with args", oneSecret(exe(m{"command": []any{"reload", "--fast", 8080}, "timeout": "1m"})), "", ""},
+		{"exec log_output", oneSecret(exe(m{"command": []any{"x"}, "log_output": true})), "", ""},
+		{"exec log_output not a bool", oneSecret(exe(m{"command": []any{"x"}, "log_output": "maybe"})),
+			at + ".exec.log_output", `expected true or false, got string "maybe"`},
+		{"log_output on http", oneSecret(web(m{"url": "http://h", "log_output": true})),
+			at + ".http.log_output", `unknown field "log_output"`},
 		{"http", oneSecret(web(m{"url": "http://127.0.0.1:9000/-/reload"})), "", ""},
 		{"http everything", oneSecret(web(m{
 			"url": "https://u:pw@h/x?t=1", "method": "PATCH", "timeout": "1s",

@@ -240,6 +240,10 @@ type ExecAction struct {
 	Command []string `yaml:"command"`
 	// Timeout kills the command after this long. Default 30s.
 	Timeout Duration `yaml:"timeout"`
+	// LogOutput logs the command's output, scrubbed of every value the
+	// sidecar holds. Off by default: output is counted, never logged,
+	// because no scrubbing catches a value the command transformed.
+	LogOutput bool `yaml:"log_output"`
 }
 
 // HTTPAction calls a URL; a 2xx answer is success.
