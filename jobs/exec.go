@@ -140,7 +140,11 @@ func (x *Exec) main(early chan os.Signal) {
 	})
 	if err != nil {
 		x.log.Error("the command cannot be run", zap.Error(err))
-		x.exit.exit(ExecNotFound)
+		code := ExecCannotRun
+		if errors.Is(err, supervisor.ErrNotFound) {
+			code = ExecNotFound
+		}
+		x.exit.exit(code)
 		return
 	}
 	stopForwarding := supervisor.ForwardSignals(sup)

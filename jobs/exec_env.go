@@ -20,9 +20,11 @@ import (
 // format: env). Values are the text a template sees: strings as they are,
 // json.Number as its text, booleans as true/false, null as "null", nested
 // objects and arrays as their JSON. A secret variable replaces a base
-// variable of the same name (a secret may well be called PATH or
-// VAULT_ADDR: that is the user's choice); two secrets giving the same name
-// are an error. Errors name the secrets and fields, never a value.
+// variable of the same name (a secret may well set VAULT_ADDR or PATH:
+// that is the user's choice, and the command itself is resolved in the
+// sidecar's own PATH, not this one); a dynamic-loader variable
+// (loaderVariable) is refused, and so are two secrets giving the same
+// name. Errors name the secrets and fields, never a value.
 //
 // The order is deterministic: the base's order (of each name's last
 // occurrence, which is the one a process sees), then the secret variables
@@ -38,6 +40,8 @@ func childEnviron(base []string, secretEnv map[string]map[string]any) ([]string,
 			switch other, dup := from[field]; {
 			case !render.EnvName(field):
 				errs = append(errs, fmt.Errorf("secret %q: field %q is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)", secret, field))
+			case loaderVariable(field):
+				errs = append(errs, fmt.Errorf("secret %q: field %q is refused as an environment variable: the dynamic loader or the C library reads it to choose code or files the command loads; set it in the image or with env in the command, not in a secret", secret, field))
 			case dup:
 				errs = append(errs, fmt.Errorf("secrets %q and %q both set the environment variable %s", other, secret, field))
 			case strings.IndexByte(text, 0) >= 0:
@@ -64,6 +68,22 @@ func childEnviron(base []string, secretEnv map[string]map[string]any) ([]string,
 		out = append(out, name+"="+vars[name])
 	}
 	return out, nil
+}
+
+// loaderVariables are the variables, besides LD_*, that glibc ignores for
+// setuid programs because they choose code or files a program loads (or
+// writes: MALLOC_TRACE).
+var loaderVariables = map[string]bool{
+	"GCONV_PATH": true, "GETCONF_DIR": true, "GLIBC_TUNABLES": true, "HOSTALIASES": true,
+	"LOCPATH": true, "MALLOC_TRACE": true, "NLSPATH": true,
+}
+
+// loaderVariable reports whether a variable from a secret could make the
+// command load code its image did not choose: LD_PRELOAD, LD_LIBRARY_PATH,
+// LD_AUDIT and every other LD_* variable, and loaderVariables. Names are
+// case-sensitive, as the loader reads them.
+func loaderVariable(name string) bool {
+	return strings.HasPrefix(name, "LD_") || loaderVariables[name]
 }
 
 // lastOccurrences keeps, of entries with the same name, the last one (the

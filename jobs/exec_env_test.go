@@ -59,6 +59,14 @@ func TestChildEnvironErrors(t *testing.T) {
 			want:    []string{`"kv/app"`, `"db-password"`, `"1ABC"`, `""`, "[A-Za-z_][A-Za-z0-9_]*"},
 		},
 		{
+			name: "dynamic-loader variables",
+			secrets: map[string]map[string]any{"kv/app": {
+				"LD_PRELOAD": "/shared/evil.so", "LD_LIBRARY_PATH": "/shared/lib", "LD_AUDIT": "/shared/a.so",
+				"GCONV_PATH": "/shared/gconv", "GLIBC_TUNABLES": "glibc.x=1",
+			}},
+			want: []string{`"kv/app"`, `"LD_PRELOAD"`, `"LD_LIBRARY_PATH"`, `"LD_AUDIT"`, `"GCONV_PATH"`, `"GLIBC_TUNABLES"`, "dynamic loader"},
+		},
+		{
 			name:    "NUL in a value",
 			secrets: map[string]map[string]any{"kv/app": {"KEY": "value\x00more"}},
 			want:    []string{`"kv/app"`, `"KEY"`, "NUL"},

@@ -5,9 +5,11 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"go.uber.org/dig"
 	"go.uber.org/fx"
@@ -103,14 +105,33 @@ func FxEventLogger(l *zap.Logger) fxevent.Logger {
 	named := l.Named("fx")
 	zl := &fxevent.ZapLogger{Logger: named}
 	zl.UseLogLevel(zapcore.DebugLevel)
-	return fxLogger{ZapLogger: zl, log: named}
+	return fxLogger{ZapLogger: zl, log: named, last: &lastError{}}
 }
 
 // fxLogger is fxevent.ZapLogger with lean error events: the root cause as a
-// plain "error" string instead of dig's multi-line chain and a stack trace.
+// plain "error" string instead of dig's multi-line chain and a stack trace,
+// logged once. A failed constructor is reported again by every invoke that
+// needed it, and a config problem or environment error is printed by the
+// command as plain lines: those repeats go to debug.
 type fxLogger struct {
 	*fxevent.ZapLogger
-	log *zap.Logger
+	log  *zap.Logger
+	last *lastError
+}
+
+// lastError is the root cause last logged at error level.
+type lastError struct {
+	mu  sync.Mutex
+	msg string
+}
+
+// repeat records msg and reports whether it was the last one logged.
+func (e *lastError) repeat(msg string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := e.msg == msg
+	e.msg = msg
+	return seen
 }
 
 // LogEvent implements fxevent.Logger.
@@ -153,5 +174,12 @@ func (l fxLogger) LogEvent(event fxevent.Event) {
 		l.ZapLogger.LogEvent(event)
 		return
 	}
-	l.log.Error(msg, append(fields, zap.String("error", dig.RootCause(err).Error()))...)
+	root := dig.RootCause(err)
+	log := l.log.Error
+	var probs config.Problems
+	var envErr config.EnvError
+	if l.last.repeat(root.Error()) || errors.As(err, &probs) || errors.As(err, &envErr) {
+		log = l.log.Debug
+	}
+	log(msg, append(fields, zap.String("error", root.Error()))...)
 }

@@ -138,12 +138,35 @@ func TestFxErrorsAreConcise(t *testing.T) {
 		t.Fatal("want an error")
 	}
 	got := lines(t, &buf)
-	if len(got) == 0 {
-		t.Fatal("no error logged")
+	if len(got) != 1 {
+		t.Fatalf("want the failure logged once (not again for the invoke that needed it), got:\n%s", buf.String())
 	}
 	for _, l := range got {
 		if l["level"] != "error" || l["error"] != "root cause here" || l["stack"] != nil || l["errorVerbose"] != nil {
 			t.Errorf("want a lean error line with the root cause, got %v", l)
+		}
+	}
+}
+
+// A config problem fails the app's construction, but the command prints it
+// as plain lines: fx's events about it stay at debug, so it is shown once.
+func TestFxUsageErrorsLeftToTheCommand(t *testing.T) {
+	for _, err := range []error{
+		config.Problems{{File: "c.yaml", Msg: "exec --env nosuch: no secret of that name in the config"}},
+		config.EnvError{"VAULT_TOKEN: not set"},
+	} {
+		var buf bytes.Buffer
+		log, _ := logging.NewLogger(logging.Options{}, &buf)
+		app := fx.New(
+			fx.WithLogger(func() fxevent.Logger { return logging.FxEventLogger(log) }),
+			fx.Provide(func() (int, error) { return 0, fmt.Errorf("wrapped: %w", err) }),
+			fx.Invoke(func(int) {}),
+		)
+		if app.Err() == nil {
+			t.Fatal("want an error")
+		}
+		if got := lines(t, &buf); len(got) != 0 {
+			t.Errorf("%T logged at info or above:\n%s", err, buf.String())
 		}
 	}
 }

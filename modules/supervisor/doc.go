@@ -27,9 +27,12 @@
 //
 // # The child
 //
-// Argv[0] is looked up in the PATH of the child's environment (not the
-// sidecar's), skipping relative PATH entries; a name with a slash is used as
-// is. The child runs in a process group of its own, so that a terminal's
+// Argv[0] is looked up once, by New, in Options.Path (the sidecar's own
+// PATH by default), never in the child's environment, which may hold a
+// secret's PATH; relative PATH entries are skipped, a name with a slash is
+// used as is, and every start runs the file found. A command that does not
+// exist is ErrNotFound (a shell's 127), one that cannot be run
+// ErrNotExecutable (126). The child runs in a process group of its own, so that a terminal's
 // Ctrl-C reaches it once (through the sidecar's forwarding), not twice, and
 // so that whatever it starts can be killed with it. When stdin is a terminal
 // whose foreground process group is the sidecar's, the child's group is

@@ -7,59 +7,68 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// ErrNotFound is returned when the command is not in the child's PATH.
-var ErrNotFound = errors.New("executable file not found in the child's PATH")
+// ErrNotFound is returned when the command does not exist: not in PATH, or
+// no file at the path given (a shell's 127).
+var ErrNotFound = errors.New("executable file not found")
 
-// lookPath resolves name as exec.LookPath does, but against the PATH of the
-// child's environment env (the sidecar's own PATH when env has none).
-// Relative PATH entries (and empty ones, which mean ".") are skipped: the
-// sidecar does not run a program it found in its working directory. The
-// error names the command, never the PATH (which may come from a secret).
-func lookPath(name string, env []string) (string, error) {
+// ErrNotExecutable is returned when the command exists but cannot be run:
+// not a regular file, no execute bit, or no permission (a shell's 126).
+var ErrNotExecutable = errors.New("not executable")
+
+// lookPath resolves name as exec.LookPath does, against path (the
+// sidecar's own PATH, never the child's environment: a secret field named
+// PATH must not choose the program the sidecar runs). Relative PATH
+// entries (and empty ones, which mean ".") are skipped: the sidecar does
+// not run a program it found in its working directory. A name found only
+// as a file that cannot be run is ErrNotExecutable, as a shell says.
+func lookPath(name, path string) (string, error) {
 	if strings.Contains(name, "/") {
 		if err := executable(name); err != nil {
 			return "", fmt.Errorf("command %q: %w", name, err)
 		}
 		return name, nil
 	}
-	path, ok := lookupEnv(env, "PATH")
-	if !ok {
-		path = os.Getenv("PATH")
-	}
+	var denied error
 	for _, dir := range filepath.SplitList(path) {
 		if !filepath.IsAbs(dir) {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		if executable(p) == nil {
+		err := executable(p)
+		if err == nil {
 			return p, nil
 		}
+		if denied == nil && errors.Is(err, ErrNotExecutable) {
+			denied = fmt.Errorf("command %q: %s: %w", name, p, err)
+		}
 	}
-	return "", fmt.Errorf("command %q: %w", name, ErrNotFound)
+	if denied != nil {
+		return "", denied
+	}
+	return "", fmt.Errorf("command %q: %w in PATH", name, ErrNotFound)
 }
 
-// executable is nil when p is a regular file with an execute bit.
+// executable is nil when p is a regular file with an execute bit that
+// this process may execute; otherwise ErrNotFound or ErrNotExecutable.
 func executable(p string) error {
 	fi, err := os.Stat(p)
 	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return ErrNotFound
 	case err != nil:
-		return err
+		return fmt.Errorf("%w: %w", ErrNotExecutable, err)
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%w: not a regular file", fs.ErrPermission)
+		return fmt.Errorf("%w: not a regular file", ErrNotExecutable)
 	case fi.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("%w: not executable", fs.ErrPermission)
+		return fmt.Errorf("%w: no execute permission", ErrNotExecutable)
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotExecutable, err)
 	}
 	return nil
-}
-
-// lookupEnv is the value of the last name= entry of env.
-func lookupEnv(env []string, name string) (string, bool) {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
-			return v, true
-		}
-	}
-	return "", false
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// the sidecar's environment through ScrubCredentials; an empty non-nil
 	// slice is an empty environment.
 	Env []string
+	// Path is the PATH the command is looked up in, once, by New. Default
+	// the sidecar's own ($PATH), never Env's: Env may hold a secret's PATH,
+	// which must not choose the program the sidecar runs.
+	Path string
 	// StopSignal ends the child for Restart and Stop. Default SIGTERM.
 	StopSignal syscall.Signal
 	// StopTimeout is how long Restart and Stop wait after StopSignal
@@ -68,6 +72,7 @@ const (
 // concurrent use; Start, Restart, Stop and Signal are serialised.
 type Supervisor struct {
 	o          Options
+	path       string // the command, resolved by New
 	log        *zap.Logger
 	foreground bool // give the child's process group the terminal
 
@@ -81,7 +86,8 @@ type Supervisor struct {
 }
 
 // New checks o and returns a Supervisor whose child is not started yet.
-// The command must be found now, in the PATH of o.Env.
+// The command is resolved now, in o.Path: every start runs that file. The
+// error wraps ErrNotFound or ErrNotExecutable when it cannot be.
 func New(o Options) (*Supervisor, error) {
 	if len(o.Argv) == 0 || o.Argv[0] == "" {
 		return nil, errors.New("supervisor: no command to run")
@@ -108,11 +114,16 @@ func New(o Options) (*Supervisor, error) {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	if _, err := lookPath(o.Argv[0], o.Env); err != nil {
+	if o.Path == "" {
+		o.Path = os.Getenv("PATH")
+	}
+	path, err := lookPath(o.Argv[0], o.Path)
+	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	return &Supervisor{
 		o:          o,
+		path:       path,
 		log:        o.Log,
 		foreground: foregroundTerminal(o.Stdin),
 		code:       -1,
@@ -244,10 +255,7 @@ func (s *Supervisor) PID() int {
 // spawn starts a child with env. Called with s.mu held, so that the child's
 // exit (childExited, which takes s.mu) is judged after s.cur is set.
 func (s *Supervisor) spawn(env []string) (*child, error) {
-	path, err := lookPath(s.o.Argv[0], env)
-	if err != nil {
-		return nil, err
-	}
+	path := s.path
 	cmd := &exec.Cmd{
 		Path:   path,
 		Args:   s.o.Argv,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -305,29 +306,69 @@ func TestStdin(t *testing.T) {
 	}
 }
 
-// The command is looked up in the child's PATH, not the sidecar's.
-func TestLookPathUsesTheChildsPATH(t *testing.T) {
+// The command is looked up in the sidecar's PATH (Options.Path), never in
+// the child's environment, which may hold a secret's PATH.
+func TestLookPathUsesTheSidecarsPATH(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Symlink(testBin(t), dir+"/only-here"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Options{Argv: []string{"only-here"}, Env: []string{"PATH=/nonexistent"}}); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("New = %v, want ErrNotFound", err)
+	if _, err := New(Options{Argv: []string{"only-here"}, Path: "/nonexistent", Env: []string{"PATH=" + dir}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("New = %v, want ErrNotFound: the child's PATH chose the command", err)
 	}
-	if _, err := New(Options{Argv: []string{"only-here"}, Env: []string{"PATH=relative:" + dir + "/../nope"}}); !errors.Is(err, ErrNotFound) {
+	if _, err := New(Options{Argv: []string{"only-here"}, Path: "relative:" + dir + "/../nope"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("New = %v, want ErrNotFound", err)
 	}
 	out := outFile(t)
-	s := start(t, Options{Argv: []string{"only-here"}, Env: childEnv("PATH=/nonexistent:"+dir, "CHILD_EXIT=6"), Stdout: out})
+	// The child's PATH is its own: it does not hold dir.
+	s := start(t, Options{Argv: []string{"only-here"}, Path: "/nonexistent:" + dir, Env: childEnv("PATH=/nonexistent", "CHILD_EXIT=6"), Stdout: out})
 	<-s.Exited()
 	if s.ExitCode() != 6 {
 		t.Fatalf("ExitCode = %d, want 6", s.ExitCode())
+	}
+	t.Setenv("PATH", dir)
+	if _, err := New(Options{Argv: []string{"only-here"}, Env: []string{"PATH=/nonexistent"}}); err != nil {
+		t.Fatalf("New without Path did not use the sidecar's PATH: %v", err)
 	}
 	if _, err := New(Options{Argv: []string{dir + "/missing"}}); err == nil {
 		t.Fatal("New accepted a missing command")
 	}
 	if _, err := New(Options{}); err == nil {
 		t.Fatal("New accepted no command")
+	}
+}
+
+// A missing command is ErrNotFound (a shell's 127); one that exists but
+// cannot be run is ErrNotExecutable (126), by path and found in PATH.
+func TestNotFoundAndNotExecutable(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		o    Options
+		want error
+	}{
+		{"missing path", Options{Argv: []string{dir + "/missing"}}, ErrNotFound},
+		{"under a file", Options{Argv: []string{plain + "/x"}}, ErrNotFound},
+		{"missing in PATH", Options{Argv: []string{"missing"}, Path: dir}, ErrNotFound},
+		{"no execute bit", Options{Argv: []string{plain}}, ErrNotExecutable},
+		{"a directory", Options{Argv: []string{dir}}, ErrNotExecutable},
+		{"no execute bit in PATH", Options{Argv: []string{"plain"}, Path: dir}, ErrNotExecutable},
+	} {
+		_, err := New(c.o)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: New = %v, want %v", c.name, err, c.want)
+		}
+		other := ErrNotFound
+		if errors.Is(c.want, ErrNotFound) {
+			other = ErrNotExecutable
+		}
+		if errors.Is(err, other) {
+			t.Errorf("%s: New = %v is also %v", c.name, err, other)
+		}
 	}
 }
 
