@@ -137,9 +137,15 @@ func valueFrom(written string) string {
 	return "value from " + strconv.Quote(written)
 }
 
+// didYouMean is a hint that quotes a corrected spelling of a value.
+var didYouMean = regexp.MustCompile(`did you mean "(?:[^"\\]|\\.)*"\?`)
+
 // redact replaces expanded values in problem messages by where they came
 // from: quoted anywhere ("%q is not ..."), and unquoted at the start of a
-// message about that very field ("%d must be ...").
+// message about that very field ("%d must be ..."). A hint about that
+// field that spells the value corrected ("did you mean %q?": upper-cased,
+// a cleaned path) would show the variable's value in another form, so it
+// is dropped.
 func (x *index) redact(ps Problems) Problems {
 	if len(x.expanded) == 0 {
 		return ps
@@ -158,6 +164,7 @@ func (x *index) redact(ps Problems) Problems {
 				if rest, ok := strings.CutPrefix(p.Msg, n.Value+" "); ok {
 					p.Msg = from + " " + rest
 				}
+				p.Msg = didYouMean.ReplaceAllLiteralString(p.Msg, "the corrected value is not shown: it comes from a variable")
 			}
 		}
 	}

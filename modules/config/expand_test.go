@@ -118,7 +118,8 @@ func want[T comparable](t *testing.T, got, want T) {
 func TestEnvExpansionErrors(t *testing.T) {
 	const marker = "secretmarker"
 	vars := map[string]string{"VAULT_TOKEN": marker, "BAO_SECRET_ID": marker, "OTEL_EXPORTER_OTLP_HEADERS": "a=" + marker, "KV": marker, "FLAG": marker, "MODE": marker, "DUR": marker,
-		"ADDR": "https://user:" + marker + "@" + marker + ":8200", "NAME": marker + " x", "NEG": "-7", "DEST": marker, "NUM": "2"}
+		"ADDR": "https://user:" + marker + "@" + marker + ":8200", "NAME": marker + " x", "NEG": "-7", "DEST": marker, "NUM": "2",
+		"SIG": "sighup", "METHOD": "post", "SUB": marker}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unset", "secrets:\n  - name: a\n    path: ${APP_PREFIX}/db\n    destination: /s/a\n    key: k\n",
 			"config.yaml:3:11: secrets[0].path: environment variable APP_PREFIX is not set (use ${APP_PREFIX:-default} for a default)"},
@@ -158,6 +159,13 @@ func TestEnvExpansionErrors(t *testing.T) {
 			`headers.X-${KV}: "X-${KV}" is not a valid header name`},
 		{"relative destination", "secrets:\n  - {name: a, path: p, destination: '${DEST}', key: k}\n",
 			"secrets[0].destination: value from ${DEST} must be an absolute path"},
+		// Hints that spell the value corrected would show it in another form.
+		{"signal hint", envSecret("    key: k\n    on_change:\n      - signal: {name: '${SIG}', process: app}\n"),
+			"signal.name: value from ${SIG} is not a signal: names are upper case (the corrected value is not shown: it comes from a variable)"},
+		{"method hint", envSecret("    key: k\n    on_change:\n      - http: {url: 'http://h', method: '${METHOD}'}\n"),
+			"http.method: value from ${METHOD}: methods are case-sensitive (the corrected value is not shown: it comes from a variable)"},
+		{"clean path hint", "secrets:\n  - {name: a, path: p, destination: '/s/${SUB}//x', key: k}\n",
+			`secrets[0].destination: value from "/s/${SUB}//x" is not a clean path; the corrected value is not shown: it comes from a variable`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Loader{LookupEnv: envOf(vars)}.Parse("config.yaml", []byte(tc.yaml))
@@ -168,7 +176,8 @@ func TestEnvExpansionErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got:\n%v\nwant it to contain:\n%s", err, tc.want)
 			}
-			if strings.Contains(err.Error(), marker) || strings.Contains(err.Error(), "-7") {
+			if strings.Contains(err.Error(), marker) || strings.Contains(err.Error(), strings.ToUpper(marker)) || strings.Contains(err.Error(), "-7") ||
+				strings.Contains(err.Error(), "SIGHUP") || strings.Contains(err.Error(), "POST") {
 				t.Errorf("the error shows a variable's value:\n%v", err)
 			}
 		})
