@@ -31,19 +31,26 @@ func parseCert(der []byte) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// pkcs12Error is the error of fn for an archive gopkcs12 could not open.
-func pkcs12Error(fn string, err error) error {
+// pkcs12Error is the error for an archive gopkcs12 could not open, worded
+// as ESO's engine v2 words it (prefix: errDecodePKCS12WithPass for the key,
+// errDecodeCertWithPass for the certificates), so alerts written for ESO
+// match. A wrong password (or none) gives gopkcs12's own fixed text, as ESO
+// prints it; any other failure a fixed category instead of the decoder's
+// error, which can quote the input.
+func pkcs12Error(prefix string, err error) error {
 	var ni gopkcs12.NotImplementedError
-	category := "malformed"
+	var cause string
 	switch {
 	case errors.Is(err, gopkcs12.ErrIncorrectPassword):
-		category = "incorrect password"
+		cause = gopkcs12.ErrIncorrectPassword.Error()
 	case errors.Is(err, gopkcs12.ErrDecryption):
-		category = "decryption failed: incorrect password or corrupt data"
+		cause = gopkcs12.ErrDecryption.Error()
 	case errors.As(err, &ni):
-		category = "unsupported algorithm or structure"
+		cause = "input is not a valid PKCS#12 archive (unsupported algorithm or structure)"
+	default:
+		cause = "input is not a valid PKCS#12 archive (malformed)"
 	}
-	return fmt.Errorf("%s: input is not a valid PKCS#12 archive (%s)", fn, category)
+	return fmt.Errorf("%s: %s", prefix, cause)
 }
 
 // hexdec is ESO's hexdec: the bytes a hex string spells, as a string.

@@ -49,9 +49,11 @@
 // order and outputs. Known differences, all on error paths:
 //
 //   - a function that decodes its input (PKCS#12, X.509 in PEM, JWK, hexdec,
-//     mustFromJson) fails with a fixed text and a category ("pkcs12key: input
-//     is not a valid PKCS#12 archive (incorrect password)"), never the
-//     decoder's own error, which can quote the input; hexdec fails where ESO
+//     mustFromJson) fails with a fixed text and a category ("unable to
+//     decode pkcs12 with password: input is not a valid PKCS#12 archive
+//     (malformed)"), never the decoder's own error, which can quote the
+//     input (a wrong PKCS#12 password reads exactly as in ESO: "unable to
+//     decode pkcs12 with password: pkcs12: decryption password incorrect"); hexdec fails where ESO
 //     prints the error, htpasswd where it prints an invalid user name;
 //   - where ESO dereferences a nil PEM block (pemToPkcs12*, fullPemToPkcs12*,
 //     pemTruststoreToPKCS12* given input that is not PEM) and so reports a

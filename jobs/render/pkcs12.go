@@ -12,8 +12,10 @@ import (
 
 // Error texts and PEM types as ESO's engine v2 has them.
 const (
-	errParsePrivKey = "unable to parse private key type"
-	errDecodePEM    = "failed to decode PEM block"
+	errParsePrivKey         = "unable to parse private key type"
+	errDecodePEM            = "failed to decode PEM block"
+	errDecodePKCS12WithPass = "unable to decode pkcs12 with password"
+	errDecodeCertWithPass   = "unable to decode pkcs12 certificate with password"
 
 	pemTypeCertificate = "CERTIFICATE"
 	pemTypeKey         = "PRIVATE KEY"
@@ -23,7 +25,7 @@ const (
 func pkcs12keyPass(pass, input string) (string, error) {
 	key, _, _, err := gopkcs12.DecodeChain([]byte(input), pass)
 	if err != nil {
-		return "", pkcs12Error("pkcs12key", err)
+		return "", pkcs12Error(errDecodePKCS12WithPass, err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -40,7 +42,7 @@ func pkcs12key(input string) (string, error) { return pkcs12keyPass("", input) }
 func pkcs12certPass(pass, input string) (string, error) {
 	_, cert, cas, err := gopkcs12.DecodeChain([]byte(input), pass)
 	if err != nil {
-		return "", pkcs12Error("pkcs12cert", err)
+		return "", pkcs12Error(errDecodeCertWithPass, err)
 	}
 	certs := append([]*x509.Certificate{cert}, cas...)
 	if ordered, err := orderChain(certs); err == nil {
