@@ -103,7 +103,12 @@ func (x *Exec) Stop(ctx context.Context) error {
 func (x *Exec) main(early chan os.Signal) {
 	defer close(x.done)
 	defer signal.Stop(early)
-	reaper := supervisor.StartReaper(x.log)
+	// The sidecar adopts what CMD leaves behind (setsid, double forks), so
+	// that each restart and the end kill it: nothing piles up.
+	reaper, err := supervisor.StartSubreaper(x.log)
+	if err != nil {
+		x.log.Warn("cannot become the subreaper of CMD's processes: what CMD leaves behind in sessions of its own outlives it", zap.Error(err))
+	}
 	defer reaper.Stop()
 
 	ctx, cancel := context.WithCancel(context.Background())

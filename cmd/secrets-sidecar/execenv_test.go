@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
@@ -85,4 +87,70 @@ func TestExecEnvCannotChooseTheProgram(t *testing.T) {
 	if n := strings.Count(out, "nosuch"); code != 2 || n != 1 {
 		t.Errorf("--env nosuch: exit %d, named %d times, want exit 2 and once:\n%s", code, n, out)
 	}
+}
+
+// TestExecRestartLeavesNoSessionOrphans: CMD starts a process in a session
+// of its own (setsid) each time it runs; restarts must not pile them up,
+// and the sidecar's end takes the last one too.
+func TestExecRestartLeavesNoSessionOrphans(t *testing.T) {
+	t.Parallel()
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	srv.PutKV2(t, "secret", p+"/f", map[string]any{"v": "v0"})
+	cfg := writeConfig(t, dir, fmt.Sprintf(`notify: {debounce: 200ms}
+defaults: {refresh_interval: 1s}
+secrets:
+  - {name: f, path: %s/f, destination: %s/out/f, key: v}
+`, p, dir))
+	pids := filepath.Join(dir, "pids")
+	script := fmt.Sprintf(`setsid sleep 3600 & echo $! >> %s; exec sleep 3600`, pids)
+	cmd := exec.CommandContext(t.Context(), sidecarBinary(t), "exec", "--config", cfg, "--on-change", "restart", "--", "sh", "-c", script)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token,
+		"SIDECAR_STATUS_FILE=" + filepath.Join(dir, "status.json")}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// A process left behind holds the output pipe open: Wait must not
+	// wait for it.
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sleepers := func() []int {
+		var got []int
+		for _, l := range strings.Fields(readOrEmpty(pids)) {
+			var pid int
+			if _, err := fmt.Sscan(l, &pid); err == nil {
+				got = append(got, pid)
+			}
+		}
+		return got
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		for _, pid := range sleepers() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			t.Logf("sidecar output:\n%s", out.String())
+		}
+	})
+	for i := 1; i <= 3; i++ {
+		waitFor(t, 30*time.Second, fmt.Sprintf("CMD's run %d", i), func() bool { return len(sleepers()) >= i })
+		srv.PutKV2(t, "secret", p+"/f", map[string]any{"v": fmt.Sprintf("v%d", i)})
+	}
+	waitFor(t, 30*time.Second, "CMD's 4th run", func() bool { return len(sleepers()) >= 4 })
+	all := sleepers()
+	for _, pid := range all[:3] {
+		waitFor(t, 10*time.Second, fmt.Sprintf("the setsid process %d of a restarted CMD to be gone", pid), func() bool { return !processAlive(pid) })
+	}
+	if !processAlive(all[3]) {
+		t.Fatalf("the running CMD's setsid process %d is gone already", all[3])
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitFor(t, 10*time.Second, "the last setsid process to be gone after the sidecar stopped", func() bool { return !processAlive(all[3]) })
 }

@@ -8,12 +8,14 @@ import (
 	"sync"
 	"syscall"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
 // child is one run of the command.
 type child struct {
 	cmd  *exec.Cmd
+	log  *zap.Logger
 	pid  int
 	done chan struct{} // closed once the child has been reaped; code is set
 	code int
@@ -29,8 +31,8 @@ type child struct {
 // signal when the thread that forked the child exits, and the Go runtime
 // exits idle threads (and every thread a goroutine locked and then left).
 // onExit runs on that goroutine once the child has been reaped.
-func startChild(cmd *exec.Cmd, onExit func(*child)) (*child, error) {
-	c := &child{cmd: cmd, done: make(chan struct{}), code: -1}
+func startChild(cmd *exec.Cmd, log *zap.Logger, onExit func(*child)) (*child, error) {
+	c := &child{cmd: cmd, log: log, done: make(chan struct{}), code: -1}
 	started := make(chan error, 1)
 	go c.run(started, onExit)
 	if err := <-started; err != nil {
@@ -77,6 +79,11 @@ func (c *child) wait() int {
 	c.gone = true
 	_ = unix.Kill(-c.pid, unix.SIGKILL) // ESRCH: the child was alone
 	c.mu.Unlock()
+	// What left the group (setsid, a daemon's double fork) was reparented
+	// to us as the child exited, when we are the subreaper.
+	if n := killOrphans(c.log); n > 0 {
+		c.log.Info("killed processes the child left behind", zap.Int("pid", c.pid), zap.Int("killed", n))
+	}
 	var exit *exec.ExitError
 	if err := c.cmd.Wait(); err != nil && !errors.As(err, &exit) {
 		c.waitErr = err

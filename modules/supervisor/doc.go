@@ -72,9 +72,14 @@
 // That signal fires when the thread that forked the child exits, and the Go
 // runtime retires threads, so each child is forked and waited for on a
 // goroutine locked to its own OS thread for the child's whole life. (The
-// child's own children are the child's business: they get SIGKILL with the
-// process group when the sidecar ends the child, but not when the sidecar
-// itself is killed, unless the child arranges it.) The kernel clears the
+// child's own children get SIGKILL with the process group when the child
+// ends, but not when the sidecar itself is killed, unless the child
+// arranges it.) Processes that left the group (setsid, a daemon's double
+// fork) are out of reach of the group kill; after StartSubreaper
+// (PR_SET_CHILD_SUBREAPER) they are reparented to the sidecar when their
+// parent dies, and whenever a child ends every live process the sidecar
+// adopted that nobody owns (see Own), and what those started, gets SIGKILL
+// before the child is reaped, so nothing piles up across restarts. The kernel clears the
 // parent-death signal when the command is a set-user-ID or set-group-ID
 // program or has file capabilities: such a command is not killed with the
 // sidecar.

@@ -1,11 +1,16 @@
 package supervisor
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,6 +37,8 @@ func helperMain() {
 		helperPID1(o)
 	case "tty":
 		helperTTY(o)
+	case "subreaper":
+		helperSubreaper(o)
 	}
 	fmt.Fprintln(os.Stderr, "unknown HELPER_MODE")
 	os.Exit(99)
@@ -192,4 +199,68 @@ func helperTTY(o Options) {
 	must(s.Start())
 	<-s.Exited()
 	os.Exit(s.ExitCode())
+}
+
+// helperSubreaper is the sidecar in exec mode (not PID 1): the subreaper of
+// a child that leaves orphans in sessions of their own, which it restarts
+// HELPER_RESTARTS times and then stops. It relays the child's output and
+// prints RESULT with the orphans still alive afterwards.
+func helperSubreaper(o Options) {
+	reaper := &Reaper{}
+	if os.Getenv("HELPER_NO_SUBREAPER") == "" {
+		var err error
+		reaper, err = StartSubreaper(o.Log)
+		must(err)
+	}
+	r, w, err := os.Pipe()
+	must(err)
+	o.Stdout = w
+	s, err := New(o)
+	must(err)
+	ready := make(chan struct{}, 1)
+	var orphans []int
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Println(line)
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 3 && f[0] == "ORPHAN":
+				pid, err := strconv.Atoi(f[2])
+				must(err)
+				mu.Lock()
+				orphans = append(orphans, pid)
+				mu.Unlock()
+			case len(f) == 2 && f[0] == "READY":
+				ready <- struct{}{}
+			}
+		}
+	}()
+	must(s.Start())
+	restarts, err := strconv.Atoi(os.Getenv("HELPER_RESTARTS"))
+	must(err)
+	for range restarts {
+		<-ready
+		must(s.Restart(context.Background(), nil))
+	}
+	<-ready
+	must(s.Stop(context.Background()))
+	mu.Lock()
+	alive := 0
+	for _, pid := range orphans {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		if st, err := ParseStat(b); err == nil && st.State != 'Z' {
+			alive++
+			fmt.Printf("ALIVE %d\n", pid)
+		}
+	}
+	fmt.Printf("RESULT orphans=%d alive=%d\n", len(orphans), alive)
+	mu.Unlock()
+	reaper.Stop()
+	os.Exit(0)
 }

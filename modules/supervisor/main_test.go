@@ -76,7 +76,11 @@ func childMain() {
 		// become zombies of whoever is PID 1.
 		for range n {
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), roleEnv+"=sleeper", "SLEEP_FOR=300ms")
+			sleep := "300ms"
+			if v := os.Getenv("CHILD_ORPHAN_SLEEP"); v != "" {
+				sleep = v
+			}
+			cmd.Env = append(os.Environ(), roleEnv+"=sleeper", "SLEEP_FOR="+sleep)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			must(cmd.Start())
 			fmt.Printf("ORPHAN %d %d\n", pid, cmd.Process.Pid)

@@ -1,11 +1,13 @@
 package supervisor
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -138,4 +140,40 @@ func signalName(sig syscall.Signal) string {
 		syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT",
 		syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGTERM: "TERM",
 	}[sig]
+}
+
+// Processes the child leaves in sessions of their own (setsid: out of
+// reach of the group kill) do not pile up, one set per restart: as the
+// subreaper, the sidecar adopts and kills them whenever a child ends.
+func TestSubreaperKillsWhatEachChildLeaves(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		extra     []string
+		wantAlive int
+	}{
+		{"subreaper", nil, 0},
+		// Without it they outlive every restart: what the test guards.
+		{"without", []string{"HELPER_NO_SUBREAPER=1"}, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, out := helper(t, "subreaper", nil, append([]string{"CHILD_ORPHANS=2", "CHILD_ORPHAN_SLEEP=1h", "HELPER_RESTARTS=3"}, tc.extra...)...)
+			err := cmd.Wait()
+			for _, f := range fields(out.Name(), "ORPHAN") {
+				if pid, _ := strconv.Atoi(f[1]); pid > 0 {
+					_ = syscall.Kill(pid, syscall.SIGKILL) // whatever is left
+				}
+			}
+			if err != nil {
+				t.Fatalf("helper: %v", err)
+			}
+			res := fields(out.Name(), "RESULT")
+			if len(res) != 1 {
+				t.Fatalf("no RESULT: %v", res)
+			}
+			want := fmt.Sprintf("orphans=8 alive=%d", tc.wantAlive)
+			if got := strings.Join(res[0], " "); got != want {
+				t.Fatalf("RESULT %s, want %s (2 orphans from each of 4 children)", got, want)
+			}
+		})
+	}
 }

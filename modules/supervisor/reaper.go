@@ -51,7 +51,7 @@ func startReaper(log *zap.Logger, proc string) *Reaper {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, unix.SIGCHLD) // before returning: no exit goes unnoticed
 	go r.run(sigs)
-	log.Info("reaping orphaned processes (PID 1)")
+	log.Info("reaping orphaned processes", zap.Bool("pid1", os.Getpid() == 1), zap.Bool("subreaper", adopting.Load()))
 	return r
 }
 

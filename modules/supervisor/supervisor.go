@@ -272,7 +272,7 @@ func (s *Supervisor) spawn(env []string) (*child, error) {
 	if s.foreground {
 		cmd.SysProcAttr.Ctty = int(s.o.Stdin.Fd())
 	}
-	c, err := startChild(cmd, s.childExited)
+	c, err := startChild(cmd, s.log, s.childExited)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.o.Argv[0], err)
 	}
