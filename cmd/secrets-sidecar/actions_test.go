@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,8 +97,13 @@ func startApp(t *testing.T, dir, name string, env ...string) (logPath string) {
 // TestActionSignalOncePerRotation runs the real binary against the dev
 // server with a signal action by process name: the application hears
 // nothing when the files are first created or stay unchanged, exactly one
-// SIGHUP after one secret changes, exactly one when three change in one
-// window, and one when a secret changed while the sidecar was down.
+// SIGHUP after one secret changes, one per window when three change
+// together (one window when the sidecar wrote the three files within the
+// debounce of each other, as its own log times them), and one when a
+// secret changed while the sidecar was down. The test waits for the
+// sidecar's own events (reads, writes, action runs), never for a guessed
+// time: "no more signals" is judged after the action ran and the sidecar
+// then read every secret twice more without writing anything.
 func TestActionSignalOncePerRotation(t *testing.T) {
 	t.Parallel()
 	srv := vaulttest.Shared(t)
@@ -105,8 +111,9 @@ func TestActionSignalOncePerRotation(t *testing.T) {
 	p := prefix(t)
 	name := fmt.Sprintf("sapp%d", os.Getpid()%100000) // comm is at most 15 bytes
 	log := startApp(t, dir, name)
+	const debounce = 2 * time.Second
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "notify: {debounce: 1s}\ndefaults:\n  refresh_interval: 1s\n  on_change: [{signal: {name: HUP, process: %s}}]\nsecrets:\n", name)
+	fmt.Fprintf(&cfg, "notify: {debounce: %s}\ndefaults:\n  refresh_interval: 1s\n  on_change: [{signal: {name: HUP, process: %s}}]\nsecrets:\n", debounce, name)
 	for _, s := range []string{"a", "b", "c"} {
 		srv.PutKV2(t, "secret", p+"/"+s, map[string]any{"v": s + "1"})
 		fmt.Fprintf(&cfg, "  - {name: %s, path: %s/%s, destination: %s/out/%s, key: v}\n", s, p, s, dir, s)
@@ -116,28 +123,44 @@ func TestActionSignalOncePerRotation(t *testing.T) {
 	env := []string{"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token, "SIDECAR_HTTP_ADDR=" + addr}
 	d := startDaemon(t, cfgPath, dir, env...)
 	d.waitReady(t, 30*time.Second)
+	sighups := func() int { return count(appLog(t, log), "SIGHUP") }
 
-	const unchanged = 30 * time.Second // 30 refresh cycles
-	time.Sleep(unchanged)
-	if n := count(appLog(t, log), "SIGHUP"); n != 0 {
-		t.Fatalf("%d SIGHUPs while the files were created and then stayed unchanged for %s, want 0", n, unchanged)
+	// settled waits until every secret was read twice more after the
+	// signal actions logged so far, and returns the writes and signal runs
+	// seen by then: a later signal would need a later write.
+	settled := func(d *daemon, runs int) (writes, actions int) {
+		t.Helper()
+		waitFor(t, 60*time.Second, fmt.Sprintf("%d signal action runs", runs), func() bool { return len(signalRuns(d)) >= runs })
+		reads := metricSum(d.metrics(t), "secrets_sidecar_fetch_total", `result="success"`)
+		waitFor(t, 60*time.Second, "two more reads of every secret", func() bool {
+			return metricSum(d.metrics(t), "secrets_sidecar_fetch_total", `result="success"`) >= reads+6
+		})
+		return len(logLines(d, "secret file written")), len(signalRuns(d))
 	}
+
+	// Unchanged: 10 refresh cycles of every secret, not one signal.
 	reads := metricSum(d.metrics(t), "secrets_sidecar_fetch_total", `result="success"`)
+	waitFor(t, 120*time.Second, "30 unchanged reads", func() bool {
+		return metricSum(d.metrics(t), "secrets_sidecar_fetch_total", `result="success"`) >= reads+30
+	})
+	if n := sighups(); n != 0 || len(signalRuns(d)) != 0 {
+		t.Fatalf("%d SIGHUPs (%d action runs) while the files were created and then stayed unchanged, want 0", n, len(signalRuns(d)))
+	}
+	created := len(logLines(d, "secret file written"))
 
 	srv.PutKV2(t, "secret", p+"/a", map[string]any{"v": "a2"})
 	changed := time.Now()
-	waitFor(t, 15*time.Second, "one SIGHUP after one secret changed", func() bool { return count(appLog(t, log), "SIGHUP") >= 1 })
+	waitFor(t, 30*time.Second, "one SIGHUP after one secret changed", func() bool { return sighups() >= 1 })
 	oneLatency := time.Since(changed)
-	time.Sleep(3 * time.Second) // a second signal would come within a window
-	if n := count(appLog(t, log), "SIGHUP"); n != 1 {
-		t.Fatalf("%d SIGHUPs after one change, want exactly 1", n)
+	writes, runs := settled(d, 1)
+	if n := sighups(); n != 1 || runs != 1 || writes != created+1 {
+		t.Fatalf("%d SIGHUPs, %d action runs and %d writes after one change, want 1, 1 and 1", n, runs, writes-created)
 	}
 
 	for _, s := range []string{"a", "b", "c"} {
 		srv.PutKV2(t, "secret", p+"/"+s, map[string]any{"v": s + "3"})
 	}
-	waitFor(t, 15*time.Second, "the SIGHUP for three changes", func() bool { return count(appLog(t, log), "SIGHUP") >= 2 })
-	waitFor(t, 10*time.Second, "all three files", func() bool {
+	waitFor(t, 30*time.Second, "all three files", func() bool {
 		for _, s := range []string{"a", "b", "c"} {
 			if raw, _ := os.ReadFile(filepath.Join(dir, "out", s)); string(raw) != s+"3" {
 				return false
@@ -145,34 +168,88 @@ func TestActionSignalOncePerRotation(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(3 * time.Second)
-	if n := count(appLog(t, log), "SIGHUP"); n != 2 {
-		t.Fatalf("%d SIGHUPs after one change and then three together, want exactly 2", n)
+	writes3 := logLines(d, "secret file written")[writes:]
+	if len(writes3) != 3 {
+		t.Fatalf("%d writes for three changes, want 3", len(writes3))
+	}
+	spread := logTime(t, writes3[2]).Sub(logTime(t, writes3[0]))
+	waitFor(t, 30*time.Second, "the signal for the three changes", func() bool { return sighups() >= 2 })
+	_, runs = settled(d, 2)
+	batches := signalRuns(d)[1:]
+	var covered []string
+	for _, b := range batches {
+		for _, s := range b["secrets"].([]any) {
+			covered = append(covered, s.(string))
+		}
+	}
+	slices.Sort(covered)
+	if n := sighups(); n != runs || !slices.Equal(covered, []string{"a", "b", "c"}) {
+		t.Fatalf("%d SIGHUPs for %d action runs covering %v after three changes: want one SIGHUP per run, each secret in exactly one", n, runs, covered)
+	}
+	// The window opens at the first change: writes within the debounce of
+	// it (with room for the log line coming just after the announcement)
+	// are one batch.
+	if spread < debounce-500*time.Millisecond && len(batches) != 1 {
+		t.Fatalf("three writes %s apart (debounce %s) made %d batches, want 1", spread, debounce, len(batches))
 	}
 	body := d.metrics(t)
-	if ok := metricSum(body, "secrets_sidecar_actions_total", `kind="signal"`, `result="success"`); ok != 2 {
-		t.Errorf("actions_total{kind=signal,result=success} = %v, want 2", ok)
+	if ok := metricSum(body, "secrets_sidecar_actions_total", `kind="signal"`, `result="success"`); int(ok) != runs {
+		t.Errorf("actions_total{kind=signal,result=success} = %v, want %d", ok, runs)
 	}
 	if took, code := d.term(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d %s after SIGTERM", code, took)
 	}
 
 	// A rotation while the sidecar was down is a change at its next start.
+	before := sighups()
 	srv.PutKV2(t, "secret", p+"/b", map[string]any{"v": "b4"})
 	d = startDaemon(t, cfgPath, dir, env...)
 	d.waitReady(t, 30*time.Second)
-	waitFor(t, 15*time.Second, "the SIGHUP for a change made while the sidecar was down", func() bool {
-		return count(appLog(t, log), "SIGHUP") >= 3
+	waitFor(t, 30*time.Second, "the SIGHUP for a change made while the sidecar was down", func() bool {
+		return sighups() >= before+1
 	})
-	time.Sleep(3 * time.Second)
-	if n := count(appLog(t, log), "SIGHUP"); n != 3 {
-		t.Fatalf("%d SIGHUPs in all, want 3", n)
+	writes, runs = settled(d, 1)
+	if n := sighups() - before; n != 1 || runs != 1 || writes != 1 {
+		t.Fatalf("%d SIGHUPs, %d action runs and %d writes for one change while down, want 1 each", n, runs, writes)
 	}
 	if _, code := d.term(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
-	t.Logf("0 signals over %s unchanged (%0.f reads); one change -> 1 SIGHUP after %s (refresh 1s + debounce 1s); three changes -> 1 SIGHUP; change while down -> 1 SIGHUP",
-		unchanged, reads, oneLatency.Round(10*time.Millisecond))
+	t.Logf("0 signals over 30 unchanged reads; one change -> 1 SIGHUP after %s (refresh 1s + debounce %s); three changes written %s apart -> %d batch(es); change while down -> 1 SIGHUP",
+		oneLatency.Round(10*time.Millisecond), debounce, spread.Round(time.Millisecond), len(batches))
+}
+
+// logLines are the sidecar's JSON log lines with message msg, in order.
+func logLines(d *daemon, msg string) []map[string]any {
+	var out []map[string]any
+	for _, l := range strings.Split(d.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// signalRuns are the log lines of the signal actions that ran.
+func signalRuns(d *daemon) []map[string]any {
+	var out []map[string]any
+	for _, m := range logLines(d, "change action succeeded") {
+		if m["kind"] == "signal" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// logTime is a log line's ts.
+func logTime(t *testing.T, m map[string]any) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["ts"]))
+	if err != nil {
+		t.Fatalf("log line without a time: %v", m)
+	}
+	return ts
 }
 
 // TestActionExecAndHTTP: an exec and an http action each run exactly once
@@ -223,7 +300,17 @@ secrets:
 	addr := freeAddr(t)
 	d := startDaemon(t, cfgPath, dir, "VAULT_ADDR="+srv.Addr, "VAULT_TOKEN="+srv.Token, "SIDECAR_HTTP_ADDR="+addr)
 	d.waitReady(t, 30*time.Second)
-	time.Sleep(3 * time.Second)
+	// moreReads waits until the sidecar read both secrets twice more: any
+	// action of an earlier write has run by then (a window is 500ms, the
+	// refresh 1s, and actions run in order).
+	moreReads := func() {
+		t.Helper()
+		reads := metricSum(d.metrics(t), "secrets_sidecar_fetch_total", `result="success"`)
+		waitFor(t, 60*time.Second, "four more reads", func() bool {
+			return metricSum(d.metrics(t), "secrets_sidecar_fetch_total", `result="success"`) >= reads+4
+		})
+	}
+	moreReads()
 	if posts.Load() != 0 || failing.Load() != 0 {
 		t.Fatalf("actions ran for files that were only created: %d posts, %d failing", posts.Load(), failing.Load())
 	}
@@ -233,7 +320,11 @@ secrets:
 	waitFor(t, 30*time.Second, "the failing action's three attempts and the good actions", func() bool {
 		return failing.Load() >= 3 && posts.Load() >= 1
 	})
-	time.Sleep(3 * time.Second)
+	// Both runs reported: their attempts are over; more would need a write.
+	waitFor(t, 30*time.Second, "the runs' reports", func() bool {
+		return metricSum(d.metrics(t), "secrets_sidecar_actions_total") >= 3
+	})
+	moreReads()
 	if n := posts.Load(); n != 1 {
 		t.Errorf("%d POSTs for one rotation, want 1", n)
 	}

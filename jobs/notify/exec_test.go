@@ -111,7 +111,7 @@ func TestExecOncePerWindowWithoutCredentials(t *testing.T) {
 
 	n.Changed(change("db", action))
 	r.wait(t, 2)
-	time.Sleep(settle)
+	stopNow(t, n)
 	if b, _ := os.ReadFile(runsFile); strings.Count(string(b), "run") != 2 || r.count() != 2 {
 		t.Fatalf("2 windows: the command ran %d times (%d reported), want 2", strings.Count(string(b), "run"), r.count())
 	}
@@ -268,7 +268,7 @@ func TestDistinctActionsAcrossSecrets(t *testing.T) {
 	n.Changed(change("s3", cmd("b", 0), cmd("c", time.Minute)))
 	n.Changed(change("s4", cmd("a", 0)))
 	r.wait(t, 3)
-	time.Sleep(settle)
+	stopNow(t, n)
 	b, _ := os.ReadFile(log)
 	if got := strings.Fields(string(b)); !slices.Equal(got, []string{"a", "b", "c"}) || r.count() != 3 {
 		t.Fatalf("ran %v (%d reported), want [a b c]", got, r.count())

@@ -204,6 +204,18 @@ func start(t *testing.T, s notify.Settings, o notify.Options) *notify.Notifier {
 	return n
 }
 
+// stopNow stops n and fails the test if pending runs were cut short: once
+// it returns every change has run and no run can start again, so counts
+// read after it are final (no waiting for a guessed time).
+func stopNow(t *testing.T, n *notify.Notifier) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
+
 // fast are settings for real-clock tests: short windows, quick retries.
 func fast(attempts int) config.Notify {
 	return config.Notify{Debounce: config.NewDuration(50 * time.Millisecond), Attempts: attempts}

@@ -75,8 +75,7 @@ func TestHTTPOncePerWindow(t *testing.T) {
 	n.Changed(change("db", action))
 	n.Changed(change("api", action))
 	n.Changed(change("tls", action))
-	r.wait(t, 1)
-	time.Sleep(settle)
+	r.wait(t, 1) // the window's run is over; another request needs another window
 	reqs := rc.requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d requests for one window, want 1", len(reqs))

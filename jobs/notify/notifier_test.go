@@ -299,7 +299,7 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("stop: %v", err)
 	}
-	if took > 3*time.Second {
+	if took > 10*time.Second { // ctx 200ms + the 2s grace, with room for a loaded machine
 		t.Fatalf("stop took %s", took)
 	}
 	if rep := r.reports("a"); len(rep) != 1 || rep[0].Result != metrics.ResultError {
