@@ -204,7 +204,7 @@ func (r *Reloader) relevant(ev fsnotify.Event) bool {
 func (r *Reloader) Reload(ctx context.Context, force bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	raw, _ := os.ReadFile(r.path)
+	raw, _ := config.ReadFile(r.path, config.MaxConfigFile) // Load says why it cannot be read
 	named := namedTemplateFiles(r.path, raw)
 	cfg, err := r.loader.Load(r.path)
 	if err != nil {
@@ -331,7 +331,7 @@ func sourceSum(cfg *config.Config) [32]byte {
 	for _, s := range cfg.Secrets {
 		_, _ = h.Write([]byte(s.Name + "\x00" + s.Destination + "\x00" + s.TemplateText + "\x00"))
 	}
-	raw, _ := os.ReadFile(cfg.File)
+	raw, _ := config.ReadFile(cfg.File, config.MaxConfigFile)
 	_, _ = h.Write(raw)
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
@@ -346,7 +346,7 @@ func inputSum(raw []byte, files []string) [32]byte {
 	sorted := slices.Clone(files)
 	slices.Sort(sorted)
 	for _, f := range slices.Compact(sorted) {
-		data, err := os.ReadFile(f)
+		data, err := config.ReadFile(f, config.MaxTemplateFile)
 		state := "\x00ok\x00"
 		if err != nil {
 			state = "\x00missing\x00"

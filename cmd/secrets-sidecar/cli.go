@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ type command struct {
 // globals are flags accepted before the command name.
 type globals struct {
 	configPath string
+	stdin      io.Reader // validate -
 	stdout     io.Writer
 	stderr     io.Writer
 }
@@ -93,7 +95,7 @@ func commands() []command {
 		},
 		{
 			name: "validate", summary: "check config files and their templates offline (no Vault, no credentials)",
-			usage: "[--config PATH] [FILE...]",
+			usage: "[--config PATH] [FILE...] (- reads standard input)",
 			flags: func(fs *flag.FlagSet) func([]string, globals) int {
 				cfg := configFlag(fs)
 				return func(args []string, g globals) int { return cmdValidate(g.withConfig(*cfg), args) }
@@ -125,7 +127,7 @@ func (g globals) withConfig(path string) globals {
 
 // run parses the command line and runs one command; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	g := globals{stdout: stdout, stderr: stderr}
+	g := globals{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	top := flag.NewFlagSet("secrets-sidecar", flag.ContinueOnError)
 	top.SetOutput(stderr)
 	top.StringVar(&g.configPath, "config", "", "config file")

@@ -44,7 +44,14 @@ func cmdValidate(g globals, files []string) int {
 	loader := config.Loader{Templates: render.Checker{}}
 	code := exitOK
 	for _, f := range files {
-		cfg, err := loader.Load(f)
+		var cfg *config.Config
+		var err error
+		if f == "-" {
+			f = config.Stdin
+			cfg, err = loader.LoadReader(f, g.stdin)
+		} else {
+			cfg, err = loader.Load(f)
+		}
 		if err != nil {
 			reportError(g.stderr, err)
 			code = exitUsage

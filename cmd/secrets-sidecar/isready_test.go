@@ -203,7 +203,7 @@ func TestIsReadyRefusesForgedStatus(t *testing.T) {
 		{"forged in another user's directory", forged, "isready: status file " + forged + " " + wantForged},
 		{"linked to /dev/zero", zero, "isready: status file " + zero + ": is a symbolic link: refusing to follow it"},
 		{"/dev/zero itself", "/dev/zero", "isready: status file /dev/zero: not a regular file"},
-		{"larger than 1 MiB", big, "isready: status file " + big + ": file is larger than expected"},
+		{"larger than 1 MiB", big, "isready: status file " + big + ": file too large"},
 		{"from the future", writeStatus(t, future), "is 1h0m0s in the future, more than 5s"},
 	} {
 		start := time.Now()

@@ -3,16 +3,17 @@ package files
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
 // ErrTooLarge reports a file ReadNoFollow refused because it holds more
-// than the limit.
-var ErrTooLarge = errors.New("file is larger than expected")
+// than the limit (config.ErrTooLarge: one sentinel for every capped read).
+var ErrTooLarge = config.ErrTooLarge
 
 // ReadNoFollow reads a small file that a hostile neighbour may control (a
 // pid file, a headers file, the status file): a symbolic link as the last
@@ -51,28 +52,10 @@ func (d *Dir) ReadNoFollow(name string, limit int64) ([]byte, fs.FileInfo, error
 	return readOpened(fd, p, limit)
 }
 
-// readOpened reads the regular file open at fd (and closes it).
+// readOpened reads the regular file open at fd (and closes it), as the
+// operator files are read: regular-file-only and capped.
 func readOpened(fd int, path string, limit int64) ([]byte, fs.FileInfo, error) {
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
-	}
-	if fi.Size() > limit {
-		return nil, nil, fmt.Errorf("%s: %w (%d bytes, at most %d)", path, ErrTooLarge, fi.Size(), limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, nil, fmt.Errorf("%s: %w (more than %d bytes)", path, ErrTooLarge, limit)
-	}
-	return data, fi, nil
+	return config.ReadOpenFile(os.NewFile(uintptr(fd), path), limit)
 }
 
 // ErrSymlinkFile reports a path whose last component is a symbolic link

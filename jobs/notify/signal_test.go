@@ -188,7 +188,7 @@ func TestPIDFileRules(t *testing.T) {
 		{"two numbers", write("two.pid", "12 13\n"), "does not hold a single process ID"},
 		{"plus sign", write("plus.pid", "+12\n"), "does not hold a single process ID"},
 		{"wraps to -1", write("wrap.pid", "4294967295\n"), "too large"},
-		{"over 64 bytes", write("big.pid", strings.Repeat(" ", 64)+"1"), "larger than expected"},
+		{"over 64 bytes", write("big.pid", strings.Repeat(" ", 64)+"1"), "file too large"},
 		{"dead PID", write("dead.pid", strconv.Itoa(dead.Process.Pid)), "no such process"},
 	}
 	if os.Geteuid() == 0 {

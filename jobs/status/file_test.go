@@ -250,7 +250,7 @@ func TestReadFileRefusesUntrusted(t *testing.T) {
 		"/dev/zero": "not a regular file",
 		fifo:        "not a regular file",
 		writable:    "is writable by group or others (mode 0666); refusing to trust it",
-		big:         "larger than expected",
+		big:         "file too large",
 	}
 	if uid, asRoot := otherUser(); asRoot {
 		forged := filepath.Join(dir, "forged.json")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -36,18 +37,41 @@ type Loader struct {
 // Load reads, decodes, defaults and validates one config file.
 func Load(path string) (*Config, error) { return Loader{}.Load(path) }
 
-// Load reads, decodes, defaults and validates one config file. The error is
-// Problems when the file can be read but is not a valid config.
+// Load reads, decodes, defaults and validates one config file. The file
+// is read with ReadFile: a regular file of at most MaxConfigFile (16 MiB).
+// The error is Problems, naming the file, whether it cannot be read or is
+// not a valid config.
 func (l Loader) Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, MaxConfigFile)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, Problems{{File: path, Msg: "cannot read config: " + err.Error()}}
+		return nil, Problems{{File: path, Msg: "cannot read config: " + readError(path, err)}}
 	}
 	return l.Parse(path, data)
+}
+
+// Stdin is the name a config read from standard input goes by in problems
+// (validate -); its relative template_file paths resolve against the
+// working directory.
+const Stdin = "<stdin>"
+
+// LoadReader is Load for a config read from r (standard input), capped at
+// MaxConfigFile like a file.
+func (l Loader) LoadReader(name string, r io.Reader) (*Config, error) {
+	data, err := ReadCapped(r, name, MaxConfigFile)
+	if err != nil {
+		return nil, Problems{{File: name, Msg: "cannot read config: " + readError(name, err)}}
+	}
+	return l.Parse(name, data)
+}
+
+// readError is a ReadFile error without the path the problem already
+// names: "no such file or directory", "not a regular file (a named pipe)".
+func readError(path string, err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return pe.Err.Error()
+	}
+	return strings.TrimPrefix(err.Error(), path+": ")
 }
 
 // Parse decodes, defaults and validates config text; file names it in

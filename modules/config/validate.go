@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -282,9 +280,9 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 	}
 	if s.TemplateFile != "" {
 		path := resolve(c.File, s.TemplateFile)
-		data, err := os.ReadFile(path)
+		data, err := ReadFile(path, MaxTemplateFile)
 		if err != nil {
-			v.add(p+".template_file", "cannot read %q: %v", s.TemplateFile, unwrapPath(err))
+			v.add(p+".template_file", "cannot read %q: %s", s.TemplateFile, readError(path, err))
 			return
 		}
 		s.TemplateText = string(data)
@@ -340,14 +338,6 @@ func (v *validator) templateProblem(s *Secret, p string, err error) {
 		msg = fmt.Sprintf("template line %d: %s", n, m[2])
 	}
 	v.probs = append(v.probs, Problem{File: v.idx.file, Line: line, Field: field, Msg: msg})
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func (v *validator) kvVersion(field, val string) {

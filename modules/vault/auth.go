@@ -2,7 +2,6 @@ package vault
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
@@ -76,10 +75,11 @@ func orDefault(v, def string) string {
 	return v
 }
 
-// readCredential reads a credential file, trimmed. Errors name the file,
-// never its content.
+// readCredential reads a credential file, trimmed: a regular file of at
+// most config.MaxCredentialFile (64 KiB), links followed (Kubernetes'
+// projected tokens are links). Errors name the file, never its content.
 func readCredential(what, path string) (logging.Redacted, error) {
-	b, err := os.ReadFile(path)
+	b, err := config.ReadFile(path, config.MaxCredentialFile)
 	if err != nil {
 		return "", &authError{fmt.Errorf("vault auth: read %s: %w", what, err)}
 	}
