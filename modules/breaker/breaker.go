@@ -26,31 +26,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
-// State is the breaker's state, as published to the StateObserver.
-type State int
+// State is the breaker's state, as published to the StateObserver: the
+// metrics' label type, whose numbers are the breaker_state gauge's values.
+type State = metrics.BreakerState
 
-// The states' numbers are the values of the secrets_sidecar_breaker_state
-// gauge.
+// The breaker's states.
 const (
-	Closed   State = 0
-	HalfOpen State = 1
-	Open     State = 2
+	Closed   = metrics.BreakerClosed
+	HalfOpen = metrics.BreakerHalfOpen
+	Open     = metrics.BreakerOpen
 )
-
-// String is the state's name (closed, half-open, open).
-func (s State) String() string {
-	switch s {
-	case Closed:
-		return "closed"
-	case HalfOpen:
-		return "half-open"
-	case Open:
-		return "open"
-	}
-	return fmt.Sprintf("state(%d)", int(s))
-}
 
 // ErrOpen is returned, without calling anything, while the breaker is open
 // (and in half-open while the trial call is in flight). The error Allow

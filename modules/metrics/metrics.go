@@ -8,13 +8,13 @@
 package metrics
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/fx"
 
-	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
 )
 
@@ -41,6 +41,41 @@ const (
 	StageFetch  Stage = "fetch"
 	StageRender Stage = "render"
 	StageWrite  Stage = "write"
+)
+
+// BreakerState is the value of breaker_state: the circuit breaker's state.
+// The breaker reports its state in these terms (breaker.State is this type).
+type BreakerState int
+
+// The breaker's states, as numbers of the breaker_state gauge.
+const (
+	BreakerClosed   BreakerState = 0
+	BreakerHalfOpen BreakerState = 1
+	BreakerOpen     BreakerState = 2
+)
+
+// String is the state's name (closed, half-open, open).
+func (s BreakerState) String() string {
+	switch s {
+	case BreakerClosed:
+		return "closed"
+	case BreakerHalfOpen:
+		return "half-open"
+	case BreakerOpen:
+		return "open"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// LoginResult is the result label of vault_logins_total: how a login ended.
+type LoginResult string
+
+// Results of a login: Vault refused the credentials (rejected), or the
+// login failed for another reason (error: Vault unreachable, a 5xx).
+const (
+	LoginSuccess  LoginResult = "success"
+	LoginError    LoginResult = "error"
+	LoginRejected LoginResult = "rejected"
 )
 
 // Stages are every Stage, in pipeline order.
@@ -226,7 +261,7 @@ func (m *Metrics) Ready(ready bool) {
 
 // BreakerState exports the breaker state: 0 closed, 1 half-open, 2 open
 // (the numbers of breaker.State); it implements breaker.StateObserver.
-func (m *Metrics) BreakerState(state breaker.State) {
+func (m *Metrics) BreakerState(state BreakerState) {
 	m.breakerState.Set(float64(state))
 }
 

@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
 // outlook holds the metrics that tell what is about to break rather than
@@ -65,12 +63,12 @@ func (o *outlook) RefreshInterval(secret string, d time.Duration) {
 // "rejected" or "error" (anything else counts as "error"). A method's
 // three results appear together at its first login, so rate() sees the
 // first failure.
-func (o *outlook) LoginDone(method string, res vault.LoginResult) {
-	for _, r := range []vault.LoginResult{vault.LoginSuccess, vault.LoginError, vault.LoginRejected} {
+func (o *outlook) LoginDone(method string, res LoginResult) {
+	for _, r := range []LoginResult{LoginSuccess, LoginError, LoginRejected} {
 		o.logins.WithLabelValues(method, string(r))
 	}
-	if res != vault.LoginRejected {
-		res = vault.LoginResult(result(res))
+	if res != LoginRejected {
+		res = LoginResult(result(res))
 	}
 	o.logins.WithLabelValues(method, string(res)).Inc()
 }

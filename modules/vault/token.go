@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // tokenState is what the client knows about its token. The token itself
@@ -80,15 +81,16 @@ func (cn *conn) signal() {
 	}
 }
 
-// LoginResult is how a login ended, as told to the TokenObserver.
-type LoginResult string
+// LoginResult is how a login ended, as told to the TokenObserver: the
+// metrics' label type.
+type LoginResult = metrics.LoginResult
 
 // Login results: Vault refused the credentials (LoginRejected), the login
 // failed otherwise (LoginError), or it gave a token (LoginSuccess).
 const (
-	LoginSuccess  LoginResult = "success"
-	LoginError    LoginResult = "error"
-	LoginRejected LoginResult = "rejected"
+	LoginSuccess  = metrics.LoginSuccess
+	LoginError    = metrics.LoginError
+	LoginRejected = metrics.LoginRejected
 )
 
 func (cn *conn) loginDone(result LoginResult) {
