@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -12,22 +11,15 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 	"github.com/google/uuid"
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
-	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
-
-// RetryBase is the first retry delay of a failing secret; retries back off
-// exponentially (full jitter) up to the secret's refresh interval.
-const RetryBase = time.Second
-
-// jitter is the +-fraction of randomness on each refresh interval, so a
-// fleet of sidecars does not hit Vault in lockstep.
-const jitter = 0.10
 
 // maxConcurrentSyncs bounds the secrets read and written at the same time.
 // Start-up would otherwise read every secret at once: one connection, its
@@ -62,7 +54,8 @@ type Daemon struct {
 	shutdownTimeout time.Duration
 	notify          NotifySettings
 	delayFirst      bool
-	recovery        RecoverySignal
+	clock           clockwork.Clock
+	retry           schedule.Retrier
 
 	mu      sync.Mutex // guards everything below and serialises Apply
 	sched   gocron.Scheduler
@@ -87,11 +80,13 @@ type entry struct {
 }
 
 // runState is one job's run bookkeeping: whether a run is in flight (gocron
-// reschedules from completion, this is the guard should it ever not), and
-// whether the first run, which spreads the phase, is done.
+// reschedules from completion, this is the guard should it ever not),
+// whether the first run, which spreads the phase, is done, and when the
+// last run succeeded (on the daemon's clock).
 type runState struct {
-	busy   atomic.Bool
-	phased atomic.Bool
+	busy        atomic.Bool
+	phased      atomic.Bool
+	lastSuccess atomic.Int64 // unix nanoseconds; 0: none yet
 }
 
 // DaemonSettings are NewDaemon's plain values; zero fields get the
@@ -103,6 +98,9 @@ type DaemonSettings struct {
 	// refresh interval after Start instead of at once: exec mode has just
 	// synced everything before it starts the daemon.
 	DelayFirstRun bool
+	// Clock drives the schedule, the retry backoffs and the waits (nil:
+	// the real clock).
+	Clock clockwork.Clock
 }
 
 // DaemonOptions are the Daemon's collaborators; nil fields get harmless
@@ -118,16 +116,20 @@ type DaemonOptions struct {
 	// Notify gets the notify: block of every applied config.
 	Notify NotifySettings `optional:"true"`
 	// Recovery cuts retry backoffs short when Vault recovers.
-	Recovery RecoverySignal `optional:"true"`
+	Recovery schedule.RecoverySignal `optional:"true"`
 }
 
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.
 func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, s DaemonSettings, o DaemonOptions) (*Daemon, error) {
 	d := &Daemon{
 		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
-		shutdownTimeout: s.ShutdownTimeout, recovery: o.Recovery, cfg: cfg, entries: map[string]*entry{},
-		notify: o.Notify, delayFirst: s.DelayFirstRun, slots: make(chan struct{}, maxConcurrentSyncs),
+		shutdownTimeout: s.ShutdownTimeout, cfg: cfg, entries: map[string]*entry{},
+		notify: o.Notify, delayFirst: s.DelayFirstRun, clock: s.Clock, slots: make(chan struct{}, maxConcurrentSyncs),
 	}
+	if d.clock == nil {
+		d.clock = clockwork.NewRealClock()
+	}
+	d.retry = schedule.NewRetrier(d.clock, o.Recovery)
 	if d.status == nil {
 		d.status = nopStatus{}
 	}
@@ -140,6 +142,7 @@ func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, s DaemonSett
 	opts := []gocron.SchedulerOption{
 		gocron.WithLogger(gocronLogger{log.Named("gocron").Sugar()}),
 		gocron.WithStopTimeout(d.shutdownTimeout),
+		gocron.WithClock(d.clock),
 	}
 	sched, err := gocron.NewScheduler(opts...)
 	if err != nil {
@@ -205,13 +208,11 @@ func (d *Daemon) add(sec config.Secret) error {
 		return err
 	}
 	files.CleanTemp(sec.Destination)
-	interval := sec.RefreshInterval.Duration
-	lo := time.Duration(float64(interval) * (1 - jitter))
-	hi := time.Duration(float64(interval) * (1 + jitter))
+	sched := schedule.Every(sec.RefreshInterval.Duration)
 	start := gocron.WithStartImmediately()
 	rs := &runState{}
 	if d.delayFirst {
-		start = gocron.WithStartDateTime(time.Now().Add(lo + rand.N(hi-lo+1)))
+		start = gocron.WithStartDateTime(d.clock.Now().Add(sched.FirstRun()))
 		rs.phased.Store(true)
 	}
 	// No singleton mode: gocron keeps a goroutine and a 1,000-slot channel
@@ -221,8 +222,8 @@ func (d *Daemon) add(sec config.Secret) error {
 	// tail (see run), not gocron.DurationRandomJob: that keeps a
 	// math/rand source of about 5 KiB per job.
 	gj, err := d.sched.NewJob(
-		gocron.DurationJob(lo),
-		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job, rs, hi-lo) }),
+		gocron.DurationJob(sched.Period()),
+		gocron.NewTask(func(ctx context.Context) { d.run(ctx, job, rs) }),
 		gocron.WithName(sec.Name),
 		gocron.WithIntervalFromCompletion(), // a long retry streak does not bunch the next refreshes
 		gocron.WithStartAt(start),
@@ -242,13 +243,9 @@ func (d *Daemon) add(sec config.Secret) error {
 // and when a reload removes or replaces the job). A backoff ends early when
 // Vault recovers; a rejected login waits for new credentials; an error that
 // cannot succeed (IsPermanent) ends the run, and the next refresh tries
-// again.
-//
-// The run ends after a random tail: up to spread (the jitter's width), or
-// on the first run up to one interval, so the refreshes of secrets (and
-// sidecars) that started together spread over the interval. The next
-// run is counted from the end of this one.
-func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState, spread time.Duration) {
+// again. The run ends with the schedule's random tail; the next run is
+// counted from the end of this one.
+func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState) {
 	if !rs.busy.CompareAndSwap(false, true) {
 		return
 	}
@@ -261,57 +258,42 @@ func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState, spread time
 	d.running.Add(1)
 	d.runMu.Unlock()
 	defer d.running.Done()
-	// One read per secret per interval: gocron has been seen to start a
-	// job a second time moments after a run (3 of 803 runs in a 75 s
-	// trace). A run this early after a success is not a refresh; skip it.
-	if last := job.State().LastSuccess; !last.IsZero() &&
-		time.Since(last) < job.Secret.RefreshInterval.Duration/2 {
-		d.log.Debug("skipping a run that came too soon after the last sync",
-			zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", time.Since(last)))
-		return
+	sched := schedule.Every(job.Secret.RefreshInterval.Duration)
+	if last := rs.lastSuccess.Load(); last != 0 {
+		if since := d.clock.Since(time.Unix(0, last)); sched.TooSoon(since) {
+			d.log.Debug("skipping a run that came too soon after the last sync",
+				zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", since))
+			return
+		}
 	}
-	retried := d.syncRetrying(jobCtx, job)
-	if !rs.phased.Swap(true) || retried {
-		// The first run, and a run that outlasted failures (a Vault outage
-		// ends for every secret at once), spread over a whole interval.
-		spread = job.Secret.RefreshInterval.Duration
+	attempts, err := d.retry.Do(jobCtx, sched.Backoff(),
+		func(ctx context.Context) error { return d.syncSlot(ctx, job) },
+		func(err error) bool {
+			if IsPermanent(err) {
+				d.log.Debug("not retrying an error that needs a config change; the next refresh tries again",
+					zap.String("secret_name", job.Secret.Name))
+				return true
+			}
+			return errors.Is(err, context.Canceled) && jobCtx.Err() != nil
+		})
+	if err == nil {
+		rs.lastSuccess.Store(d.clock.Now().UnixNano())
 	}
-	d.tail(jobCtx, spread)
+	spread := !rs.phased.Swap(true) || attempts > 1
+	d.wait(jobCtx, sched.Tail(spread))
 }
 
-// tail waits a random duration below spread, or until jobCtx ends.
-func (d *Daemon) tail(jobCtx context.Context, spread time.Duration) {
-	if spread <= 0 {
+// wait waits d on the daemon's clock, or until jobCtx ends.
+func (d *Daemon) wait(jobCtx context.Context, dur time.Duration) {
+	if dur <= 0 {
 		return
 	}
-	t := time.NewTimer(rand.N(spread))
+	t := d.clock.NewTimer(dur)
 	defer t.Stop()
 	select {
 	case <-jobCtx.Done():
-	case <-t.C:
+	case <-t.Chan():
 	}
-}
-
-// syncRetrying syncs job until it succeeds, fails permanently or jobCtx
-// ends. retried: a sync failed and was retried.
-func (d *Daemon) syncRetrying(jobCtx context.Context, job *Job) (retried bool) {
-	backoff := vault.Backoff{Base: RetryBase, Max: job.Secret.RefreshInterval.Duration}
-	for attempt := 0; jobCtx.Err() == nil; attempt++ {
-		recovered := recoveredChan(d.recovery)
-		err := d.syncSlot(jobCtx, job)
-		if err == nil || (errors.Is(err, context.Canceled) && jobCtx.Err() != nil) {
-			return attempt > 0
-		}
-		if IsPermanent(err) {
-			d.log.Debug("not retrying an error that needs a config change; the next refresh tries again",
-				zap.String("secret_name", job.Secret.Name))
-			return attempt > 0
-		}
-		if waitRetry(jobCtx, backoff, attempt, err, recovered) != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // syncSlot syncs job once while holding one of the maxConcurrentSyncs slots.

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
@@ -25,19 +26,41 @@ func (f *fixedFetcher) Read(context.Context, vault.ReadRequest) (*vault.Secret, 
 	return &vault.Secret{Data: map[string]any{"v": "x"}, Version: 1, KVVersion: 2}, nil
 }
 
+// driveRun runs one scheduled run of job on the fake clock, advancing the
+// clock a second at a time whenever the run waits, and returns how much
+// fake time the run took.
+func driveRun(t *testing.T, d *Daemon, clock *clockwork.FakeClock, job *Job, rs *runState) time.Duration {
+	t.Helper()
+	start := clock.Now()
+	done := make(chan struct{})
+	go func() { defer close(done); d.run(t.Context(), job, rs) }()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { <-done; cancel() }()
+	for clock.BlockUntilContext(ctx, 1) == nil {
+		clock.Advance(time.Second)
+	}
+	<-done
+	return clock.Since(start)
+}
+
+func testSecret(dir, name string, interval time.Duration) config.Secret {
+	return config.Secret{
+		Name: name, Mount: "secret", Path: name, KVVersion: "2", Key: "v",
+		Destination: filepath.Join(dir, name), RefreshInterval: config.NewDuration(interval),
+		Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
+	}
+}
+
 // TestEarlyRunSkipped: a run that comes within half an interval of the
 // last success (gocron's occasional double start) does not read Vault.
 func TestEarlyRunSkipped(t *testing.T) {
 	f := &fixedFetcher{}
 	log := zap.NewNop()
+	clock := clockwork.NewFakeClock()
 	syncer := NewSyncer(f, log, SyncerOptions{})
-	sec := config.Secret{
-		Name: "s", Mount: "secret", Path: "p", KVVersion: "2", Key: "v",
-		Destination: filepath.Join(t.TempDir(), "s"), RefreshInterval: config.NewDuration(time.Minute),
-		Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
-	}
-	cfg := &config.Config{Secrets: []config.Secret{sec}}
-	d, err := NewDaemon(cfg, syncer, log, DaemonSettings{}, DaemonOptions{})
+	sec := testSecret(t.TempDir(), "s", time.Minute)
+	d, err := NewDaemon(&config.Config{Secrets: []config.Secret{sec}}, syncer, log, DaemonSettings{Clock: clock}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,85 +69,57 @@ func TestEarlyRunSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := &runState{}
-	rs.phased.Store(true) // no phase wait: this test is about the early run
-	d.run(t.Context(), job, rs, 0)
-	d.run(t.Context(), job, rs, 0)
+	rs.phased.Store(true) // a regular run: its tail is at most 12s of the minute
+	took := driveRun(t, d, clock, job, rs)
+	driveRun(t, d, clock, job, rs)
 	if n := f.reads.Load(); n != 1 {
-		t.Fatalf("%d reads for two runs a moment apart, want 1", n)
+		t.Fatalf("%d reads for two runs %s apart, want 1", n, took)
 	}
-	job.mu.Lock()
-	job.state.LastSuccess = time.Now().Add(-31 * time.Second) // past half the interval
-	job.mu.Unlock()
-	d.run(t.Context(), job, rs, 0)
+	clock.Advance(30*time.Second - took) // half the interval after the success
+	driveRun(t, d, clock, job, rs)
 	if n := f.reads.Load(); n != 2 {
 		t.Fatalf("a run half an interval later did not read (%d reads)", n)
 	}
 }
 
-// timedFetcher records when each path was read.
-type timedFetcher struct {
-	mu    sync.Mutex
-	reads map[string][]time.Time
-}
-
-func (f *timedFetcher) Read(_ context.Context, r vault.ReadRequest) (*vault.Secret, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.reads[r.Path] = append(f.reads[r.Path], time.Now())
-	return &vault.Secret{Data: map[string]any{"v": r.Path}, Version: 1, KVVersion: 2}, nil
-}
-
-// TestFirstRefreshesSpread: secrets that start together are all read at
-// once (readiness), but their first refreshes spread over the interval
-// instead of coming together one interval (+-10%) later.
-func TestFirstRefreshesSpread(t *testing.T) {
-	const n, interval = 20, 2 * time.Second
-	f := &timedFetcher{reads: map[string][]time.Time{}}
+// TestFirstRunSpreadsTheRefreshes: secrets that start together are read at
+// once (readiness), and their first run then ends after a random part of a
+// whole interval, so their refreshes spread over it instead of coming
+// together one interval (+-10%) later; later runs end within the jitter.
+func TestFirstRunSpreadsTheRefreshes(t *testing.T) {
+	const n, interval = 20, 100 * time.Second
+	f := &fixedFetcher{}
 	log := zap.NewNop()
+	clock := clockwork.NewFakeClock()
 	syncer := NewSyncer(f, log, SyncerOptions{})
-	cfg := &config.Config{}
-	dir := t.TempDir()
-	for i := range n {
-		cfg.Secrets = append(cfg.Secrets, config.Secret{
-			Name: fmt.Sprintf("s%02d", i), Mount: "secret", Path: fmt.Sprintf("p%02d", i), KVVersion: "2", Key: "v",
-			Destination: filepath.Join(dir, fmt.Sprintf("s%02d", i)), RefreshInterval: config.NewDuration(interval),
-			Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
-		})
-	}
-	d, err := NewDaemon(cfg, syncer, log, DaemonSettings{}, DaemonOptions{})
+	d, err := NewDaemon(&config.Config{}, syncer, log, DaemonSettings{Clock: clock}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	if err := d.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2*interval + interval/2) // every first refresh is due within 2.2 intervals
-	if err := d.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var first, lastInitial time.Duration
-	var refresh []time.Duration
-	for _, ts := range f.reads {
-		lastInitial = max(lastInitial, ts[0].Sub(start))
-		if len(ts) < 2 {
-			t.Fatalf("a secret was read %d times in %s, want a refresh", len(ts), 2*interval+interval/2)
+	var first, later []time.Duration
+	dir := t.TempDir()
+	for i := range n {
+		job, err := syncer.NewJob(testSecret(dir, fmt.Sprintf("s%02d", i), interval))
+		if err != nil {
+			t.Fatal(err)
 		}
-		refresh = append(refresh, ts[1].Sub(start))
+		rs := &runState{}
+		before := f.reads.Load()
+		first = append(first, driveRun(t, d, clock, job, rs))
+		if f.reads.Load() != before+1 {
+			t.Fatal("the first run did not read at once")
+		}
+		clock.Advance(interval)
+		later = append(later, driveRun(t, d, clock, job, rs))
 	}
-	first = slices.Min(refresh)
-	span := slices.Max(refresh) - first
-	t.Logf("initial reads within %s; first refreshes from %s to %s after start (span %s, interval %s)",
-		lastInitial, first, slices.Max(refresh), span, interval)
-	if lastInitial > interval/2 {
-		t.Fatalf("the initial reads took %s: they must not wait for the spread", lastInitial)
-	}
-	// Without the spread every first refresh falls in one interval +-10%
-	// after the initial read: a span of at most 0.2 intervals.
+	span := slices.Max(first) - slices.Min(first)
+	t.Logf("first runs ended %s..%s after their read; later runs within %s", slices.Min(first), slices.Max(first), slices.Max(later))
+	// Without the spread every first run ends within the jitter's 20s.
 	if span < interval/2 {
-		t.Fatalf("first refreshes span only %s of a %s interval: not spread", span, interval)
+		t.Fatalf("first runs' tails span only %s of a %s interval: not spread", span, interval)
+	}
+	if m := slices.Max(later); m > 21*time.Second {
+		t.Fatalf("a regular run's tail took %s, beyond the 20s jitter window", m)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
@@ -66,7 +67,8 @@ secrets:
     destination: %[2]s/legacy.env
     format: env
 `, p, out, owner, group))
-	d := w.daemon(t, cfg)
+	clock := clockwork.NewFakeClock()
+	d := w.daemonOn(t, cfg, clock)
 
 	want := map[string]string{
 		"db.env":      "DB_USER=app\nDB_PASS=pw-1\n",
@@ -94,15 +96,18 @@ secrets:
 	_, tlsBefore := statFile(t, filepath.Join(out, "tls/key.pem"))
 	tlsMtime, _ := statFile(t, filepath.Join(out, "tls/key.pem"))
 	srv.PutKV2(t, "secret", p+"/db", map[string]any{"username": "app", "password": "pw-2"})
-	changed := time.Now()
-	eventually(t, 10*time.Second, "db.env follows the change", fileIs(filepath.Join(out, "db.env"), "DB_USER=app\nDB_PASS=pw-2\n"))
-	t.Logf("change reached the file after %s (refresh 1s +-10%%)", time.Since(changed).Round(time.Millisecond))
+	changed := clock.Now()
+	ticking(t, clock, 100*time.Millisecond, 20*time.Second, "db.env follows the change", fileIs(filepath.Join(out, "db.env"), "DB_USER=app\nDB_PASS=pw-2\n"))
+	t.Logf("change reached the file after %s on the daemon's clock (refresh 1s +-10%%)", clock.Since(changed))
 	if got := d.Jobs()["db"].State().Version; got != 2 {
 		t.Errorf("db state version %d, want 2", got)
 	}
 
 	// A few more refresh cycles: nothing else is rewritten.
-	time.Sleep(2500 * time.Millisecond)
+	reads := counter(t, w.reg, "secrets_sidecar_fetch_total", map[string]string{"secret_name": "tls", "result": "success"})
+	ticking(t, clock, 100*time.Millisecond, 20*time.Second, "three more tls refreshes", func() bool {
+		return counter(t, w.reg, "secrets_sidecar_fetch_total", map[string]string{"secret_name": "tls", "result": "success"}) >= reads+3
+	})
 	fi, tlsAfter := statFile(t, filepath.Join(out, "tls/key.pem"))
 	if tlsBefore.Ino != tlsAfter.Ino || !fi.ModTime().Equal(tlsMtime.ModTime()) {
 		t.Errorf("unchanged tls file was rewritten: inode %d->%d", tlsBefore.Ino, tlsAfter.Ino)
@@ -144,7 +149,10 @@ secrets:
 	eventually(t, 10*time.Second, "fetch errors counted", func() bool {
 		return counter(t, w.reg, "secrets_sidecar_errors_total", map[string]string{"secret_name": "a", "stage": "fetch"}) >= 2
 	})
-	time.Sleep(1500 * time.Millisecond) // more failing refreshes
+	failed := counter(t, w.reg, "secrets_sidecar_errors_total", map[string]string{"secret_name": "a", "stage": "fetch"})
+	eventually(t, 20*time.Second, "more failing refreshes", func() bool {
+		return counter(t, w.reg, "secrets_sidecar_errors_total", map[string]string{"secret_name": "a", "stage": "fetch"}) >= failed+2
+	})
 	for name, want := range map[string]string{"a": "one", "b": "two"} {
 		if !fileIs(filepath.Join(out, name), want)() {
 			t.Fatalf("%s changed or vanished during the outage", name)
@@ -191,7 +199,8 @@ secrets:
   - {name: ok, path: %[1]s/ok, destination: %[2]s/ok, key: v}
   - {name: late, path: %[1]s/late, destination: %[2]s/late, key: v}
 `, p, out))
-	d := w.daemon(t, cfg)
+	clock := clockwork.NewFakeClock()
+	d := w.daemonOn(t, cfg, clock)
 	eventually(t, 10*time.Second, "ok written", fileIs(filepath.Join(out, "ok"), "fine"))
 	eventually(t, 10*time.Second, "late failing", func() bool { return d.Jobs()["late"].State().Failures >= 1 })
 	if w.status.Ready() {
@@ -202,8 +211,12 @@ secrets:
 	}
 	srv.PutKV2(t, "secret", p+"/late", map[string]any{"v": "arrived"})
 	// Refresh is 1h: only the retry backoff (1s, 2s, 4s... jittered) can
-	// pick this up.
-	eventually(t, 40*time.Second, "late written by a retry", fileIs(filepath.Join(out, "late"), "arrived"))
+	// pick this up; the clock moves a second per poll, never a whole hour.
+	start := clock.Now()
+	ticking(t, clock, time.Second, 40*time.Second, "late written by a retry", fileIs(filepath.Join(out, "late"), "arrived"))
+	if took := clock.Since(start); took >= time.Hour {
+		t.Fatalf("late written %s after it arrived: by a refresh, not a retry", took)
+	}
 	eventually(t, 5*time.Second, "ready", w.status.Ready)
 }
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
 )
@@ -260,8 +261,8 @@ type ExecParams struct {
 	Exit     *execExit
 	Log      *zap.Logger
 	Notifier ChangeNotifier
-	Status   StatusSink     `optional:"true"`
-	Recovery RecoverySignal `optional:"true"`
+	Status   StatusSink              `optional:"true"`
+	Recovery schedule.RecoverySignal `optional:"true"`
 
 	Lifecycle fx.Lifecycle
 }

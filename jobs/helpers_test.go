@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
@@ -122,7 +123,13 @@ func loadConfig(t testing.TB, dir, text string) *config.Config {
 
 func (w *world) daemon(t testing.TB, cfg *config.Config) *jobs.Daemon {
 	t.Helper()
-	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second},
+	return w.daemonOn(t, cfg, nil)
+}
+
+// daemonOn is daemon with its schedule, backoffs and waits on clock.
+func (w *world) daemonOn(t testing.TB, cfg *config.Config, clock clockwork.Clock) *jobs.Daemon {
+	t.Helper()
+	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second, Clock: clock},
 		jobs.DaemonOptions{Vault: w.client, Status: w.status, Recorder: w.metrics})
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +152,20 @@ func eventually(t testing.TB, bound time.Duration, what string, cond func() bool
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// ticking is eventually on a fake clock: each poll that finds cond false
+// moves the clock on by step, so scheduled refreshes and retry backoffs
+// come as fast as the sidecar handles them.
+func ticking(t testing.TB, clock *clockwork.FakeClock, step, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	eventually(t, bound, what, func() bool {
+		if cond() {
+			return true
+		}
+		clock.Advance(step)
+		return false
+	})
 }
 
 func fileIs(path, want string) func() bool {

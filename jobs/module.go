@@ -7,6 +7,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -126,7 +127,7 @@ type OnceParams struct {
 	Syncer   *Syncer
 	Log      *zap.Logger
 	Settings OnceSettings
-	Recovery RecoverySignal `optional:"true"`
+	Recovery schedule.RecoverySignal `optional:"true"`
 
 	Lifecycle  fx.Lifecycle
 	Shutdowner fx.Shutdowner

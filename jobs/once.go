@@ -9,27 +9,23 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
-	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
-
-// OnceRetryMax caps the retry delay of `once`: an init container should
-// notice a recovered Vault quickly, whatever the refresh interval.
-const OnceRetryMax = 8 * time.Second
 
 // Once syncs every secret a single time for init containers: all secrets
 // concurrently with a bounded number of workers, each retried with backoff
 // until it is written or the timeout passes.
 type Once struct {
-	cfg      *config.Config
-	syncer   *Syncer
-	log      *zap.Logger
-	timeout  time.Duration
-	workers  int
-	recovery RecoverySignal
-	dryRun   bool
-	plans    []Plan
+	cfg     *config.Config
+	syncer  *Syncer
+	log     *zap.Logger
+	timeout time.Duration
+	workers int
+	retry   schedule.Retrier
+	dryRun  bool
+	plans   []Plan
 }
 
 // Failure is a secret `once` could not write.
@@ -43,12 +39,12 @@ func NewOnce(cfg *config.Config, syncer *Syncer, log *zap.Logger, timeout time.D
 	if workers <= 0 {
 		workers = 1
 	}
-	return &Once{cfg: cfg, syncer: syncer, log: log, timeout: timeout, workers: workers}
+	return &Once{cfg: cfg, syncer: syncer, log: log, timeout: timeout, workers: workers, retry: schedule.NewRetrier(nil, nil)}
 }
 
 // SetRecovery makes retries waiting out a backoff start again as soon as
 // Vault recovers (the breaker closes). Call it before Run.
-func (o *Once) SetRecovery(r RecoverySignal) { o.recovery = r }
+func (o *Once) SetRecovery(r schedule.RecoverySignal) { o.retry = schedule.NewRetrier(nil, r) }
 
 // SetDryRun makes Run read and render every secret and compare it with
 // its destination without writing anything (Syncer.Plan); Plans then
@@ -151,27 +147,17 @@ func (o *Once) one(ctx context.Context, syncer *Syncer, sec config.Secret, plan 
 	if err != nil {
 		return err
 	}
-	backoff := vault.Backoff{Base: RetryBase, Max: min(sec.RefreshInterval.Duration, OnceRetryMax)}
-	var last error
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			if last == nil {
-				last = err
+	_, err = o.retry.Do(ctx, schedule.Every(sec.RefreshInterval.Duration).OnceBackoff(),
+		func(ctx context.Context) (err error) {
+			if o.dryRun {
+				*plan, err = syncer.Plan(ctx, job)
+				return err
 			}
-			return last
-		}
-		recovered := recoveredChan(o.recovery)
-		if o.dryRun {
-			*plan, last = syncer.Plan(ctx, job)
-		} else {
-			last = syncer.Sync(ctx, job)
-		}
-		var dest destError
-		if last == nil || IsPermanent(last) || errors.As(last, &dest) {
-			return last
-		}
-		if waitRetry(ctx, backoff, attempt, last, recovered) != nil {
-			return last
-		}
-	}
+			return syncer.Sync(ctx, job)
+		},
+		func(err error) bool {
+			var dest destError
+			return IsPermanent(err) || errors.As(err, &dest)
+		})
+	return err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
@@ -62,7 +63,7 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		as[*vault.Client](new(jobs.Fetcher)),
 		// The breaker guards the Vault client and probes Vault while open;
 		// retries waiting out a backoff start again when it closes.
-		as[*breaker.Breaker](new(vault.Breaker), new(jobs.RecoverySignal)),
+		as[*breaker.Breaker](new(vault.Breaker), new(schedule.RecoverySignal)),
 	}
 }
 
