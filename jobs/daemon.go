@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,16 +26,6 @@ import (
 // and a burst on Vault. A retry's backoff does not hold a slot.
 const maxConcurrentSyncs = 16
 
-// VaultUpdater applies a changed vault: block (*vault.Client).
-type VaultUpdater interface {
-	Update(ctx context.Context, cfg config.Vault) error
-}
-
-// NotifySettings takes a reloaded notify: block (*notify.Notifier).
-type NotifySettings interface {
-	Update(s config.Notify)
-}
-
 // Daemon keeps every configured secret's file in sync: one gocron job per
 // secret, started at once and repeated at the secret's refresh interval
 // (from the end of the previous run, with jitter; a run never overlaps
@@ -47,12 +36,10 @@ type NotifySettings interface {
 // with backoff inside its run, so other secrets are unaffected.
 type Daemon struct {
 	syncer          *Syncer
-	vault           VaultUpdater
 	status          StatusSink
 	rec             Recorder
 	log             *zap.Logger
 	shutdownTimeout time.Duration
-	notify          NotifySettings
 	delayFirst      bool
 	clock           clockwork.Clock
 	retry           schedule.Retrier
@@ -108,13 +95,8 @@ type DaemonSettings struct {
 type DaemonOptions struct {
 	fx.In
 
-	// Vault applies the vault: block of every applied config (nil: vault:
-	// changes are not applied on reload).
-	Vault    VaultUpdater `optional:"true"`
-	Status   StatusSink   `optional:"true"`
-	Recorder Recorder     `optional:"true"`
-	// Notify gets the notify: block of every applied config.
-	Notify NotifySettings `optional:"true"`
+	Status   StatusSink `optional:"true"`
+	Recorder Recorder   `optional:"true"`
 	// Recovery cuts retry backoffs short when Vault recovers.
 	Recovery schedule.RecoverySignal `optional:"true"`
 }
@@ -122,9 +104,9 @@ type DaemonOptions struct {
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.
 func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, s DaemonSettings, o DaemonOptions) (*Daemon, error) {
 	d := &Daemon{
-		syncer: syncer, vault: o.Vault, status: o.Status, rec: o.Recorder, log: log,
+		syncer: syncer, status: o.Status, rec: o.Recorder, log: log,
 		shutdownTimeout: s.ShutdownTimeout, cfg: cfg, entries: map[string]*entry{},
-		notify: o.Notify, delayFirst: s.DelayFirstRun, clock: s.Clock, slots: make(chan struct{}, maxConcurrentSyncs),
+		delayFirst: s.DelayFirstRun, clock: s.Clock, slots: make(chan struct{}, maxConcurrentSyncs),
 	}
 	if d.clock == nil {
 		d.clock = clockwork.NewRealClock()
@@ -307,21 +289,12 @@ func (d *Daemon) syncSlot(jobCtx context.Context, job *Job) error {
 	return d.syncer.Sync(d.opCtx, job)
 }
 
-// Apply switches to a new, validated config: the vault client is rebuilt
-// when vault: changed; new secrets are added, removed ones unscheduled and
-// changed ones replaced; unchanged jobs keep their schedule and state.
-func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
+// Apply switches to a new config's secrets: new secrets are added, removed
+// ones unscheduled and changed ones replaced; unchanged jobs keep their
+// schedule and state.
+func (d *Daemon) Apply(_ context.Context, cfg *config.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.vault != nil && !reflect.DeepEqual(d.cfg.Vault, cfg.Vault) {
-		if err := d.vault.Update(ctx, cfg.Vault); err != nil {
-			return fmt.Errorf("vault settings: %w", err)
-		}
-		d.log.Info("vault client rebuilt for the new vault settings")
-	}
-	if d.notify != nil {
-		d.notify.Update(cfg.Notify)
-	}
 	next := map[string]config.Secret{}
 	for _, s := range cfg.Secrets {
 		next[s.Name] = s
@@ -342,9 +315,7 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 		} else {
 			removed = append(removed, name)
 			d.rec.Forget(name, e.job.Secret.VaultPath())
-			if h, ok := d.notify.(ValueHolder); ok {
-				h.Forget(name) // its values are no longer the sidecar's to scrub
-			}
+			d.syncer.forget(name) // its values are no longer the sidecar's to scrub
 		}
 	}
 	d.cfg = cfg

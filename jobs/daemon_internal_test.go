@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jonboulle/clockwork"
+
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )

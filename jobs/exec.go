@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
@@ -53,7 +54,7 @@ type Exec struct {
 	cfg      *config.Config
 	once     *Once
 	daemon   *Daemon
-	reloader *Reloader
+	reloader *reload.Reloader
 	status   StatusSink
 	env      *childEnv
 	hook     *childHook
@@ -198,12 +199,13 @@ func (x *Exec) main(early chan os.Signal) {
 }
 
 // ExecModule runs exec mode: it needs what DaemonModule needs plus
-// ExecSettings and a ChangeNotifier with its hooks group ("notify_hooks"),
-// to which it adds the supervisor's hook. Exec starts the daemon and the
-// config reloader itself once the command runs.
+// ExecSettings, a reload.Reloader (without SIGHUP: that is the command's)
+// and a ChangeNotifier with its hooks group ("notify_hooks"), to which it
+// adds the supervisor's hook. Exec starts the daemon and the config
+// reloader itself once the command runs.
 var ExecModule = fx.Module("exec",
 	fx.Provide(
-		newSyncer, newExecDaemon, newExecReloader, newExec, newExecExit,
+		newSyncer, newExecDaemon, daemonApplier, newExec, newExecExit,
 		fx.Annotate(newChildEnvFx, fx.As(fx.Self()), fx.As(new(DataObserver))),
 		newChildHook,
 		// A value group takes no fx.As beside the type itself: one adapter.
@@ -242,11 +244,6 @@ func newExecDaemon(p DaemonParams) (*Daemon, error) {
 		DaemonSettings{ShutdownTimeout: p.Env.ShutdownTimeout, DelayFirstRun: true}, p.DaemonOptions)
 }
 
-func newExecReloader(p ReloaderParams) *Reloader {
-	return NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"),
-		ReloaderSettings{Watch: p.Env.WatchConfig, NoSIGHUP: true}, p.ReloaderOptions)
-}
-
 // ExecParams are Exec's dependencies in fx.
 type ExecParams struct {
 	fx.In
@@ -255,7 +252,7 @@ type ExecParams struct {
 	Settings ExecSettings
 	Syncer   *Syncer
 	Daemon   *Daemon
-	Reloader *Reloader
+	Reloader *reload.Reloader
 	Env      *childEnv
 	Hook     *childHook
 	Exit     *execExit

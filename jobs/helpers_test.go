@@ -114,7 +114,7 @@ func loadConfig(t testing.TB, dir, text string) *config.Config {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := (&config.Loader{Templates: render.Checker{}}).Load(path)
+	cfg, err := (&config.Loader{Templates: render.NewSet()}).Load(path)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -130,7 +130,7 @@ func (w *world) daemon(t testing.TB, cfg *config.Config) *jobs.Daemon {
 func (w *world) daemonOn(t testing.TB, cfg *config.Config, clock clockwork.Clock) *jobs.Daemon {
 	t.Helper()
 	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second, Clock: clock},
-		jobs.DaemonOptions{Vault: w.client, Status: w.status, Recorder: w.metrics})
+		jobs.DaemonOptions{Status: w.status, Recorder: w.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,17 +7,30 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
-// DaemonModule runs the sidecar daemon: the scheduled jobs and hot reload.
-// It needs a Fetcher and a VaultUpdater (the vault client), and takes a
-// Recorder, ReloadRecorder, StatusSink and TracerProvider when provided.
+// DaemonModule runs the sidecar daemon: the scheduled jobs, which take the
+// secrets of a reloaded config (value group "reload_secrets"). It needs a
+// Fetcher, and takes a Recorder, StatusSink and TracerProvider when
+// provided.
 var DaemonModule = fx.Module("jobs",
-	fx.Provide(newSyncer, newDaemon, newReloader),
-	fx.Invoke(func(*Reloader) {}), // the reloader needs the daemon: both run
+	fx.Provide(newSyncer, newDaemon, daemonApplier),
 )
+
+// daemonApplier puts the daemon in the reload's secrets phase.
+func daemonApplier(d *Daemon) ReloadResult {
+	return ReloadResult{Applier: d}
+}
+
+// ReloadResult joins the reload's secrets phase (reload.Module).
+type ReloadResult struct {
+	fx.Out
+
+	Applier reload.Applier `group:"reload_secrets"`
+}
 
 // OnceModule syncs every secret once and shuts the app down with exit code
 // 0 when every file was written, else 1. Supply OnceSettings.
@@ -87,36 +100,6 @@ func newDaemon(p DaemonRunParams) (*Daemon, error) {
 	}
 	p.Lifecycle.Append(fx.StartStopHook(d.Start, d.Stop))
 	return d, nil
-}
-
-// ReloaderParams are the Reloader's dependencies in fx.
-type ReloaderParams struct {
-	fx.In
-
-	Config *config.Config
-	Env    config.Env
-	Loader *config.Loader
-	Daemon *Daemon
-	Log    *zap.Logger
-	ReloaderOptions
-}
-
-// ReloaderRunParams are what the run command's Reloader needs on top of
-// ReloaderParams: it runs with the app (exec mode starts its own).
-type ReloaderRunParams struct {
-	fx.In
-	ReloaderParams
-
-	Lifecycle fx.Lifecycle
-}
-
-// newReloader's hook comes after the daemon's (the reloader depends on
-// it), so it stops first: no reload during shutdown.
-func newReloader(p ReloaderRunParams) *Reloader {
-	r := NewReloader(p.Config, p.Loader, p.Daemon, p.Log.Named("reload"),
-		ReloaderSettings{Watch: p.Env.WatchConfig}, p.ReloaderOptions)
-	p.Lifecycle.Append(fx.StartStopHook(r.Start, r.Stop))
-	return r
 }
 
 // OnceParams are Once's dependencies in fx.

@@ -5,22 +5,34 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
 
-func (w *world) reloader(t testing.TB, cfg *config.Config, d *jobs.Daemon, watch bool) *jobs.Reloader {
+func (w *world) reloader(t testing.TB, cfg *config.Config, d *jobs.Daemon, watch bool) *reload.Reloader {
 	t.Helper()
-	r := jobs.NewReloader(cfg, &config.Loader{Templates: render.Checker{}}, d, w.log.Named("reload"),
-		jobs.ReloaderSettings{Watch: watch, Debounce: 100 * time.Millisecond}, jobs.ReloaderOptions{Recorder: w.metrics})
+	// The world's client has the test server's address, which the config
+	// files leave out: apply only what a reload changes in vault:.
+	initial := cfg.Vault
+	vaultSettings := reload.ApplierFunc(func(ctx context.Context, next *config.Config) error {
+		if reflect.DeepEqual(next.Vault, initial) {
+			return nil
+		}
+		return w.client.Update(ctx, next.Vault)
+	})
+	r := reload.New(cfg, &config.Loader{Templates: render.NewSet()},
+		reload.Appliers{Settings: []reload.Applier{vaultSettings}, Secrets: []reload.Applier{d}}, w.metrics, w.log.Named("reload"),
+		reload.Settings{Watch: watch, Debounce: 100 * time.Millisecond})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +201,7 @@ func TestReloadConfigMapSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := (&config.Loader{Templates: render.Checker{}}).Load(filepath.Join(mount, "config.yaml"))
+	cfg, err := (&config.Loader{Templates: render.NewSet()}).Load(filepath.Join(mount, "config.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,6 +155,7 @@ type Syncer struct {
 	notify  ChangeNotifier
 	hold    ValueHolder // the Notifier's, kept by WithoutNotifier
 	observe DataObserver
+	tmpl    *render.Set
 	reads   *singleflight.Group
 	// batch, when set, takes the writes and leaves their directory fsync
 	// to its Sync (once).
@@ -174,14 +175,20 @@ type SyncerOptions struct {
 	Notifier ChangeNotifier `optional:"true"`
 	// Observer sees every successful read's data.
 	Observer DataObserver `optional:"true"`
+	// Templates are the renderers the config loader compiled (nil: each
+	// job compiles its own).
+	Templates *render.Set
 }
 
 // NewSyncer returns a Syncer reading through fetch.
 func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
 	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log,
-		notify: o.Notifier, observe: o.Observer, reads: &singleflight.Group{}}
+		notify: o.Notifier, observe: o.Observer, tmpl: o.Templates, reads: &singleflight.Group{}}
 	if h, ok := o.Notifier.(ValueHolder); ok {
 		s.hold = h
+	}
+	if s.tmpl == nil {
+		s.tmpl = render.NewSet()
 	}
 	if s.rec == nil {
 		s.rec = nopRecorder{}
@@ -206,6 +213,13 @@ func (s *Syncer) WithoutNotifier() *Syncer {
 	return &c
 }
 
+// forget drops a removed secret's held values.
+func (s *Syncer) forget(secret string) {
+	if s.hold != nil {
+		s.hold.Forget(secret)
+	}
+}
+
 // withBatch returns a Syncer that shares this one's reads and outlets
 // but writes through b: the renames become durable in b.Sync, one
 // directory fsync per directory instead of one per file.
@@ -215,10 +229,10 @@ func (s *Syncer) withBatch(b *files.Batch) *Syncer {
 	return &c
 }
 
-// NewJob compiles a secret's output. The config loader has already parsed
-// its template, so an error here is unexpected.
+// NewJob takes the secret's compiled output from the Templates set (the
+// config loader has already parsed it, so an error here is unexpected).
 func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
-	r, err := render.Compile(&sec)
+	r, err := s.tmpl.Renderer(&sec)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
 	}

@@ -41,7 +41,7 @@ func cmdValidate(g globals, files []string) int {
 		}
 		files = []string{path}
 	}
-	loader := config.Loader{Templates: render.Checker{}}
+	loader := config.Loader{Templates: render.NewSet()}
 	code := exitOK
 	for _, f := range files {
 		var cfg *config.Config

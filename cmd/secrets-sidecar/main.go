@@ -7,6 +7,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
@@ -52,7 +55,8 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		fx.WithLogger(logging.FxEventLogger),
 		fx.StopTimeout(env.ShutdownTimeout + stopMargin),
 		fx.Supply(env, config.Flags{ConfigPath: g.configPath}, logging.Output{W: g.stderr}),
-		fx.Supply(fx.Annotate(render.Checker{}, fx.As(new(config.TemplateChecker)))),
+		// The loader compiles every template into the set; jobs take them.
+		fx.Provide(render.NewSet, func(s *render.Set) config.TemplateChecker { return s }),
 		buildinfo.Module,
 		config.Module,
 		logging.Module,
@@ -71,13 +75,22 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 // readiness (status file, /ready), metrics, change actions and the HTTP
 // server.
 func runOptions(g globals, env config.Env) []fx.Option {
-	return append(syncingOptions(g, env), jobs.DaemonModule)
+	return append(syncingOptions(g, env),
+		fx.Supply(reload.Settings{Watch: env.WatchConfig}),
+		jobs.DaemonModule,
+		reload.Run,
+	)
 }
 
 // execOptions composes the process-supervisor mode: the daemon's parts,
 // run by exec mode around the command it supervises.
 func execOptions(g globals, env config.Env, settings jobs.ExecSettings) []fx.Option {
-	return append(syncingOptions(g, env), fx.Supply(settings), jobs.ExecModule)
+	return append(syncingOptions(g, env),
+		fx.Supply(settings),
+		// SIGHUP is the command's: reloads follow the file watcher only.
+		fx.Supply(reload.Settings{Watch: env.WatchConfig, NoSIGHUP: true}),
+		jobs.ExecModule,
+	)
 }
 
 // syncingOptions are what keeps files in sync after start-up: metrics,
@@ -89,12 +102,31 @@ func syncingOptions(g globals, env config.Env) []fx.Option {
 		status.Module,
 		httpserver.Module,
 		notify.Module,
+		reload.Module,
 		as[*metrics.Metrics](new(breaker.StateObserver), new(vault.TokenObserver), new(status.ReadyObserver),
-			new(notify.Recorder), new(jobs.Recorder), new(jobs.ReloadRecorder)),
+			new(notify.Recorder), new(jobs.Recorder), new(reload.Recorder)),
 		as[*status.Tracker](new(notify.StatusSink), new(jobs.StatusSink), new(httpserver.Readiness)),
-		as[*notify.Notifier](new(jobs.ChangeNotifier), new(jobs.NotifySettings)),
-		as[*vault.Client](new(jobs.VaultUpdater), new(notify.CredentialSource)),
+		as[*notify.Notifier](new(jobs.ChangeNotifier)),
+		as[*vault.Client](new(notify.CredentialSource)),
+		// A reload applies the vault: and notify: blocks before the secrets.
+		reloadSettings(func(c *vault.Client) reload.ApplierFunc {
+			return func(ctx context.Context, cfg *config.Config) error {
+				if err := c.Update(ctx, cfg.Vault); err != nil {
+					return fmt.Errorf("vault settings: %w", err)
+				}
+				return nil
+			}
+		}),
+		reloadSettings(func(n *notify.Notifier) reload.ApplierFunc {
+			return func(_ context.Context, cfg *config.Config) error { n.Update(cfg.Notify); return nil }
+		}),
 	)
+}
+
+// reloadSettings puts what newApplier makes in the reload's settings phase.
+func reloadSettings[T any](newApplier func(T) reload.ApplierFunc) fx.Option {
+	return fx.Provide(fx.Annotate(func(c T) reload.Applier { return newApplier(c) },
+		fx.ResultTags(`group:"reload_settings"`)))
 }
 
 // onceOptions composes the init-container run: every secret once, then exit.

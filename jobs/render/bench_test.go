@@ -81,12 +81,11 @@ func BenchmarkCompileAndFirstRender(b *testing.B) {
 	data := map[string]any{"user": "u", "pass": "p", "host": "h"}
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := (Checker{}).Compile(s)
-		if err != nil {
+		set := NewSet()
+		if err := set.Check(s); err != nil {
 			b.Fatal(err)
 		}
-		s.Compiled = c
-		r, err := Compile(s)
+		r, err := set.Renderer(s)
 		if err != nil {
 			b.Fatal(err)
 		}

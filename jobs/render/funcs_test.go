@@ -396,11 +396,11 @@ func TestDelimiters(t *testing.T) {
 	if err != nil || string(out) != "1234 {{ not a template }}" {
 		t.Fatalf("got %q, %v", out, err)
 	}
-	if _, err := (Checker{}).Compile(s); err != nil {
+	if err := NewSet().Check(s); err != nil {
 		t.Fatalf("Checker with delimiters: %v", err)
 	}
 	s.LeftDelimiter, s.RightDelimiter = "", ""
-	if _, err := (Checker{}).Compile(s); err == nil {
+	if err := NewSet().Check(s); err == nil {
 		t.Fatal("with the default delimiters {{ not a template }} should not parse")
 	}
 }

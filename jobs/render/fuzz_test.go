@@ -55,7 +55,7 @@ func FuzzRender(f *testing.F) {
 			var res result
 			defer func() { done <- res }()
 			s := &config.Secret{Name: "fuzz", Template: tpl, TemplateText: tpl}
-			if _, err := (Checker{}).Compile(s); err != nil {
+			if err := NewSet().Check(s); err != nil {
 				return
 			}
 			r, err := Compile(s)

@@ -64,21 +64,6 @@ func checkFormat(f string) error {
 	return nil
 }
 
-// Checker compiles secrets' outputs for the config loader
-// (config.TemplateChecker): a template that cannot be parsed or an unknown
-// format is a config error, and the compiled Renderer travels with the
-// secret (Secret.Compiled) so that Compile does not parse it again.
-type Checker struct{}
-
-// Compile compiles s's output. A template error is text/template's own
-// ("template: <name>:<line>: <msg>"), which the config loader maps to a
-// config-file line; a format error names the format.
-func (Checker) Compile(s *config.Secret) (any, error) {
-	return compile(s)
-}
-
-var _ config.TemplateChecker = Checker{}
-
 type kind int
 
 const (
@@ -111,13 +96,9 @@ type instance struct {
 }
 
 // Compile prepares a validated secret's output: its template (template or
-// template_file, already in s.TemplateText), key or format. A secret the
-// config loader compiled (Checker) carries its Renderer, which is returned
-// as is: each template is parsed once.
+// template_file, already in s.TemplateText), key or format. A Set keeps
+// what the config loader compiled, so that each template is parsed once.
 func Compile(s *config.Secret) (*Renderer, error) {
-	if r, ok := s.Compiled.(*Renderer); ok && r.source == sourceOf(s) {
-		return r, nil
-	}
 	r, err := compile(s)
 	if err != nil {
 		return nil, fmt.Errorf("secret %q: %w", s.Name, err)

@@ -181,7 +181,8 @@ func TestCompileErrors(t *testing.T) {
 // loader turns its errors into file:line problems.
 func TestCheckerWithConfigLoader(t *testing.T) {
 	noEnv := func(string) (string, bool) { return "", false }
-	loader := config.Loader{Templates: Checker{}, LookupEnv: noEnv}
+	set := NewSet()
+	loader := config.Loader{Templates: set, LookupEnv: noEnv}
 	src := "secrets:\n  - name: db\n    path: p\n    destination: /s/db\n    template: |\n      line one\n      {{ .a | nosuch }}\n"
 	_, err := loader.Parse("c.yaml", []byte(src))
 	want := `c.yaml:7: secrets[0].template: template line 2: function "nosuch" not defined`
@@ -208,13 +209,16 @@ func TestCheckerWithConfigLoader(t *testing.T) {
 	if err != nil {
 		t.Fatalf("good template: %v", err)
 	}
-	r, err := Compile(&c.Secrets[0])
+	set.mu.Lock()
+	kept := set.kept[sourceOf(&c.Secrets[0])]
+	set.mu.Unlock()
+	r, err := set.Renderer(&c.Secrets[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Parsed once: the loader's compilation is the one Compile hands out.
-	if c.Secrets[0].Compiled == nil || r != c.Secrets[0].Compiled {
-		t.Errorf("Compile parsed the loaded template again (Compiled = %p, Compile = %p)", c.Secrets[0].Compiled, r)
+	// Parsed once: the loader's compilation is the one the set hands out.
+	if kept == nil || r != kept {
+		t.Errorf("the set parsed the loaded template again (kept %p, handed out %p)", kept, r)
 	}
 	out, err := r.Render(map[string]any{"user": "bob"})
 	if err != nil || string(out) != `U="bob"` {
@@ -223,7 +227,7 @@ func TestCheckerWithConfigLoader(t *testing.T) {
 	// A secret changed after loading is compiled anew, not served stale.
 	changed := c.Secrets[0]
 	changed.Template, changed.TemplateText = "V={{ .user }}", "V={{ .user }}"
-	r2, err := Compile(&changed)
+	r2, err := set.Renderer(&changed)
 	if err != nil || r2 == r {
 		t.Fatalf("changed secret: %p %v (old %p)", r2, err, r)
 	}

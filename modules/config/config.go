@@ -185,16 +185,10 @@ type Secret struct {
 	// TemplateFirstLine is the config-file line on which an inline template's
 	// text starts (0 for template_file), so template errors can point there.
 	TemplateFirstLine int `yaml:"-"`
-	// Compiled is what the Loader's TemplateChecker compiled from this
-	// secret (the renderer's own type), nil without one. It is not part of
-	// the secret's identity: Same ignores it.
-	Compiled any `yaml:"-" json:"-"`
 }
 
-// Same reports whether s and o are the same secret, whatever was compiled
-// from them.
+// Same reports whether s and o are the same secret.
 func (s Secret) Same(o Secret) bool {
-	s.Compiled, o.Compiled = nil, nil
 	return reflect.DeepEqual(s, o)
 }
 

@@ -25,7 +25,7 @@ func TestBrokenConfigsGolden(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			_, err := config.Loader{LookupEnv: noEnv, Templates: render.Checker{}}.Load(file)
+			_, err := config.Loader{LookupEnv: noEnv, Templates: render.NewSet()}.Load(file)
 			var probs config.Problems
 			if !errors.As(err, &probs) {
 				t.Fatalf("Load(%s) = %v, want Problems", file, err)
@@ -144,11 +144,11 @@ func TestModeSpellings(t *testing.T) {
 
 type rejectAll struct{}
 
-func (rejectAll) Compile(s *config.Secret) (any, error) {
+func (rejectAll) Check(s *config.Secret) error {
 	if strings.Contains(s.TemplateText, "{{ bad") {
-		return nil, errors.New(`template: ` + s.Name + `:2: function "bad" not defined`)
+		return errors.New(`template: ` + s.Name + `:2: function "bad" not defined`)
 	}
-	return s.Name, nil
+	return nil
 }
 
 func TestTemplateErrorsPointAtConfigLine(t *testing.T) {

@@ -17,10 +17,9 @@ import (
 // with its delimiters; its key; or its format) so that a template that
 // cannot be parsed or an unknown format is a config error. The renderer
 // implements it: it owns the template functions and the set of formats,
-// which config does not know. What Compile returns is kept in
-// Secret.Compiled for the renderer, so each template is parsed once.
+// which config does not know; it may keep what it compiled for later.
 type TemplateChecker interface {
-	Compile(s *Secret) (any, error)
+	Check(s *Secret) error
 }
 
 // Loader loads config files. The zero value checks everything but

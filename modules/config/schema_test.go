@@ -493,7 +493,7 @@ func TestExamplesMatchSchema(t *testing.T) {
 		if err := schema.Validate(yamlToJSON(t, data)); err != nil {
 			t.Errorf("%s: not valid for the schema:\n%v", f, err)
 		}
-		loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }, Templates: render.Checker{}}
+		loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }, Templates: render.NewSet()}
 		if _, err := loader.Load(f); err != nil {
 			t.Errorf("%s: not valid for the loader: %v", f, err)
 		}
@@ -627,7 +627,7 @@ func TestSchemaRejects(t *testing.T) {
 			if err := os.WriteFile(f, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }, Templates: render.Checker{}}
+			loader := config.Loader{LookupEnv: func(string) (string, bool) { return "", false }, Templates: render.NewSet()}
 			if _, err := loader.Load(f); err == nil {
 				t.Errorf("the loader accepts it, but the schema rejects it")
 			}

@@ -300,17 +300,12 @@ func (v *validator) output(c *Config, s *Secret, p string) {
 	}
 }
 
-// compile has the renderer compile s's output, and keeps the result for it.
+// compile has the renderer check s's output.
 func (v *validator) compile(s *Secret) error {
 	if v.loader.Templates == nil {
 		return nil
 	}
-	c, err := v.loader.Templates.Compile(s)
-	if err != nil {
-		return err
-	}
-	s.Compiled = c
-	return nil
+	return v.loader.Templates.Check(s)
 }
 
 var tmplLineRe = regexp.MustCompile(`^template: [^:]*:(\d+):(?:\d+:)? ?(.*)$`)

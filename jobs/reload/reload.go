@@ -1,4 +1,10 @@
-package jobs
+// Package reload applies a changed config while the sidecar runs: on SIGHUP
+// and, when watching is on, when the config file or one of its template
+// files changes. A new config is loaded and validated first; an invalid one
+// is logged and the running config stays. A valid one goes to the
+// components that joined the appliers' value groups: first the settings
+// (the vault client, the change notifier), then the secrets (the daemon).
+package reload
 
 import (
 	"context"
@@ -14,7 +20,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 
@@ -26,13 +31,29 @@ import (
 // write, rename and chmod; Kubernetes swaps a ConfigMap's ..data symlink).
 const DefaultDebounce = 300 * time.Millisecond
 
-// Applier takes a new, validated config (*Daemon).
+// Applier takes a new, validated config. Apply must leave the component
+// as it was when it returns an error.
 type Applier interface {
 	Apply(ctx context.Context, cfg *config.Config) error
 }
 
-// ReloadRecorder counts reloads by result (*metrics.Metrics).
-type ReloadRecorder interface {
+// ApplierFunc is a function that is an Applier.
+type ApplierFunc func(ctx context.Context, cfg *config.Config) error
+
+// Apply calls f.
+func (f ApplierFunc) Apply(ctx context.Context, cfg *config.Config) error { return f(ctx, cfg) }
+
+// Appliers are the components a reload applies to, in two phases.
+type Appliers struct {
+	// Settings take the process-wide settings (vault:, notify:) first;
+	// when one fails the reload fails before any secret changes.
+	Settings []Applier
+	// Secrets then take the secrets (the daemon's jobs).
+	Secrets []Applier
+}
+
+// Recorder counts reloads by result (*metrics.Metrics).
+type Recorder interface {
 	ConfigReload(result metrics.Result)
 }
 
@@ -48,8 +69,8 @@ type ReloadRecorder interface {
 type Reloader struct {
 	path     string
 	loader   *config.Loader
-	apply    Applier
-	rec      ReloadRecorder
+	apply    Appliers
+	rec      Recorder
 	log      *zap.Logger
 	watch    bool
 	sighup   bool
@@ -69,8 +90,8 @@ type Reloader struct {
 	done     chan struct{}
 }
 
-// ReloaderSettings are NewReloader's plain values.
-type ReloaderSettings struct {
+// Settings are New's plain values.
+type Settings struct {
 	Watch    bool          // SIDECAR_WATCH_CONFIG
 	Debounce time.Duration // 0: DefaultDebounce
 	// NoSIGHUP leaves SIGHUP alone (exec mode forwards it to the child);
@@ -78,26 +99,16 @@ type ReloaderSettings struct {
 	NoSIGHUP bool
 }
 
-// ReloaderOptions are the Reloader's collaborators; a nil Recorder counts
-// nothing. In fx, each is taken from the graph when provided.
-type ReloaderOptions struct {
-	fx.In
-
-	Recorder ReloadRecorder `optional:"true"`
-}
-
-// NewReloader reloads cfg's file with loader and hands valid configs to apply.
-func NewReloader(cfg *config.Config, loader *config.Loader, apply Applier, log *zap.Logger, s ReloaderSettings, o ReloaderOptions) *Reloader {
+// New reloads cfg's file with loader and hands valid configs to apply;
+// rec counts the reloads.
+func New(cfg *config.Config, loader *config.Loader, apply Appliers, rec Recorder, log *zap.Logger, s Settings) *Reloader {
 	r := &Reloader{
-		path: cfg.File, loader: loader, apply: apply, rec: o.Recorder, log: log,
+		path: cfg.File, loader: loader, apply: apply, rec: rec, log: log,
 		watch: s.Watch, sighup: !s.NoSIGHUP, debounce: s.Debounce,
 		watching: map[string]bool{}, targets: map[string]bool{},
 	}
 	if r.debounce <= 0 {
 		r.debounce = DefaultDebounce
-	}
-	if r.rec == nil {
-		r.rec = nopReloads{}
 	}
 	r.current, r.lastSum = cfg, sourceSum(cfg)
 	return r
@@ -237,7 +248,17 @@ func (r *Reloader) Reload(ctx context.Context, force bool) bool {
 		r.watchFiles(templateFiles(r.current))
 		return false
 	}
-	if err := r.apply.Apply(ctx, cfg); err != nil {
+	if err := r.applySettings(ctx, cfg); err != nil {
+		r.log.Error("config reload rejected: its settings cannot be applied; the previous config keeps running",
+			zap.String("config", r.path), zap.Error(err))
+		r.rec.ConfigReload(metrics.ResultError)
+		return false
+	}
+	var errs []error
+	for _, a := range r.apply.Secrets {
+		errs = append(errs, a.Apply(ctx, cfg))
+	}
+	if err := errors.Join(errs...); err != nil {
 		r.log.Error("config reload could not be applied in full", zap.String("config", r.path), zap.Error(err))
 		r.rec.ConfigReload(metrics.ResultError)
 		return false
@@ -359,6 +380,19 @@ func inputSum(raw []byte, files []string) [32]byte {
 	return sum
 }
 
-type nopReloads struct{}
-
-func (nopReloads) ConfigReload(metrics.Result) {}
+// applySettings applies cfg's settings; on a failure it puts back the
+// running config's settings in those already applied, so that a reload
+// changes all of them or none.
+func (r *Reloader) applySettings(ctx context.Context, cfg *config.Config) error {
+	for i, a := range r.apply.Settings {
+		if err := a.Apply(ctx, cfg); err != nil {
+			for _, done := range r.apply.Settings[:i] {
+				if rerr := done.Apply(ctx, r.current); rerr != nil {
+					r.log.Error("the previous settings could not be put back", zap.Error(rerr))
+				}
+			}
+			return err
+		}
+	}
+	return nil
+}
