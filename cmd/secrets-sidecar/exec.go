@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"go.uber.org/fx"
-	"golang.org/x/sys/unix"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
 )
 
@@ -75,11 +75,7 @@ func execCommand() command {
 
 // parseSignal reads SIGHUP or HUP.
 func parseSignal(flagName, name string) (syscall.Signal, error) {
-	n := strings.ToUpper(strings.TrimSpace(name))
-	if !strings.HasPrefix(n, "SIG") {
-		n = "SIG" + n
-	}
-	if s := unix.SignalNum(n); s != 0 {
+	if s := config.SignalNum(strings.ToUpper(strings.TrimSpace(name))); s != 0 {
 		return s, nil
 	}
 	return 0, fmt.Errorf("%s %q: not a signal name (e.g. SIGHUP, HUP, SIGUSR1, SIGTERM)", flagName, name)

@@ -21,7 +21,6 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
@@ -136,7 +135,7 @@ func (r *Reloader) Start(context.Context) error {
 		r.watcher = w
 		events, errs = w.Events, w.Errors
 		r.mu.Lock()
-		r.watchFiles(templateFiles(r.current))
+		r.watchFiles(r.current.TemplateFiles())
 		r.mu.Unlock()
 	}
 	go r.loop(ctx, events, errs)
@@ -215,14 +214,12 @@ func (r *Reloader) relevant(ev fsnotify.Event) bool {
 func (r *Reloader) Reload(ctx context.Context, force bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	raw, _ := config.ReadFile(r.path, config.MaxConfigFile) // Load says why it cannot be read
-	named := namedTemplateFiles(r.path, raw)
-	cfg, err := r.loader.Load(r.path)
+	cfg, in, err := r.loader.LoadInputs(r.path)
 	if err != nil {
 		// Watch the template files the new text names, so that creating
 		// or fixing one of them is seen while the config is invalid.
-		r.watchFiles(append(templateFiles(r.current), named...))
-		sum := inputSum(raw, named)
+		r.watchFiles(append(r.current.TemplateFiles(), in.TemplateFiles...))
+		sum := inputSum(in)
 		if !force && r.rejected != nil && *r.rejected == sum {
 			r.log.Debug("config still invalid, unchanged since reported", zap.String("config", r.path))
 			return false
@@ -245,7 +242,7 @@ func (r *Reloader) Reload(ctx context.Context, force bool) bool {
 	r.rejected = nil
 	sum := sourceSum(cfg)
 	if !force && sum == r.lastSum {
-		r.watchFiles(templateFiles(r.current))
+		r.watchFiles(r.current.TemplateFiles())
 		return false
 	}
 	if err := r.applySettings(ctx, cfg); err != nil {
@@ -265,48 +262,8 @@ func (r *Reloader) Reload(ctx context.Context, force bool) bool {
 	}
 	r.current, r.lastSum = cfg, sum
 	r.rec.ConfigReload(metrics.ResultSuccess)
-	r.watchFiles(templateFiles(cfg))
+	r.watchFiles(cfg.TemplateFiles())
 	return true
-}
-
-// templateFiles are the template files of cfg, as absolute or
-// config-relative paths resolved against the config's directory.
-func templateFiles(cfg *config.Config) []string {
-	if cfg == nil {
-		return nil
-	}
-	var files []string
-	for _, s := range cfg.Secrets {
-		if s.TemplateFile != "" {
-			files = append(files, resolvePath(cfg.Dir(), s.TemplateFile))
-		}
-	}
-	return files
-}
-
-// namedTemplateFiles are the template_file values of a config's text, read
-// leniently: the config may be invalid, and whatever can be read counts.
-func namedTemplateFiles(path string, raw []byte) []string {
-	var doc struct {
-		Secrets []struct {
-			TemplateFile string `yaml:"template_file"`
-		} `yaml:"secrets"`
-	}
-	_ = yaml.Unmarshal(raw, &doc) // a partial result is still useful
-	var files []string
-	for _, s := range doc.Secrets {
-		if s.TemplateFile != "" {
-			files = append(files, resolvePath(filepath.Dir(path), s.TemplateFile))
-		}
-	}
-	return files
-}
-
-func resolvePath(dir, p string) string {
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
-	return filepath.Clean(p)
 }
 
 // watchFiles makes the config file and files the reload targets and
@@ -352,8 +309,7 @@ func sourceSum(cfg *config.Config) [32]byte {
 	for _, s := range cfg.Secrets {
 		_, _ = h.Write([]byte(s.Name + "\x00" + s.Destination + "\x00" + s.TemplateText + "\x00"))
 	}
-	raw, _ := config.ReadFile(cfg.File, config.MaxConfigFile)
-	_, _ = h.Write(raw)
+	_, _ = h.Write(cfg.Digest[:])
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
 	return sum
@@ -361,10 +317,10 @@ func sourceSum(cfg *config.Config) [32]byte {
 
 // inputSum identifies an invalid config by its text and the content of the
 // template files it names (a missing one counts as missing).
-func inputSum(raw []byte, files []string) [32]byte {
+func inputSum(in config.Inputs) [32]byte {
 	h := sha256.New()
-	_, _ = h.Write(raw)
-	sorted := slices.Clone(files)
+	_, _ = h.Write(in.Text)
+	sorted := slices.Clone(in.TemplateFiles)
 	slices.Sort(sorted)
 	for _, f := range slices.Compact(sorted) {
 		data, err := config.ReadFile(f, config.MaxTemplateFile)

@@ -29,11 +29,11 @@ const (
 
 // Signal is the signal to send. Load has checked Name, so it is never 0
 // after Load.
-func (s *SignalAction) Signal() syscall.Signal { return signalNum(s.Name) }
+func (s *SignalAction) Signal() syscall.Signal { return SignalNum(s.Name) }
 
-// signalNum accepts "SIGHUP" and "HUP" (upper case, any signal Go knows on
+// SignalNum accepts "SIGHUP" and "HUP" (upper case, any signal Go knows on
 // this system); 0 when the name is not a signal.
-func signalNum(name string) syscall.Signal {
+func SignalNum(name string) syscall.Signal {
 	if !strings.HasPrefix(name, "SIG") {
 		name = "SIG" + name
 	}
@@ -59,7 +59,7 @@ func actionDefaults(list []Action) {
 	for i := range list {
 		a := &list[i]
 		if s := a.Signal; s != nil {
-			if num := signalNum(s.Name); num != 0 {
+			if num := SignalNum(s.Name); num != 0 {
 				s.Name = unix.SignalName(num)
 			}
 		}
@@ -152,8 +152,8 @@ func (v *validator) signal(p string, s *SignalAction) {
 	switch {
 	case s.Name == "":
 		v.add(p+".name", "required (such as %s)", commonSignals)
-	case signalNum(s.Name) != 0:
-	case signalNum(strings.ToUpper(s.Name)) != 0:
+	case SignalNum(s.Name) != 0:
+	case SignalNum(strings.ToUpper(s.Name)) != 0:
 		v.add(p+".name", "%q is not a signal: names are upper case (did you mean %q?)", s.Name, strings.ToUpper(s.Name))
 	default:
 		v.add(p+".name", "%q is not a signal (use an upper-case name such as %s; the SIG prefix is optional)", s.Name, commonSignals)

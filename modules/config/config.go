@@ -61,6 +61,20 @@ type Config struct {
 
 	// File is the path the config was loaded from.
 	File string `yaml:"-"`
+	// Digest is the SHA-256 of the config text as loaded.
+	Digest [32]byte `yaml:"-"`
+}
+
+// TemplateFiles are the secrets' template files, resolved against the
+// config's directory, in config order.
+func (c *Config) TemplateFiles() []string {
+	var files []string
+	for _, s := range c.Secrets {
+		if s.TemplateFile != "" {
+			files = append(files, filepath.Clean(resolve(c.File, s.TemplateFile)))
+		}
+	}
+	return files
 }
 
 // Dir is the directory relative template_file paths resolve against.
@@ -74,17 +88,6 @@ func (c *Config) Secret(name string) (Secret, bool) {
 		}
 	}
 	return Secret{}, false
-}
-
-// LongestRefresh is the longest refresh interval of any secret (0 when none).
-func (c *Config) LongestRefresh() Duration {
-	var longest Duration
-	for _, s := range c.Secrets {
-		if s.RefreshInterval.Duration > longest.Duration {
-			longest = s.RefreshInterval
-		}
-	}
-	return longest
 }
 
 // Vault is the vault: block. Empty fields leave the Vault client library's

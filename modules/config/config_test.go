@@ -88,9 +88,6 @@ func TestFullConfigDefaultsMerged(t *testing.T) {
 	if cfg.Vault.Timeout.Duration != 10*time.Second || cfg.Vault.Auth.Method != "approle" {
 		t.Errorf("vault: %+v", cfg.Vault)
 	}
-	if cfg.LongestRefresh().Duration != 5*time.Minute {
-		t.Errorf("LongestRefresh %v", cfg.LongestRefresh())
-	}
 }
 
 func TestAuthDefaults(t *testing.T) {

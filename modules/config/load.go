@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
 	"io"
 	"io/fs"
@@ -41,11 +42,28 @@ func Load(path string) (*Config, error) { return Loader{}.Load(path) }
 // The error is Problems, naming the file, whether it cannot be read or is
 // not a valid config.
 func (l Loader) Load(path string) (*Config, error) {
+	cfg, _, err := l.LoadInputs(path)
+	return cfg, err
+}
+
+// Inputs are what one load read: the config text, and the template files
+// it names, resolved against the config's directory. They are known as far
+// as the text could be decoded, also when it is not a valid config: the
+// reloader watches them and tells an invalid config from the last one it
+// reported.
+type Inputs struct {
+	Text          []byte
+	TemplateFiles []string
+}
+
+// LoadInputs is Load that also returns what it read.
+func (l Loader) LoadInputs(path string) (*Config, Inputs, error) {
 	data, err := ReadFile(path, MaxConfigFile)
 	if err != nil {
-		return nil, Problems{{File: path, Msg: "cannot read config: " + readError(path, err)}}
+		return nil, Inputs{}, Problems{{File: path, Msg: "cannot read config: " + readError(path, err)}}
 	}
-	return l.Parse(path, data)
+	cfg, files, err := l.parse(path, data)
+	return cfg, Inputs{Text: data, TemplateFiles: files}, err
 }
 
 // Stdin is the name a config read from standard input goes by in problems
@@ -76,16 +94,22 @@ func readError(path string, err error) string {
 // Parse decodes, defaults and validates config text; file names it in
 // problems and anchors relative template_file paths.
 func (l Loader) Parse(file string, data []byte) (*Config, error) {
+	cfg, _, err := l.parse(file, data)
+	return cfg, err
+}
+
+// parse is Parse that also returns the template files the text names.
+func (l Loader) parse(file string, data []byte) (_ *Config, templateFiles []string, _ error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Problems{syntaxProblem(file, err)}
+		return nil, nil, Problems{syntaxProblem(file, err)}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 || isNull(root.Content[0]) {
-		return nil, Problems{{File: file, Msg: "config is empty: at least one secret is required"}}
+		return nil, nil, Problems{{File: file, Msg: "config is empty: at least one secret is required"}}
 	}
 	doc := root.Content[0]
 	if doc.Kind != yaml.MappingNode {
-		return nil, Problems{{File: file, Line: doc.Line, Msg: "config must be a YAML mapping with vault, defaults and secrets"}}
+		return nil, nil, Problems{{File: file, Line: doc.Line, Msg: "config must be a YAML mapping with vault, defaults and secrets"}}
 	}
 
 	idx := newIndex(file)
@@ -95,10 +119,12 @@ func (l Loader) Parse(file string, data []byte) (*Config, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	if !decodeConfig(doc, cfg, idx, &probs, lookup) {
-		return nil, idx.redact(probs).sorted()
-	}
+	decoded := decodeConfig(doc, cfg, idx, &probs, lookup)
 	cfg.File = file
+	templateFiles = cfg.TemplateFiles()
+	if !decoded {
+		return nil, templateFiles, idx.redact(probs).sorted()
+	}
 
 	// Validate even after decode problems, so one run of `validate` lists
 	// everything; a field that failed to decode keeps its zero value, which
@@ -107,9 +133,10 @@ func (l Loader) Parse(file string, data []byte) (*Config, error) {
 	v.applyDefaults(cfg)
 	v.validate(cfg)
 	if len(v.probs) > 0 {
-		return nil, idx.redact(dedupe(v.probs)).sorted()
+		return nil, templateFiles, idx.redact(dedupe(v.probs)).sorted()
 	}
-	return cfg, nil
+	cfg.Digest = sha256.Sum256(data)
+	return cfg, templateFiles, nil
 }
 
 func isNull(n *yaml.Node) bool {
@@ -144,6 +171,10 @@ func dedupe(ps Problems) Problems {
 	}
 	return out
 }
+
+// ResolvePath makes a path from the config absolute against the config
+// file's directory.
+func ResolvePath(configFile, p string) string { return resolve(configFile, p) }
 
 // resolve makes a template_file path absolute against the config's directory.
 func resolve(configFile, p string) string {
