@@ -5,9 +5,8 @@
 // which errors mean "Vault is unhealthy" and which are its own mistakes.
 // The underlying gobreaker is swapped atomically when the settings change.
 //
-// While the breaker is open, a health probe supplied by the caller
-// (SetProbe; Start and Stop run it) checks about once a second, outside the
-// breaker, whether the service answers again, and closes the breaker the
+// While the breaker is open, a Prober running the caller's health probe
+// checks about once a second, outside the breaker, whether the service answers again, and closes the breaker the
 // moment it does. Recovered tells waiting callers. OpenTimeout is then only
 // the fallback for a probe that keeps failing: the longest time before one
 // trial call is let through anyway.
@@ -86,7 +85,7 @@ type Breaker struct {
 	log      *zap.Logger
 	observer StateObserver
 
-	mu       sync.Mutex // serializes Update, the probe's close, SetProbe, Start, Stop
+	mu       sync.Mutex // serializes Update and the probe's close
 	settings Settings
 	cb       atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
 	cause    atomic.Pointer[string] // the last failure's cause
@@ -94,7 +93,7 @@ type Breaker struct {
 	recMu     sync.Mutex
 	recovered chan struct{} // closed at the next transition to closed
 
-	prober prober
+	flaps flaps
 }
 
 // errFailure and errIgnored carry an Outcome into gobreaker's done callback.
@@ -109,7 +108,7 @@ func NewBreaker(s Settings, log *zap.Logger, observer StateObserver) *Breaker {
 		log = zap.NewNop()
 	}
 	b := &Breaker{log: log, observer: observer, settings: s, recovered: make(chan struct{})}
-	b.prober.init()
+	b.flaps.init()
 	b.cb.Store(b.newCB(s))
 	b.notify(Closed)
 	return b
@@ -152,7 +151,7 @@ func (b *Breaker) changed(from, to State) {
 		b.recovered = make(chan struct{})
 		b.recMu.Unlock()
 	case Open:
-		b.prober.opened()
+		b.flaps.opened()
 	}
 }
 
@@ -272,6 +271,6 @@ func (b *Breaker) closeByProbe(ctx context.Context) {
 		return
 	}
 	b.log.Info("vault answers its health check again; closing the circuit breaker")
-	b.prober.closed()
+	b.flaps.closed()
 	b.reset()
 }

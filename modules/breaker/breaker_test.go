@@ -1,6 +1,7 @@
 package breaker
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -178,9 +179,10 @@ func TestModule(t *testing.T) {
 	}
 	rec := &recorder{}
 	var b *Breaker
+	noProbe := func() Probe { return func(context.Context) error { return nil } }
 	fxtest.New(t, Module,
 		fx.Supply(env, zap.NewNop()),
-		fx.Provide(func() StateObserver { return rec }),
+		fx.Provide(func() StateObserver { return rec }, noProbe),
 		fx.Populate(&b),
 	).RequireStart().RequireStop()
 	if got := b.Settings(); got != (Settings{MaxFailures: 2, OpenTimeout: 5 * time.Second, Interval: 60 * time.Second}) {
@@ -193,7 +195,7 @@ func TestModule(t *testing.T) {
 	}
 
 	// The observer is optional.
-	fxtest.New(t, Module, fx.Supply(env, zap.NewNop()), fx.Invoke(func(*Breaker) {})).RequireStart().RequireStop()
+	fxtest.New(t, Module, fx.Supply(env, zap.NewNop()), fx.Provide(noProbe), fx.Invoke(func(*Breaker) {})).RequireStart().RequireStop()
 }
 
 func TestStateString(t *testing.T) {

@@ -29,26 +29,24 @@ const (
 	flapWindow = 30 * time.Second
 )
 
-// prober runs the probe while the breaker is open.
-type prober struct {
-	probe Probe
+// flaps is the breaker's memory of how it opened and closed, which paces
+// the Prober.
+type flaps struct {
 	every time.Duration
 	wake  chan struct{} // a transition to open
-	stop  context.CancelFunc
-	done  chan struct{}
 
 	mu       sync.Mutex
 	closedAt time.Time // when the probe last closed the breaker
 	flaps    int
 }
 
-func (p *prober) init() {
+func (p *flaps) init() {
 	p.every = probeInterval
 	p.wake = make(chan struct{}, 1)
 }
 
 // opened is called at every transition to open.
-func (p *prober) opened() {
+func (p *flaps) opened() {
 	p.mu.Lock()
 	if !p.closedAt.IsZero() && time.Since(p.closedAt) < flapWindow {
 		p.flaps++
@@ -62,7 +60,7 @@ func (p *prober) opened() {
 	}
 }
 
-func (p *prober) closed() {
+func (p *flaps) closed() {
 	p.mu.Lock()
 	p.closedAt = time.Now()
 	p.mu.Unlock()
@@ -70,7 +68,7 @@ func (p *prober) closed() {
 
 // delay is the wait before the next probe: the interval, doubled per flap
 // up to limit, with jitter.
-func (p *prober) delay(limit time.Duration) time.Duration {
+func (p *flaps) delay(limit time.Duration) time.Duration {
 	p.mu.Lock()
 	flaps := p.flaps
 	p.mu.Unlock()
@@ -84,40 +82,45 @@ func (p *prober) delay(limit time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64())) //nolint:gosec // jitter, not security
 }
 
-// SetProbe sets the health probe that Start runs while the breaker is
-// open. The vault module supplies it; without one the breaker waits out
-// its OpenTimeout.
-func (b *Breaker) SetProbe(p Probe) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.prober.probe = p
+// Prober runs a health probe while its breaker is open, and closes the
+// breaker the moment the probe passes. Without one a breaker waits out its
+// OpenTimeout.
+type Prober struct {
+	b     *Breaker
+	probe Probe
+
+	mu   sync.Mutex
+	stop context.CancelFunc
+	done chan struct{}
 }
 
-// Start starts the probe's goroutine (when there is a probe). It idles
-// until the breaker opens and never blocks Start.
-func (b *Breaker) Start(context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.prober.probe == nil || b.prober.stop != nil {
+// NewProber returns a Prober of b running probe; Start starts it.
+func NewProber(b *Breaker, probe Probe) *Prober { return &Prober{b: b, probe: probe} }
+
+// Start starts the probe's goroutine. It idles until the breaker opens and
+// never blocks.
+func (p *Prober) Start(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stop != nil {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	b.prober.stop, b.prober.done = cancel, done
-	probe := b.prober.probe
+	p.stop, p.done = cancel, done
 	go func() {
 		defer close(done)
-		b.probeLoop(ctx, probe)
+		p.b.probeLoop(ctx, p.probe)
 	}()
 	return nil
 }
 
 // Stop stops the probe and waits for it, at most until ctx ends.
-func (b *Breaker) Stop(ctx context.Context) error {
-	b.mu.Lock()
-	stop, done := b.prober.stop, b.prober.done
-	b.prober.stop, b.prober.done = nil, nil
-	b.mu.Unlock()
+func (p *Prober) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	stop, done := p.stop, p.done
+	p.stop, p.done = nil, nil
+	p.mu.Unlock()
 	if stop == nil {
 		return nil
 	}
@@ -137,11 +140,11 @@ func (b *Breaker) probeLoop(ctx context.Context, probe Probe) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-b.prober.wake:
+			case <-b.flaps.wake:
 				continue
 			}
 		}
-		t := time.NewTimer(b.prober.delay(b.Settings().OpenTimeout))
+		t := time.NewTimer(b.flaps.delay(b.Settings().OpenTimeout))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -46,13 +46,13 @@ func closed(ch <-chan struct{}) bool {
 
 func startWithProbe(t *testing.T, b *Breaker, p *fakeProbe, every time.Duration) {
 	t.Helper()
-	b.SetProbe(p.probe)
-	b.prober.every = every
-	if err := b.Start(t.Context()); err != nil {
+	b.flaps.every = every
+	pr := NewProber(b, p.probe)
+	if err := pr.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := b.Stop(context.Background()); err != nil {
+		if err := pr.Stop(context.Background()); err != nil {
 			t.Error(err)
 		}
 	})
@@ -156,7 +156,7 @@ func TestProbeFailuresKeepTheFallback(t *testing.T) {
 }
 
 func TestProbeBacksOffWhenFlapping(t *testing.T) {
-	var p prober
+	var p flaps
 	p.init()
 	p.every = 100 * time.Millisecond
 	if d := p.delay(time.Minute); d < 75*time.Millisecond || d > 125*time.Millisecond {
@@ -174,13 +174,19 @@ func TestProbeBacksOffWhenFlapping(t *testing.T) {
 	}
 }
 
-func TestStartStopWithoutProbe(t *testing.T) {
+// TestStartStopTwice: a second Start and Stop change nothing.
+func TestStartStopTwice(t *testing.T) {
 	b := NewBreaker(Settings{MaxFailures: 1, OpenTimeout: time.Minute}, nil, nil)
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
+	p := NewProber(b, (&fakeProbe{}).probe)
+	for range 2 {
+		if err := p.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := b.Stop(t.Context()); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := p.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -194,7 +200,7 @@ func TestModuleRunsTheProbe(t *testing.T) {
 	p.healthy.Store(true)
 	var b *Breaker
 	app := fxtest.New(t, Module, fx.Supply(env, zap.NewNop()), fx.Populate(&b),
-		fx.Invoke(func(b *Breaker) { b.SetProbe(p.probe) }))
+		fx.Provide(func() Probe { return p.probe }))
 	app.RequireStart()
 	ch := b.Recovered()
 	_ = call(t, b, Failure)

@@ -33,10 +33,9 @@ const tracerName = "github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 
 // Breaker guards every call to Vault; *breaker.Breaker implements it.
 // done gets the call's outcome and, for a failure, its cause (no secrets).
-// In fx, New gives it the client's Probe to run while it is open.
+// In fx, the breaker module runs the client's Probe while it is open.
 type Breaker interface {
 	Allow() (done func(o breaker.Outcome, cause string), err error)
-	SetProbe(p breaker.Probe)
 }
 
 // TokenObserver is told the token's expiry whenever it is learnt or

@@ -3,6 +3,7 @@ package vault
 import (
 	"go.uber.org/fx"
 
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -10,8 +11,11 @@ import (
 // a logger and a Breaker (the breaker module's, bound with fx.As); a
 // TokenObserver and a TracerProvider are optional.
 var Module = fx.Module("vault",
-	fx.Provide(New),
+	fx.Provide(New, probe),
 )
+
+// probe is the breaker's health probe (breaker.Module runs it).
+func probe(c *Client) breaker.Probe { return c.Probe }
 
 // Params are New's inputs.
 type Params struct {
@@ -36,7 +40,6 @@ func New(p Params) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Breaker.SetProbe(c.Probe) // the breaker runs it, from its own start to stop
 	p.Lifecycle.Append(fx.StartStopHook(c.Start, c.Stop))
 	return c, nil
 }
