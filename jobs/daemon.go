@@ -91,14 +91,14 @@ type DaemonSettings struct {
 }
 
 // DaemonOptions are the Daemon's collaborators; nil fields get harmless
-// defaults. In fx, each is taken from the graph when provided.
+// defaults (NewDaemon without fx). In fx, each is taken from the graph.
 type DaemonOptions struct {
 	fx.In
 
-	Status   StatusSink `optional:"true"`
-	Recorder Recorder   `optional:"true"`
+	Status   StatusSink
+	Recorder Recorder
 	// Recovery cuts retry backoffs short when Vault recovers.
-	Recovery schedule.RecoverySignal `optional:"true"`
+	Recovery schedule.RecoverySignal
 }
 
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.

@@ -206,7 +206,8 @@ func (x *Exec) main(early chan os.Signal) {
 var ExecModule = fx.Module("exec",
 	fx.Provide(
 		newSyncer, newExecDaemon, daemonApplier, newExec, newExecExit,
-		fx.Annotate(newChildEnvFx, fx.As(fx.Self()), fx.As(new(DataObserver))),
+		newChildEnvFx,
+		fx.Annotate(func(e *childEnv) DataObserver { return e }, fx.ResultTags(`group:"data_observers"`)),
 		newChildHook,
 		// A value group takes no fx.As beside the type itself: one adapter.
 		fx.Annotate(func(h *childHook) notify.Hook { return h }, fx.ResultTags(`group:"notify_hooks"`)),

@@ -14,8 +14,8 @@ import (
 
 // DaemonModule runs the sidecar daemon: the scheduled jobs, which take the
 // secrets of a reloaded config (value group "reload_secrets"). It needs a
-// Fetcher, and takes a Recorder, StatusSink and TracerProvider when
-// provided.
+// Fetcher, a Recorder, a StatusSink, a ChangeNotifier, a RecoverySignal
+// and a TracerProvider; exec mode's DataObservers join "data_observers".
 var DaemonModule = fx.Module("jobs",
 	fx.Provide(newSyncer, newDaemon, daemonApplier),
 )
@@ -110,7 +110,7 @@ type OnceParams struct {
 	Syncer   *Syncer
 	Log      *zap.Logger
 	Settings OnceSettings
-	Recovery schedule.RecoverySignal `optional:"true"`
+	Recovery schedule.RecoverySignal
 
 	Lifecycle  fx.Lifecycle
 	Shutdowner fx.Shutdowner

@@ -154,7 +154,7 @@ type Syncer struct {
 	log     *zap.Logger
 	notify  ChangeNotifier
 	hold    ValueHolder // the Notifier's, kept by WithoutNotifier
-	observe DataObserver
+	observe []DataObserver
 	tmpl    *render.Set
 	reads   *singleflight.Group
 	// batch, when set, takes the writes and leaves their directory fsync
@@ -162,19 +162,20 @@ type Syncer struct {
 	batch *files.Batch
 }
 
-// SyncerOptions configure NewSyncer; nil fields get harmless defaults. In
-// fx, each is taken from the graph when provided.
+// SyncerOptions configure NewSyncer; nil fields get harmless defaults
+// (NewSyncer without fx). In fx, every one comes from the graph.
 type SyncerOptions struct {
 	fx.In
 
-	Recorder Recorder             `optional:"true"`
-	Status   StatusSink           `optional:"true"`
-	Tracer   trace.TracerProvider `optional:"true"`
-	// Notifier is told of content changes (run and exec, never once: it
-	// writes files before the application starts).
-	Notifier ChangeNotifier `optional:"true"`
-	// Observer sees every successful read's data.
-	Observer DataObserver `optional:"true"`
+	Recorder Recorder
+	Status   StatusSink
+	Tracer   trace.TracerProvider
+	// Notifier is told of content changes (run and exec; once has
+	// notify.Discard: it writes files before the application starts).
+	Notifier ChangeNotifier
+	// Observers see every successful read's data (value group
+	// "data_observers": exec mode's child environment).
+	Observers []DataObserver `group:"data_observers"`
 	// Templates are the renderers the config loader compiled (nil: each
 	// job compiles its own).
 	Templates *render.Set
@@ -183,7 +184,7 @@ type SyncerOptions struct {
 // NewSyncer returns a Syncer reading through fetch.
 func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
 	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log,
-		notify: o.Notifier, observe: o.Observer, tmpl: o.Templates, reads: &singleflight.Group{}}
+		notify: o.Notifier, observe: o.Observers, tmpl: o.Templates, reads: &singleflight.Group{}}
 	if h, ok := o.Notifier.(ValueHolder); ok {
 		s.hold = h
 	}
@@ -347,8 +348,8 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 		}
 		return fail(stage, err)
 	}
-	if s.observe != nil {
-		s.observe.Observed(sec.Name, secret.Data)
+	for _, o := range s.observe {
+		o.Observed(sec.Name, secret.Data)
 	}
 	if s.hold != nil {
 		s.hold.Hold(sec.Name, notify.Values(secret.Data))

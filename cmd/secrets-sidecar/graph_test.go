@@ -24,16 +24,9 @@ var testHooks = []string{
 
 // notInGraph are the optional dependencies a command's graph leaves out on
 // purpose, by command; every other optional dependency must be provided.
-var notInGraph = map[string][]string{
-	// once writes files before the application starts: no metrics, status
-	// file, change actions or reloads.
-	"once": {
-		"jobs.Recorder", "jobs.StatusSink", "jobs.ChangeNotifier", "jobs.DataObserver",
-		"breaker.StateObserver", "vault.TokenObserver",
-	},
-	// Only exec mode hands secrets to a child's environment.
-	"run": {"jobs.DataObserver"},
-}
+// None: a graph that needs no metrics, status or change actions (once)
+// provides their explicit Discard implementations instead.
+var notInGraph = map[string][]string{}
 
 // TestGraphs builds each command's fx graph as main does (nothing is
 // started, no Vault is needed) and fails when an optional dependency

@@ -134,6 +134,12 @@ func onceOptions(g globals, env config.Env, settings jobs.OnceSettings) []fx.Opt
 	return append(baseOptions(g, env),
 		fx.Supply(settings),
 		jobs.OnceModule,
+		// No metrics endpoint, status file or change actions: once reports
+		// by its exit code and writes files before the application starts.
+		fx.Supply(metrics.Discard{}, status.Discard{}, notify.Discard{}),
+		as[metrics.Discard](new(breaker.StateObserver), new(vault.TokenObserver), new(jobs.Recorder)),
+		as[status.Discard](new(jobs.StatusSink)),
+		as[notify.Discard](new(jobs.ChangeNotifier)),
 	)
 }
 

@@ -40,18 +40,18 @@ type Settings struct {
 }
 
 // Options are the Notifier's collaborators; nil fields get harmless
-// defaults. In fx, each is taken from the graph: Log always, Recorder,
-// Status and Tracer when provided, Hooks from the "notify_hooks" group.
+// defaults (New without fx). In fx, each is taken from the graph, Hooks
+// from the "notify_hooks" group.
 type Options struct {
 	fx.In
 
 	Log      *zap.Logger
-	Recorder Recorder             `optional:"true"`
-	Status   StatusSink           `optional:"true"`
-	Tracer   trace.TracerProvider `optional:"true"`
+	Recorder Recorder
+	Status   StatusSink
+	Tracer   trace.TracerProvider
 	// Credentials are scrubbed from exec output that is logged.
-	Credentials CredentialSource `optional:"true"`
-	Hooks       []Hook           `group:"notify_hooks"`
+	Credentials CredentialSource
+	Hooks       []Hook `group:"notify_hooks"`
 }
 
 // Notifier collects changes into windows and runs their actions. Its

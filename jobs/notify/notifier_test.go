@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
@@ -424,6 +425,12 @@ func TestModule(t *testing.T) {
 		fx.NopLogger,
 		fx.Supply(&config.Config{Notify: settings(10 * time.Millisecond)}, zap.NewNop()),
 		fx.Provide(fx.Annotate(func() notify.Hook { return h }, fx.ResultTags(`group:"notify_hooks"`))),
+		fx.Provide(
+			func() notify.Recorder { return metrics.Discard{} },
+			func() notify.StatusSink { return discardStatus{} },
+			func() notify.CredentialSource { return noCredentials{} },
+			func() trace.TracerProvider { return noop.NewTracerProvider() },
+		),
 		notify.Module,
 		fx.Populate(&n),
 	)
@@ -434,3 +441,13 @@ func TestModule(t *testing.T) {
 	}
 	app.RequireStop()
 }
+
+// discardStatus keeps no action reports.
+type discardStatus struct{}
+
+func (discardStatus) ActionDone(string, notify.Report) {}
+
+// noCredentials holds no credentials to scrub.
+type noCredentials struct{}
+
+func (noCredentials) Credentials() []logging.Redacted { return nil }

@@ -19,7 +19,7 @@ type Params struct {
 	Lifecycle fx.Lifecycle
 	Env       config.Env
 	Log       *zap.Logger
-	Observer  ReadyObserver `optional:"true"`
+	Observer  ReadyObserver
 }
 
 // New builds the tracker and ties its heartbeat and final write to the

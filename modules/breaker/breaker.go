@@ -58,7 +58,7 @@ const (
 )
 
 // StateObserver is told every state change. The metrics module implements
-// it; it is optional.
+// it (metrics.Discard where nothing is served); NewBreaker takes nil.
 type StateObserver interface {
 	BreakerState(state State)
 }

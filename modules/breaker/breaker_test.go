@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 type recorder struct {
@@ -194,8 +195,9 @@ func TestModule(t *testing.T) {
 		t.Fatalf("state %s, observer %v", b.State(), rec.seen())
 	}
 
-	// The observer is optional.
-	fxtest.New(t, Module, fx.Supply(env, zap.NewNop()), fx.Provide(noProbe), fx.Invoke(func(*Breaker) {})).RequireStart().RequireStop()
+	// A graph that serves no metrics supplies metrics.Discard.
+	fxtest.New(t, Module, fx.Supply(env, zap.NewNop()), fx.Provide(noProbe, func() StateObserver { return metrics.Discard{} }),
+		fx.Invoke(func(*Breaker) {})).RequireStart().RequireStop()
 }
 
 func TestStateString(t *testing.T) {

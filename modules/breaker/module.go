@@ -27,7 +27,7 @@ type Params struct {
 
 	Env      config.Env
 	Logger   *zap.Logger
-	Observer StateObserver `optional:"true"`
+	Observer StateObserver
 }
 
 // New builds the breaker from the environment settings.

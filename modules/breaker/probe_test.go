@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -200,7 +201,7 @@ func TestModuleRunsTheProbe(t *testing.T) {
 	p.healthy.Store(true)
 	var b *Breaker
 	app := fxtest.New(t, Module, fx.Supply(env, zap.NewNop()), fx.Populate(&b),
-		fx.Provide(func() Probe { return p.probe }))
+		fx.Provide(func() Probe { return p.probe }, func() StateObserver { return metrics.Discard{} }))
 	app.RequireStart()
 	ch := b.Recovered()
 	_ = call(t, b, Failure)

@@ -59,8 +59,7 @@ type Settings struct {
 }
 
 // Options are the client's collaborators; nil fields get harmless
-// defaults. In fx, each is taken from the graph: Logger and Breaker
-// always, TokenObserver and TracerProvider when provided.
+// defaults (NewClient without fx). In fx, each is taken from the graph.
 type Options struct {
 	fx.In
 
@@ -69,9 +68,9 @@ type Options struct {
 	// Breaker guards every call (nil: calls are not guarded).
 	Breaker Breaker
 	// TokenObserver is told the token's expiry.
-	TokenObserver TokenObserver `optional:"true"`
+	TokenObserver TokenObserver
 	// TracerProvider traces logins, reads and HTTP calls.
-	TracerProvider trace.TracerProvider `optional:"true"`
+	TracerProvider trace.TracerProvider
 }
 
 // Client reads secrets from Vault. It is safe for concurrent use; Update

@@ -8,8 +8,9 @@ import (
 )
 
 // Module provides the *Client, started and stopped with the app. It needs
-// a logger and a Breaker (the breaker module's, bound with fx.As); a
-// TokenObserver and a TracerProvider are optional.
+// a logger, a Breaker (the breaker module's, bound with fx.As), a
+// TokenObserver (the metrics, or metrics.Discard) and a TracerProvider;
+// it provides the breaker's health Probe.
 var Module = fx.Module("vault",
 	fx.Provide(New, probe),
 )

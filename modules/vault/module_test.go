@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
@@ -18,6 +19,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
@@ -63,6 +65,16 @@ func (o *observers) BreakerState(s breaker.State) {
 var breakerModule = fx.Options(breaker.Module,
 	fx.Provide(fx.Annotate(func(b *breaker.Breaker) *breaker.Breaker { return b }, fx.As(new(vault.Breaker)))))
 
+// noTracing and discards are what a graph without tracing or metrics
+// supplies (the once command's).
+var (
+	noTracing = fx.Provide(func() trace.TracerProvider { return noop.NewTracerProvider() })
+	discards  = fx.Provide(
+		func() vault.TokenObserver { return metrics.Discard{} },
+		func() breaker.StateObserver { return metrics.Discard{} },
+	)
+)
+
 func TestModule(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	srv.PutKV2(t, "secret", "module/app", map[string]any{"password": "from-module"})
@@ -89,6 +101,7 @@ func TestModule(t *testing.T) {
 		breakerModule,
 		vault.Module,
 		fx.Supply(cfg, env, log),
+		noTracing,
 		fx.Provide(
 			func() vault.TokenObserver { return obs },
 			func() breaker.StateObserver { return obs },
@@ -121,9 +134,9 @@ func TestModule(t *testing.T) {
 	}
 }
 
-// TestModuleWithoutOptionals: the observers and tracer are optional, and a
-// Vault that is down does not stop the app from starting.
-func TestModuleWithoutOptionals(t *testing.T) {
+// TestModuleWithDiscards: with the observers and tracer of a graph that
+// serves no metrics, and a Vault that is down, the app starts.
+func TestModuleWithDiscards(t *testing.T) {
 	env, err := config.ParseEnv(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +144,7 @@ func TestModuleWithoutOptionals(t *testing.T) {
 	cfg := &config.Config{Vault: config.Vault{Address: "http://127.0.0.1:1", Auth: config.Auth{
 		Method: config.AuthToken, TokenFile: t.TempDir() + "/token",
 	}}}
-	fxtest.New(t, breakerModule, vault.Module, fx.Supply(cfg, env, zap.NewNop()), fx.Invoke(func(*vault.Client) {})).
+	fxtest.New(t, breakerModule, vault.Module, noTracing, discards, fx.Supply(cfg, env, zap.NewNop()), fx.Invoke(func(*vault.Client) {})).
 		RequireStart().RequireStop()
 }
 
@@ -150,7 +163,7 @@ func TestModuleTracing(t *testing.T) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 		var client *vault.Client
 		app := fxtest.New(t, breakerModule, vault.Module,
-			fx.Supply(cfg, env, zap.NewNop()),
+			fx.Supply(cfg, env, zap.NewNop()), discards,
 			fx.Provide(func() trace.TracerProvider { return tp }),
 			fx.Populate(&client))
 		app.RequireStart()
