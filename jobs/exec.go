@@ -259,8 +259,8 @@ type ExecParams struct {
 	Exit     *execExit
 	Log      *zap.Logger
 	Notifier ChangeNotifier
-	Status   StatusSink              `optional:"true"`
-	Recovery schedule.RecoverySignal `optional:"true"`
+	Status   StatusSink
+	Recovery schedule.RecoverySignal
 
 	Lifecycle fx.Lifecycle
 }
@@ -271,15 +271,10 @@ func newExec(p ExecParams) (*Exec, error) {
 			return nil, config.Problems{{File: p.Config.File, Msg: fmt.Sprintf("exec --env %s: no secret of that name in the config", name)}}
 		}
 	}
-	status := p.Status
-	if status == nil {
-		status = nopStatus{}
-	}
 	log := p.Log.Named("exec")
-	once := NewOnce(p.Config, p.Syncer.WithoutNotifier(), log, p.Settings.Timeout, p.Settings.Workers)
-	once.SetRecovery(p.Recovery)
+	once := NewOnce(p.Config, p.Syncer.WithoutNotifier(), log, OnceSettings{Timeout: p.Settings.Timeout, Workers: p.Settings.Workers}, p.Recovery)
 	x := &Exec{
-		settings: p.Settings, cfg: p.Config, daemon: p.Daemon, reloader: p.Reloader, status: status,
+		settings: p.Settings, cfg: p.Config, daemon: p.Daemon, reloader: p.Reloader, status: p.Status,
 		env: p.Env, hook: p.Hook, exit: p.Exit, log: log, notifier: p.Notifier,
 		once: once,
 		quit: make(chan struct{}), done: make(chan struct{}),

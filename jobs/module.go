@@ -121,9 +121,7 @@ func newOnce(p OnceParams) *Once {
 	if res == nil {
 		res = &OnceResult{}
 	}
-	o := NewOnce(p.Config, p.Syncer, p.Log.Named("once"), p.Settings.Timeout, p.Settings.Workers)
-	o.SetRecovery(p.Recovery)
-	o.SetDryRun(p.Settings.DryRun)
+	o := NewOnce(p.Config, p.Syncer, p.Log.Named("once"), p.Settings, p.Recovery)
 	runOnce(p.Lifecycle, p.Shutdowner, o, res)
 	return o
 }

@@ -34,22 +34,15 @@ type Failure struct {
 	Err    error
 }
 
-// NewOnce returns a runner for cfg.
-func NewOnce(cfg *config.Config, syncer *Syncer, log *zap.Logger, timeout time.Duration, workers int) *Once {
-	if workers <= 0 {
-		workers = 1
-	}
-	return &Once{cfg: cfg, syncer: syncer, log: log, timeout: timeout, workers: workers, retry: schedule.NewRetrier(nil, nil)}
+// NewOnce returns a runner for cfg. Retries waiting out a backoff start
+// again as soon as recovery fires (Vault answers again; nil: never). With
+// s.DryRun, Run reads and renders every secret and compares it with its
+// destination without writing anything (Syncer.Plan); Plans then says what
+// a sync would do.
+func NewOnce(cfg *config.Config, syncer *Syncer, log *zap.Logger, s OnceSettings, recovery schedule.RecoverySignal) *Once {
+	return &Once{cfg: cfg, syncer: syncer, log: log, timeout: s.Timeout, workers: max(s.Workers, 1), dryRun: s.DryRun,
+		retry: schedule.NewRetrier(nil, recovery)}
 }
-
-// SetRecovery makes retries waiting out a backoff start again as soon as
-// Vault recovers (the breaker closes). Call it before Run.
-func (o *Once) SetRecovery(r schedule.RecoverySignal) { o.retry = schedule.NewRetrier(nil, r) }
-
-// SetDryRun makes Run read and render every secret and compare it with
-// its destination without writing anything (Syncer.Plan); Plans then
-// says what a sync would do. Call it before Run.
-func (o *Once) SetDryRun(on bool) { o.dryRun = on }
 
 // Plans is what a dry run found, one per secret in config order, a
 // failed secret as PlanError with its last error. Valid after Run.

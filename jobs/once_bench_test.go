@@ -47,7 +47,7 @@ func BenchmarkOnce1000(b *testing.B) {
 		b.StopTimer()
 		out := filepath.Join(w.dir, fmt.Sprintf("run%d", i))
 		cfg := loadConfig(b, w.dir, strings.ReplaceAll(cfgText.String(), "OUT", out))
-		once := jobs.NewOnce(cfg, syncer, log, 2*time.Minute, 16)
+		once := jobs.NewOnce(cfg, syncer, log, jobs.OnceSettings{Timeout: 2 * time.Minute, Workers: 16}, nil)
 		b.StartTimer()
 		if failed := once.Run(b.Context()); len(failed) != 0 {
 			b.Fatalf("%d secrets not written, first: %v", len(failed), failed[0].Err)

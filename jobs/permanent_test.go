@@ -52,7 +52,7 @@ secrets:
 	fetch := &pathCounter{next: w.client, reads: map[string]int{}}
 	syncer := jobs.NewSyncer(fetch, w.log.Named("sync"), jobs.SyncerOptions{})
 	start := time.Now()
-	failed := jobs.NewOnce(cfg, syncer, w.log, 3*time.Second, 4).Run(t.Context())
+	failed := jobs.NewOnce(cfg, syncer, w.log, jobs.OnceSettings{Timeout: 3 * time.Second, Workers: 4}, nil).Run(t.Context())
 	took := time.Since(start)
 	if len(failed) != 3 {
 		t.Fatalf("failed: %v", failed)

@@ -19,14 +19,10 @@ const (
 	KindHook   = "hook"
 )
 
-// Defaults applied when a setting is zero.
-const (
-	DefaultDebounce    = 2 * time.Second
-	DefaultAttempts    = 3
-	DefaultExecTimeout = 30 * time.Second
-	DefaultHTTPTimeout = 5 * time.Second
-	DefaultBackoff     = time.Second
-)
+// DefaultBackoff is the first wait between an action's attempts. The
+// settings of the notify: block and of each action come from config.Load,
+// which has filled in every default (config.DefaultDebounce, ...).
+const DefaultBackoff = time.Second
 
 // Change is one destination whose content really changed, or that was
 // created and whose secret has on_start.

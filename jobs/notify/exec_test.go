@@ -264,7 +264,7 @@ func TestDistinctActionsAcrossSecrets(t *testing.T) {
 	// a: spelled with and without the default timeout; b: another
 	// argument; c: another timeout. Each secret's list runs in order.
 	n.Changed(change("s1", cmd("a", 0), cmd("b", 0)))
-	n.Changed(change("s2", cmd("a", notify.DefaultExecTimeout)))
+	n.Changed(change("s2", cmd("a", config.DefaultExecTimeout)))
 	n.Changed(change("s3", cmd("b", 0), cmd("c", time.Minute)))
 	n.Changed(change("s4", cmd("a", 0)))
 	r.wait(t, 3)

@@ -216,8 +216,12 @@ func stopNow(t *testing.T, n *notify.Notifier) {
 	}
 }
 
-// fast are settings for real-clock tests: short windows, quick retries.
+// fast are settings for real-clock tests: short windows, quick retries;
+// attempts 0 is config.Load's default.
 func fast(attempts int) config.Notify {
+	if attempts == 0 {
+		attempts = config.DefaultAttempts
+	}
 	return config.Notify{Debounce: config.NewDuration(50 * time.Millisecond), Attempts: attempts}
 }
 
@@ -226,10 +230,10 @@ func signalAction(name, pidFile, process string) config.Action {
 }
 
 func execAction(timeout time.Duration, argv ...string) config.Action {
-	a := &config.ExecAction{Command: argv}
-	if timeout > 0 {
-		a.Timeout = config.NewDuration(timeout)
+	if timeout <= 0 {
+		timeout = config.DefaultExecTimeout // what config.Load fills in
 	}
+	a := &config.ExecAction{Command: argv, Timeout: config.NewDuration(timeout)}
 	return config.Action{Exec: a}
 }
 

@@ -53,10 +53,10 @@ func (rc *receiver) requests() []received {
 }
 
 func httpAction(url string, timeout time.Duration, headers map[string]string, headersFile string) config.Action {
-	a := &config.HTTPAction{URL: url, Headers: headers, HeadersFile: headersFile}
-	if timeout > 0 {
-		a.Timeout = config.NewDuration(timeout)
+	if timeout <= 0 {
+		timeout = config.DefaultHTTPTimeout // what config.Load fills in
 	}
+	a := &config.HTTPAction{URL: url, Headers: headers, HeadersFile: headersFile, Timeout: config.NewDuration(timeout)}
 	return config.Action{HTTP: a}
 }
 

@@ -225,15 +225,10 @@ func (n *Notifier) current() settings {
 	s := n.settings
 	n.mu.Unlock()
 	out := settings{debounce: s.Debounce.Duration, splay: s.Splay.Duration, attempts: s.Attempts}
-	if out.debounce <= 0 {
-		out.debounce = DefaultDebounce
-	}
 	if out.splay < 0 {
 		out.splay = 0
 	}
-	if out.attempts <= 0 {
-		out.attempts = DefaultAttempts
-	}
+	out.attempts = max(out.attempts, 1)
 	return out
 }
 

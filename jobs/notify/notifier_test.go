@@ -84,7 +84,7 @@ type named struct{ *hook }
 func (named) Name() string { return "supervisor" }
 
 func settings(debounce time.Duration) config.Notify {
-	return config.Notify{Debounce: config.NewDuration(debounce)}
+	return config.Notify{Debounce: config.NewDuration(debounce), Attempts: config.DefaultAttempts}
 }
 
 // startFake runs a Notifier on a fake clock.
@@ -214,8 +214,8 @@ func TestUpdateMovesTheWindowAndRetries(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 
-	// Back to the defaults (zero settings): 3 attempts, backing off.
-	n.Update(config.Notify{Debounce: config.NewDuration(time.Second)})
+	// Three attempts again, backing off.
+	n.Update(config.Notify{Debounce: config.NewDuration(time.Second), Attempts: 3})
 	h.fail.Store(2)
 	n.Changed(change("a"))
 	advance(t, clock, time.Second)

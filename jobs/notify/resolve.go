@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -63,7 +62,7 @@ func resolveSignal(c config.SignalAction) resolved {
 }
 
 func resolveExec(c config.ExecAction) resolved {
-	a := &execAction{argv: slices.Clone(c.Command), timeout: orDefault(c.Timeout.Duration, DefaultExecTimeout), logOutput: c.LogOutput}
+	a := &execAction{argv: slices.Clone(c.Command), timeout: c.Timeout.Duration, logOutput: c.LogOutput}
 	if len(a.argv) == 0 || a.argv[0] == "" {
 		return invalid(KindExec, "", errors.New("command is empty"))
 	}
@@ -73,7 +72,7 @@ func resolveExec(c config.ExecAction) resolved {
 func resolveHTTP(c config.HTTPAction) resolved {
 	a := &httpAction{
 		method:      strings.ToUpper(strings.TrimSpace(c.Method)),
-		timeout:     orDefault(c.Timeout.Duration, DefaultHTTPTimeout),
+		timeout:     c.Timeout.Duration,
 		headersFile: c.HeadersFile,
 		headers:     http.Header{},
 	}
@@ -107,13 +106,6 @@ func resolveHTTP(c config.HTTPAction) resolved {
 // summarizeURL is u without userinfo, query and fragment.
 func summarizeURL(u *url.URL) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // keyOf is an unambiguous identity for an action's resolved values. It
