@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -61,3 +62,31 @@ func readOpened(fd int, path string, limit int64) ([]byte, fs.FileInfo, error) {
 // ErrSymlinkFile reports a path whose last component is a symbolic link
 // where a plain file was expected.
 var ErrSymlinkFile = errors.New("is a symbolic link")
+
+// ErrLinkInPath reports a file whose directory path holds a symbolic link
+// (or a /proc magic link such as /proc/PID/root) where none may be.
+var ErrLinkInPath = errors.New("a directory on its path is a symbolic link")
+
+// ReadNoLinks is ReadNoFollow for a file whose whole path a hostile
+// neighbour may redirect (a pid file, a headers file on a shared volume):
+// no component is followed when it is a link, magic links of /proc
+// included, so replacing a parent directory with a link to another
+// directory cannot make the sidecar read a file there. The directory is
+// opened with openat2(RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS), or one
+// no-follow component at a time where openat2 is not available, and the
+// file is read relative to it. path must be absolute.
+func ReadNoLinks(path string, limit int64) ([]byte, fs.FileInfo, error) {
+	if !filepath.IsAbs(path) {
+		return nil, nil, fmt.Errorf("%s: not an absolute path", path)
+	}
+	path = filepath.Clean(path)
+	d, err := OpenDir(filepath.Dir(path), 0)
+	if err != nil {
+		if errors.Is(err, ErrSymlink) {
+			return nil, nil, fmt.Errorf("%s: %w: refusing to follow it (name the file by its real path, e.g. /run instead of /var/run)", path, ErrLinkInPath)
+		}
+		return nil, nil, err
+	}
+	defer d.Close()
+	return d.ReadNoFollow(filepath.Base(path), limit)
+}

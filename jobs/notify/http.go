@@ -130,7 +130,7 @@ func nonNil(s []string) []string {
 // blank lines and lines starting with # are ignored. Errors name the file
 // and line, never a value.
 func readHeadersFile(path string) (http.Header, error) {
-	data, _, err := files.ReadNoFollow(path, maxHeadersFile)
+	data, _, err := files.ReadNoLinks(path, maxHeadersFile)
 	if err != nil {
 		return nil, fmt.Errorf("headers_file: %w", err)
 	}

@@ -139,6 +139,18 @@ func TestHTTPFailures(t *testing.T) {
 	if err := os.Symlink(badHeaders, linked); err != nil {
 		t.Fatal(err)
 	}
+	// A valid headers file reached through a parent directory a co-tenant
+	// replaced with a link: not read, nothing sent.
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(real, "headers"), []byte("Authorization: Bearer other-token-0006\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(dir, "shared")); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		secret   string
@@ -152,6 +164,7 @@ func TestHTTPFailures(t *testing.T) {
 		{"timeout", httpAction(slow.URL, 200*time.Millisecond, nil, ""), "no answer within 200ms", 3, func() int { return len(slow.requests()) }},
 		{"malformed headers_file", httpAction(ok.URL, 0, nil, badHeaders), badHeaders + `:3: not a "Name: value" line`, 3, func() int { return 0 }},
 		{"symlinked headers_file", httpAction(ok.URL, 0, nil, linked), "symbolic link", 3, func() int { return 0 }},
+		{"headers_file behind a linked directory", httpAction(ok.URL, 0, nil, filepath.Join(dir, "shared", "headers")), "a directory on its path is a symbolic link", 3, func() int { return 0 }},
 		{"bad URL", httpAction("ftp://user:url-password-0005@host/x", 0, nil, ""), "not an absolute http or https URL", 1, func() int { return 0 }},
 	}
 	r := newRuns()

@@ -107,7 +107,7 @@ func (a *signalAction) run(_ context.Context, n *Notifier, _ input) ([]zap.Field
 // numbers would signal process groups, and larger ones are cut to 32 bits
 // by kill(2) (4294967295 is -1: every process). owner is the file's uid.
 func readPIDFile(path string, self int) (pid int, owner uint32, err error) {
-	data, fi, err := files.ReadNoFollow(path, maxPIDFile)
+	data, fi, err := files.ReadNoLinks(path, maxPIDFile)
 	if err != nil {
 		return 0, 0, fmt.Errorf("pid file: %w", err)
 	}

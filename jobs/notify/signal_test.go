@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -176,8 +177,25 @@ func TestPIDFileRules(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A co-tenant swaps a parent directory for a link to a directory
+	// holding a pid file it may not write (here the application's own), or
+	// reaches one through a /proc magic link: neither is followed.
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(real, "app.pid"), []byte(strconv.Itoa(a.pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(dir, "shared")); err != nil {
+		t.Fatal(err)
+	}
+	magic := fmt.Sprintf("/proc/%d/root%s/app.pid", a.pid, real)
+
 	cases := []struct{ name, path, want string }{
 		{"symlink", link, "symbolic link"},
+		{"symlinked parent", filepath.Join(dir, "shared", "app.pid"), "a directory on its path is a symbolic link"},
+		{"magic link parent", magic, "a directory on its path is a symbolic link"},
 		{"fifo", fifo, "not a regular file"},
 		{"missing", filepath.Join(dir, "missing.pid"), "no such file"},
 		{"empty", write("empty.pid", " \n"), "is empty"},
