@@ -96,6 +96,11 @@ func (e *Env) validate() EnvError {
 	if e.StatusFile == "" {
 		add("SIDECAR_STATUS_FILE", "must not be empty")
 	}
+	for _, p := range [...]struct{ key, path string }{{"SIDECAR_CONFIG", e.ConfigPath}, {"SIDECAR_STATUS_FILE", e.StatusFile}} {
+		if r, at, bad := badPathRune(p.path); bad {
+			add(p.key, "holds the character %U at byte %d: a path may not hold control or bidirectional-text characters", r, at)
+		}
+	}
 	if e.BreakerMaxFailures == 0 {
 		add("SIDECAR_BREAKER_MAX_FAILURES", "must be at least 1")
 	}

@@ -130,6 +130,7 @@ func (l Loader) parse(file string, data []byte) (_ *Config, templateFiles []stri
 	// everything; a field that failed to decode keeps its zero value, which
 	// the validator does not report again (index.broken).
 	v := validator{idx: idx, loader: l, probs: probs}
+	v.pathChars(cfg) // as written: before defaults are merged in
 	v.applyDefaults(cfg)
 	v.validate(cfg)
 	if len(v.probs) > 0 {
