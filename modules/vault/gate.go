@@ -18,13 +18,17 @@ import (
 // count only resets after 15 minutes without a failure). A login Vault
 // rejected is therefore not sent again with the same credentials before
 // a delay: 5 minutes, then 10, then 20 for as long as they are still
-// rejected. That is at most 3 failures in any 15 minutes, and the 20-minute
-// gaps let Vault's count reset, so the role is never locked by us. New
+// rejected, and the 20-minute gaps let Vault's count reset. New
 // credentials (a changed role_id, secret_id, JWT or Kubernetes token file,
-// or a new vault: block) are tried at once.
+// or a new vault: block) are tried at once, but whatever the credentials at
+// most rejectedBudget logins may be rejected in any rejectedWindow: an
+// operator rewriting a wrong secret_id file again and again must not lock
+// the role either.
 const (
 	rejectedRetryFirst = 5 * time.Minute
 	rejectedRetryMax   = 20 * time.Minute
+	rejectedWindow     = 15 * time.Minute
+	rejectedBudget     = 3
 	// changedCheckEvery bounds how often CredentialsChanged re-reads the
 	// credential files, however many waiters ask.
 	changedCheckEvery = 250 * time.Millisecond
@@ -40,6 +44,7 @@ type loginGate struct {
 
 	mu       sync.Mutex
 	rejected *rejection
+	recent   []time.Time // when Vault rejected a login, within rejectedWindow
 }
 
 type rejection struct {
@@ -51,6 +56,10 @@ type rejection struct {
 
 	checkedAt time.Time // CredentialsChanged's cache
 	changed   bool
+
+	// budget: rejectedBudget logins were rejected in the window, so no
+	// login is sent before retryAt, whatever the credentials.
+	budget bool
 }
 
 func newLoginGate() *loginGate {
@@ -81,16 +90,43 @@ func (g *loginGate) fingerprint(addr string, m loginMethod, body map[string]any)
 }
 
 // held returns the rejection that holds back a login with fp, or nil
-// when the login may go to Vault.
+// when the login may go to Vault: the same credentials before their retry
+// time, or any credentials while the window's budget is spent.
 func (g *loginGate) held(fp [sha256.Size]byte) *rejection {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := g.now()
 	r := g.rejected
-	if r == nil || r.fp != fp || !g.now().Before(r.retryAt) {
+	if r == nil {
 		return nil
 	}
 	cp := *r
+	if until := g.budgetUntil(now); now.Before(until) {
+		if cp.fp != fp || until.After(cp.retryAt) {
+			cp.retryAt, cp.budget = until, true
+		}
+		return &cp
+	}
+	if r.fp != fp || !now.Before(r.retryAt) {
+		return nil
+	}
 	return &cp
+}
+
+// budgetUntil is when the window's budget has room again (the zero time
+// when it has now). The caller holds g.mu.
+func (g *loginGate) budgetUntil(now time.Time) time.Time {
+	keep := g.recent[:0]
+	for _, t := range g.recent {
+		if now.Sub(t) < rejectedWindow {
+			keep = append(keep, t)
+		}
+	}
+	g.recent = keep
+	if len(g.recent) < rejectedBudget {
+		return time.Time{}
+	}
+	return g.recent[len(g.recent)-rejectedBudget].Add(rejectedWindow)
 }
 
 // reject records that Vault rejected fp and returns when it may be tried
@@ -108,11 +144,17 @@ func (g *loginGate) reject(fp [sha256.Size]byte, cause string) rejection {
 		wait *= 2
 	}
 	wait = min(wait, rejectedRetryMax)
-	g.rejected = &rejection{fp: fp, count: count, at: now, retryAt: now.Add(wait), cause: cause}
-	return *g.rejected
+	g.recent = append(g.recent, now)
+	r := &rejection{fp: fp, count: count, at: now, retryAt: now.Add(wait), cause: cause}
+	if until := g.budgetUntil(now); now.Before(until) && until.After(r.retryAt) {
+		r.retryAt, r.budget = until, true
+	}
+	g.rejected = r
+	return *r
 }
 
-// accepted forgets any rejection: Vault took a login.
+// accepted forgets the rejected credentials: Vault took a login. The
+// window's rejections still count.
 func (g *loginGate) accepted() {
 	g.mu.Lock()
 	g.rejected = nil
@@ -187,8 +229,12 @@ type LoginRejectedError struct {
 	Path   string    // auth/approle/login
 	Cause  string    // Vault's answer: "invalid secret id (HTTP 500)"
 	At     time.Time // when Vault rejected them
-	// RetryAt is when the same credentials may be sent again.
+	// RetryAt is when the same credentials may be sent again (with
+	// Budget: when any login may be sent again).
 	RetryAt time.Time
+	// Budget: rejectedBudget logins were rejected in the last 15 minutes,
+	// so no login at all is sent before RetryAt (Vault locks a role at 5).
+	Budget bool
 	// Files are the credential files whose change is tried at once
 	// (none: the credentials come from the environment; restart with
 	// new ones).
@@ -203,6 +249,11 @@ func (e *LoginRejectedError) Error() string {
 	fmt.Fprintf(&b, "vault login (%s at %s) rejected: %s; ", e.Method, e.Path, e.Cause)
 	if e.err == nil {
 		fmt.Fprintf(&b, "not sent again since %s; ", e.At.UTC().Format(time.TimeOnly+" UTC"))
+	}
+	if e.Budget {
+		fmt.Fprintf(&b, "%d logins were rejected within %s (Vault locks the role after 5): no login, whatever the credentials, before %s",
+			rejectedBudget, rejectedWindow, e.RetryAt.UTC().Format(time.TimeOnly+" UTC"))
+		return b.String()
 	}
 	fmt.Fprintf(&b, "the same credentials are tried again at %s", e.RetryAt.UTC().Format(time.TimeOnly+" UTC"))
 	if len(e.Files) > 0 {
@@ -221,7 +272,7 @@ func (e *LoginRejectedError) Unwrap() error { return e.err }
 // once. It reads the files (at most a few times a second, shared by all
 // callers) and never calls Vault.
 func (e *LoginRejectedError) CredentialsChanged() bool {
-	if e.changed == nil {
+	if e.changed == nil || e.Budget { // new credentials would be held back too
 		return false
 	}
 	return e.changed()

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -301,5 +302,94 @@ func TestGateSpacing(t *testing.T) {
 	}
 	if g.fingerprint("http://other", m, map[string]any{"role_id": "r", "secret_id": "s"}) == fp {
 		t.Fatal("another server shares the fingerprint")
+	}
+}
+
+// TestGateBudget: whatever the credentials, at most 3 logins are rejected
+// in any 15 minutes; the fourth waits for the oldest to leave the window,
+// and new credential files do not cut that wait short.
+func TestGateBudget(t *testing.T) {
+	g := newLoginGate()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	g.now = func() time.Time { return now }
+	m := &appRole{mountPath: "approle"}
+	fp := func(sid string) [32]byte {
+		return g.fingerprint("http://vault", m, map[string]any{"role_id": "r", "secret_id": sid})
+	}
+	for i, sid := range []string{"a", "b", "c"} {
+		if r := g.held(fp(sid)); r != nil {
+			t.Fatalf("new credentials %d held back before the budget is spent", i)
+		}
+		r := g.reject(fp(sid), "invalid secret id (HTTP 500)")
+		if i == 2 && (!r.budget || !r.retryAt.Equal(start.Add(15*time.Minute))) {
+			t.Fatalf("third rejection: %+v, want the budget spent until 00:15", r)
+		}
+		now = now.Add(2 * time.Minute)
+	}
+	r := g.held(fp("d"))
+	if r == nil || !r.budget || !r.retryAt.Equal(start.Add(15*time.Minute)) {
+		t.Fatalf("fourth credentials: %+v, want held until 00:15", r)
+	}
+	now = start.Add(15 * time.Minute)
+	if r := g.held(fp("d")); r != nil {
+		t.Fatalf("held after the oldest rejection left the window: %+v", r)
+	}
+	g.reject(fp("d"), "invalid secret id (HTTP 500)")
+	if r := g.held(fp("e")); r == nil || !r.retryAt.Equal(start.Add(17*time.Minute)) {
+		t.Fatalf("after a fourth rejection at 00:15: %+v, want held until 00:17", r)
+	}
+}
+
+// TestRewrittenSecretIDCannotLockTheRole: a wrong secret_id file rewritten
+// with another wrong value again and again gets 3 logins to Vault, not one
+// per rewrite; the error says until when nothing is sent, and that time
+// comes on the gate's clock.
+func TestRewrittenSecretIDCannotLockTheRole(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	path, policy := seedSecret(t, srv, map[string]any{"password": "budget"})
+	mount := uniq(t)
+	roleID, secretID := srv.AppRole(t, mount, "app", map[string]any{"token_policies": policy, "token_ttl": "1h"})
+	proxy := newLoginCounter(t, srv.Addr)
+	dir := t.TempDir()
+	writeFile(t, dir, "secret-id", "wrong-0")
+	vc := config.Vault{Address: proxy.URL, Auth: config.Auth{Method: config.AuthAppRole, AppRole: config.AppRole{
+		Mount: mount, RoleIDFile: writeFile(t, dir, "role-id", roleID), SecretIDFile: dir + "/secret-id",
+	}}}
+	c := newClient(t, Settings{Vault: vc}, Options{})
+	now := time.Now()
+	c.gate.mu.Lock()
+	c.gate.now = func() time.Time { return now }
+	c.gate.mu.Unlock()
+	var last error
+	for i := range 7 {
+		writeFile(t, dir, "secret-id", fmt.Sprintf("wrong-%d", i))
+		_, last = c.Read(t.Context(), ReadRequest{Mount: "secret", Path: path, KVVersion: config.KV2})
+		if !IsLoginRejected(last) {
+			t.Fatalf("rewrite %d: %v, want a rejected login", i, last)
+		}
+		now = now.Add(time.Second)
+	}
+	if n := proxy.count(); n != 3 {
+		t.Fatalf("%d logins sent for 7 rewrites of a wrong secret_id, want 3", n)
+	}
+	var rej *LoginRejectedError
+	if !errors.As(last, &rej) || !rej.Budget || !strings.Contains(last.Error(), "no login, whatever the credentials, before") {
+		t.Fatalf("held login: %v", last)
+	}
+	writeFile(t, dir, "secret-id", secretID)
+	if rej.CredentialsChanged() {
+		t.Fatal("new credentials reported as worth a try while the budget is spent")
+	}
+	if _, err := c.Read(t.Context(), ReadRequest{Mount: "secret", Path: path, KVVersion: config.KV2}); !IsLoginRejected(err) || proxy.count() != 3 {
+		t.Fatalf("the right secret_id was sent while the budget is spent: %v, %d logins", err, proxy.count())
+	}
+	now = rej.RetryAt
+	mustRead(t, c, path, "budget")
+	if n := proxy.count(); n != 4 {
+		t.Fatalf("%d logins, want 4 (the right secret_id, once the window has room)", n)
+	}
+	if total := lockedUsers(t, srv); total != nil && total.(interface{ String() string }).String() != "0" {
+		t.Fatalf("sys/locked-users: %v", total)
 	}
 }

@@ -208,7 +208,11 @@ func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error
 		if loginRejected(err) {
 			r := cn.gate.reject(fp, rejectionCause(err))
 			rej := cn.rejectedError(path, r, err)
-			cn.log.Error("vault rejected the login; not sending these credentials again until the retry time, new ones at once",
+			msg := "vault rejected the login; not sending these credentials again until the retry time, new ones at once"
+			if r.budget {
+				msg = "vault rejected the login; 3 logins were rejected within 15 minutes: no login before the retry time"
+			}
+			cn.log.Error(msg,
 				zap.String("auth_method", cn.method.name()), zap.String("path", path), zap.String("answer", r.cause),
 				zap.Int("consecutive_rejections", r.count), zap.Time("retry_at", r.retryAt), zap.Strings("credential_files", cn.method.files()))
 			cn.loginDone(LoginRejected)
@@ -233,7 +237,7 @@ func (cn *conn) doLogin(ctx context.Context) (tokenInfo, logging.Redacted, error
 func (cn *conn) rejectedError(path string, r rejection, answer error) *LoginRejectedError {
 	addr, method := cn.apis.data.Address(), cn.method
 	return &LoginRejectedError{
-		Method: method.name(), Path: path, Cause: r.cause, At: r.at, RetryAt: r.retryAt, Files: method.files(),
+		Method: method.name(), Path: path, Cause: r.cause, At: r.at, RetryAt: r.retryAt, Budget: r.budget, Files: method.files(),
 		err: answer,
 		changed: func() bool {
 			return cn.gate.changedSince(func() ([sha256.Size]byte, bool) {
