@@ -38,7 +38,14 @@ func main() {
 	// one's environment (VAULT_TOKEN) nor its memory, nor reach its mount
 	// namespace's credential files through /proc/<pid>/root. Children get
 	// their own dumpable flag back when they execute a program.
+	// A fallback: a binary the caller cannot read (installed root-owned,
+	// mode 0511) is not dumpable from execve on, before any of this runs.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// The credentials go from the environment into memory, and their
+	// values are wiped from what /proc/<pid>/environ shows.
+	if _, err := config.TakeCredentials(); err != nil {
+		fmt.Fprintf(os.Stderr, "secrets-sidecar: warning: the credentials could not be wiped from the process environment: %v\n", err)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

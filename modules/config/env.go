@@ -48,7 +48,7 @@ type EnvError []string
 func (e EnvError) Error() string { return strings.Join(e, "\n") }
 
 // LoadEnv reads the settings from the process environment.
-func LoadEnv() (Env, error) { return ParseEnv(os.Environ()) }
+func LoadEnv() (Env, error) { return ParseEnv(Environ()) }
 
 // ParseEnv reads the settings from KEY=value pairs (os.Environ's form).
 func ParseEnv(environ []string) (Env, error) {
@@ -166,7 +166,7 @@ func kindWord(t reflect.Type) string {
 // LoadRunEnv is LoadEnv for the commands that talk to Vault (run, once):
 // the SIDECAR_* settings and CheckVaultEnv, every problem of both listed.
 func LoadRunEnv() (Env, error) {
-	environ := os.Environ()
+	environ := Environ()
 	e, err := ParseEnv(environ)
 	var errs EnvError
 	if err != nil && !errors.As(err, &errs) {

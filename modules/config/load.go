@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -28,7 +27,7 @@ type TemplateChecker interface {
 type Loader struct {
 	// Templates, when set, compiles every secret's output at load time.
 	Templates TemplateChecker
-	// LookupEnv reads process environment (os.LookupEnv when nil): for
+	// LookupEnv reads process environment (config.LookupEnv when nil): for
 	// ${NAME} in config values, and credentials that may come from the
 	// environment instead of a file.
 	LookupEnv func(string) (string, bool)
@@ -117,7 +116,7 @@ func (l Loader) parse(file string, data []byte) (_ *Config, templateFiles []stri
 	cfg := &Config{}
 	lookup := l.LookupEnv
 	if lookup == nil {
-		lookup = os.LookupEnv
+		lookup = LookupEnv
 	}
 	decoded := decodeConfig(doc, cfg, idx, &probs, lookup)
 	cfg.File = file

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -48,7 +47,7 @@ func (v *validator) lookupEnv(key string) (string, bool) {
 	if v.loader.LookupEnv != nil {
 		return v.loader.LookupEnv(key)
 	}
-	return os.LookupEnv(key)
+	return LookupEnv(key)
 }
 
 func (v *validator) applyDefaults(c *Config) {

@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -126,7 +125,7 @@ func NewProvider(o Options) (*Provider, error) {
 		return nil, err
 	}
 	if o.Exporter == nil {
-		if p.client, err = newOTLPClient(o.Version, os.Getenv); err != nil {
+		if p.client, err = newOTLPClient(o.Version, config.Getenv); err != nil {
 			return nil, fmt.Errorf("tracing: %w", err)
 		}
 	}

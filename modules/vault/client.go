@@ -9,7 +9,6 @@ package vault
 import (
 	"context"
 	"fmt"
-	"os"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -53,7 +52,8 @@ type Settings struct {
 	// Vault is the config file's vault: block.
 	Vault config.Vault
 	// LookupEnv reads VAULT_TOKEN, VAULT_ROLE_ID and VAULT_SECRET_ID
-	// (nil: os.LookupEnv). The Vault library reads its own VAULT_*
+	// (nil: config.LookupEnv, which serves what config.TakeCredentials
+	// took out of the environment at start). The Vault library reads its own VAULT_*
 	// variables from the process environment.
 	LookupEnv func(string) (string, bool)
 }
@@ -96,7 +96,7 @@ func NewClient(s Settings, opts Options) (*Client, error) {
 		opts.Logger = zap.NewNop()
 	}
 	if s.LookupEnv == nil {
-		s.LookupEnv = os.LookupEnv
+		s.LookupEnv = config.LookupEnv
 	}
 	c := &Client{opts: opts, lookupEnv: s.LookupEnv, log: opts.Logger, gate: newLoginGate()}
 	cn, err := c.newConn(s.Vault)
