@@ -138,6 +138,9 @@ test-soak: ## 1,000 secrets at a 1 s refresh for 60 s in-process: goroutines, he
 	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -tags soak -count=1 -timeout 20m -v -run '^TestSoak' ./cmd/secrets-sidecar
 
 .PHONY: fuzz
+racer: build ## start-up exposure of VAULT_TOKEN to a same-uid co-tenant, binary readable vs execute-only (root; ~2 min)
+	$(GO) run ./scripts/racer -bin bin/secrets-sidecar -n $${RACER_STARTS:-1000}
+
 fuzz: ## each fuzz target for FUZZTIME (default 15s) on top of its seed corpus
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./modules/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEnv$$' -fuzztime $(FUZZTIME) ./modules/config
