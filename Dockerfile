@@ -33,8 +33,15 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go build -trimpath \
       -gcflags=all=-l -gcflags=runtime/...= -gcflags=internal/...= -gcflags=sync/...= \
       -ldflags "-s -w -X github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo.version=${VERSION} -X github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo.commit=${COMMIT}" \
-      -o /image/root/secrets-sidecar ./cmd/secrets-sidecar
+      -o /image/root/secrets-sidecar ./cmd/secrets-sidecar && \
+    chmod 0511 /image/root/secrets-sidecar
 
+# The binary is execute-only (0511) and COPY makes it root's: the kernel
+# marks a process non-dumpable at execve when its user may not read the
+# binary, so a co-tenant of the same uid cannot read /proc/PID/environ or
+# /proc/PID/mem while it starts (exec needs only the x bit, so `isready`
+# as HEALTHCHECK runs as before).
+#
 # /etc/passwd and /etc/group (root, nobody), the CA bundle, a sticky /tmp and
 # the /secrets mount point.
 RUN sh deployments/docker/rootfs.sh /image

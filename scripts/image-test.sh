@@ -218,6 +218,13 @@ note "final stage (FROM scratch) holds:"
 
 bin=$root/secrets-sidecar
 [[ -x $bin ]] || fail "/secrets-sidecar is not in the final stage"
+# Execute-only and root's: a process whose user may not read its binary is
+# non-dumpable from execve on, so a same-uid co-tenant cannot read its
+# /proc/PID/environ or /proc/PID/mem while it starts.
+[[ $(stat -c %a "$bin") == 511 ]] || fail "/secrets-sidecar is mode $(stat -c %a "$bin"), want 0511 (execute-only)"
+if [[ $mode == chroot ]]; then
+	[[ $(stat -c %u:%g "$bin") == 0:0 ]] || fail "/secrets-sidecar is owned by $(stat -c %u:%g "$bin"), want 0:0"
+fi
 grep -q '^nobody:x:65534:65534:' "$root/etc/passwd" || fail "/etc/passwd does not name nobody (65534)"
 grep -q '^nobody:x:65534:' "$root/etc/group" || fail "/etc/group does not name nobody (65534)"
 [[ -s $root/etc/ssl/certs/ca-certificates.crt ]] || fail "no CA certificates at /etc/ssl/certs/ca-certificates.crt"

@@ -101,8 +101,8 @@ path "sys/internal/ui/mounts/*" { capabilities = ["read"] }`)
 }
 
 // TestImageRejectsBrokenDockerfiles: the script reads the Dockerfile rather
-// than assuming it; a final stage that is not scratch, or that runs as root,
-// fails it.
+// than assuming it; a final stage that is not scratch, that runs as root, or
+// whose binary its user may read (not execute-only), fails it.
 func TestImageRejectsBrokenDockerfiles(t *testing.T) {
 	orig, err := os.ReadFile("../../Dockerfile")
 	if err != nil {
@@ -113,6 +113,7 @@ func TestImageRejectsBrokenDockerfiles(t *testing.T) {
 		{"not scratch", "FROM scratch", "FROM debian:bookworm-slim", "the final stage is FROM debian:bookworm-slim, want FROM scratch"},
 		{"no healthcheck cmd", `CMD ["/secrets-sidecar", "isready"]`, "NONE", "HEALTHCHECK has no exec-form CMD"},
 		{"cgo", "CGO_ENABLED=0", "CGO_ENABLED=1", "go build lacks 'CGO_ENABLED=0'"},
+		{"readable binary", "chmod 0511 /image/root/secrets-sidecar", "chmod 0755 /image/root/secrets-sidecar", "/secrets-sidecar is mode 755, want 0511"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(string(orig), tc.from) {

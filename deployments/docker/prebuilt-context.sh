@@ -30,4 +30,6 @@ fi
 mkdir -p "$out"
 sh "$here/rootfs.sh" "$out/image"
 cp "$bin" "$out/image/root/secrets-sidecar"
-chmod 0755 "$out/image/root/secrets-sidecar"
+# Execute-only, and COPY makes it root's (0:0): a process whose user may not
+# read its binary is non-dumpable from execve on (see ../../Dockerfile).
+chmod 0511 "$out/image/root/secrets-sidecar"

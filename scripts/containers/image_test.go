@@ -257,7 +257,9 @@ func testImageFiles(t *testing.T) {
 		}
 	}
 	want := map[string]entry{
-		"secrets-sidecar":                   {0o755, 0, 0},
+		// Root's and execute-only: a same-uid co-tenant may run it but not
+		// read it, so the process is non-dumpable from execve on.
+		"secrets-sidecar":                   {0o511, 0, 0},
 		"etc":                               {0o755, 0, 0},
 		"etc/passwd":                        {0o644, 0, 0},
 		"etc/group":                         {0o644, 0, 0},
