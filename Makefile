@@ -89,6 +89,30 @@ $(GORELEASER):
 	fi; \
 	mkdir -p $(TOOLS) && cp "$$cached" $@.tmp && mv $@.tmp $@
 
+# cyclonedx-gomod for THIRD_PARTY_NOTICES (scripts/notices.sh): it reads the
+# binary's dependency graph and detects each module's licence. Cached per
+# version like GoReleaser (about 30 s cold).
+# renovate: datasource=go depName=github.com/CycloneDX/cyclonedx-gomod
+CYCLONEDX_GOMOD_VERSION := v1.10.0
+CYCLONEDX_GOMOD := $(TOOLS)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
+
+$(CYCLONEDX_GOMOD):
+	@cached=$(TOOLS_CACHE)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)/cyclonedx-gomod; \
+	if [ ! -x "$$cached" ]; then \
+		echo "installing cyclonedx-gomod $(CYCLONEDX_GOMOD_VERSION) into $$(dirname $$cached) (go install, once per version)"; \
+		GOBIN=$$(dirname $$cached) $(GO) install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION); \
+	fi; \
+	mkdir -p $(TOOLS) && cp "$$cached" $@.tmp && mv $@.tmp $@
+
+.PHONY: notices
+notices: $(CYCLONEDX_GOMOD) ## regenerate THIRD_PARTY_NOTICES from the binary's dependency graph (after adding or bumping a dependency)
+	CYCLONEDX_GOMOD=$(CYCLONEDX_GOMOD) scripts/notices.sh write
+
+.PHONY: check-notices
+check-notices: $(CYCLONEDX_GOMOD) ## THIRD_PARTY_NOTICES is up to date and every linked module has a known, allowed licence (CI)
+	cd scripts/notices && $(GO) test -count=1 .
+	CYCLONEDX_GOMOD=$(CYCLONEDX_GOMOD) scripts/notices.sh check
+
 .PHONY: goreleaser
 goreleaser: $(GORELEASER) ## install the pinned GoReleaser into bin/tools (cached per version in ~/.cache/secrets-sidecar/tools)
 

@@ -229,6 +229,9 @@ grep -q '^nobody:x:65534:65534:' "$root/etc/passwd" || fail "/etc/passwd does no
 grep -q '^nobody:x:65534:' "$root/etc/group" || fail "/etc/group does not name nobody (65534)"
 [[ -s $root/etc/ssl/certs/ca-certificates.crt ]] || fail "no CA certificates at /etc/ssl/certs/ca-certificates.crt"
 [[ $(stat -c %a "$root/tmp") == 1777 ]] || fail "/tmp is not mode 1777"
+for f in LICENSE THIRD_PARTY_NOTICES; do
+	cmp -s "$root/usr/share/doc/secrets-sidecar/$f" "$repo/$f" || fail "/usr/share/doc/secrets-sidecar/$f is not the repository's $f"
+done
 [[ -d $root/secrets ]] || fail "no /secrets mount point"
 if [[ $mode == chroot ]]; then
 	[[ $(stat -c %u:%g "$root/secrets") == "$image_user" ]] || fail "/secrets is not owned by $image_user"

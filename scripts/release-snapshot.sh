@@ -8,8 +8,9 @@
 #   - each binary is a static ELF for its architecture, and the amd64 one
 #     reports the snapshot's x.y.z-shaped version and this commit (an
 #     unstamped "dev" build fails);
-#   - one tar.gz per architecture holds exactly that binary, README.md and
-#     CHANGELOG.md;
+#   - one tar.gz per architecture holds exactly that binary, LICENSE,
+#     THIRD_PARTY_NOTICES, README.md and CHANGELOG.md (the notices as
+#     committed: `make check-notices` checks them against the graph);
 #   - checksums.txt lists every archive and verifies (sha256sum -c).
 #
 #   GORELEASER  the goreleaser binary (`make release-snapshot` installs it)
@@ -72,11 +73,9 @@ got=$("$(binary amd64)" version)
 	fail "version: got \"$got\", want \"secrets-sidecar v$version (commit $commit, ...)\""
 note "version: $got"
 
-# Archives: the binary as built, README.md and CHANGELOG.md, nothing else
-# (and LICENSE once the repository has one).
-extra=()
-for f in LICENSE*; do [[ -f $f ]] && extra+=("$f"); done
-want_files=$(printf '%s\n' CHANGELOG.md README.md secrets-sidecar "${extra[@]}" | sort)
+# Archives: the binary as built, the licence and third-party notices,
+# README.md and CHANGELOG.md, nothing else.
+want_files=$(printf '%s\n' CHANGELOG.md LICENSE README.md THIRD_PARTY_NOTICES secrets-sidecar | sort)
 for arch in amd64 arm64; do
 	archive=dist/secrets-sidecar_${version}_linux_${arch}.tar.gz
 	[[ -f $archive ]] || fail "$archive missing"
@@ -86,6 +85,9 @@ $files
 want:
 $want_files"
 	tar -xzOf "$archive" secrets-sidecar | cmp - "$(binary "$arch")" || fail "$archive: the binary differs from dist's"
+	for f in LICENSE THIRD_PARTY_NOTICES; do
+		tar -xzOf "$archive" "$f" | cmp - "$f" || fail "$archive: $f differs from the repository's"
+	done
 	note "$archive: $(echo "$files" | tr '\n' ' ')"
 done
 

@@ -38,6 +38,20 @@ chmod 0644 "$root/etc/passwd" "$root/etc/group"
 cp "$ca" "$root/etc/ssl/certs/ca-certificates.crt"
 chmod 0644 "$root/etc/ssl/certs/ca-certificates.crt"
 
+# The licence and the third-party notices (`make notices`), where Debian
+# keeps a package's: /usr/share/doc/secrets-sidecar/.
+doc=$root/usr/share/doc/secrets-sidecar
+mkdir -p "$doc"
+chmod 0755 "$root/usr" "$root/usr/share" "$root/usr/share/doc" "$doc"
+for f in LICENSE THIRD_PARTY_NOTICES; do
+	if [ ! -s "$here/../../$f" ]; then
+		echo "$0: no $f at the repository's root" >&2
+		exit 1
+	fi
+	cp "$here/../../$f" "$doc/$f"
+	chmod 0644 "$doc/$f"
+done
+
 # /tmp, world-writable and sticky: the daemon's status file lives in
 # /tmp/secrets-sidecar/ by default (SIDECAR_STATUS_FILE), and a scratch
 # image has no directory the unprivileged user could create it in.

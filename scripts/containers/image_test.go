@@ -259,15 +259,21 @@ func testImageFiles(t *testing.T) {
 	want := map[string]entry{
 		// Root's and execute-only: a same-uid co-tenant may run it but not
 		// read it, so the process is non-dumpable from execve on.
-		"secrets-sidecar":                   {0o511, 0, 0},
-		"etc":                               {0o755, 0, 0},
-		"etc/passwd":                        {0o644, 0, 0},
-		"etc/group":                         {0o644, 0, 0},
-		"etc/ssl":                           {0o755, 0, 0},
-		"etc/ssl/certs":                     {0o755, 0, 0},
-		"etc/ssl/certs/ca-certificates.crt": {0o644, 0, 0},
-		"tmp":                               {0o1777, 0, 0},
-		"secrets":                           {0o755, 65534, 65534},
+		"secrets-sidecar":                       {0o511, 0, 0},
+		"etc":                                   {0o755, 0, 0},
+		"etc/passwd":                            {0o644, 0, 0},
+		"etc/group":                             {0o644, 0, 0},
+		"etc/ssl":                               {0o755, 0, 0},
+		"etc/ssl/certs":                         {0o755, 0, 0},
+		"etc/ssl/certs/ca-certificates.crt":     {0o644, 0, 0},
+		"tmp":                                   {0o1777, 0, 0},
+		"usr":                                   {0o755, 0, 0},
+		"usr/share":                             {0o755, 0, 0},
+		"usr/share/doc":                         {0o755, 0, 0},
+		"usr/share/doc/secrets-sidecar":         {0o755, 0, 0},
+		"usr/share/doc/secrets-sidecar/LICENSE": {0o644, 0, 0},
+		"usr/share/doc/secrets-sidecar/THIRD_PARTY_NOTICES": {0o644, 0, 0},
+		"secrets": {0o755, 65534, 65534},
 	}
 	for path, w := range want {
 		if g, ok := got[path]; !ok {
