@@ -17,6 +17,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,7 +26,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 )
@@ -71,13 +71,13 @@ type component struct {
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "notices:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("notices", flag.ContinueOnError)
 	out := fs.String("out", "", "write the notices to this file")
 	check := fs.String("check", "", "fail if this file differs from the notices")
@@ -85,13 +85,13 @@ func run(args []string) error {
 		return err
 	}
 	if (*out == "") == (*check == "") || fs.NArg() == 0 {
-		return errors.New("usage: notices -out FILE|-check FILE SBOM.json...")
+		return errors.New("usage: notices -out FILE|-check FILE SBOM.json")
 	}
 	mods, goVersion, err := modules(fs.Args())
 	if err != nil {
 		return err
 	}
-	text, err := render(mods, goVersion)
+	text, err := render(ctx, mods, goVersion)
 	if err != nil {
 		return err
 	}
@@ -185,8 +185,8 @@ func licenceIDs(c component) []string {
 // licenceFile matches the files a module's licence terms are in, at its root.
 var licenceFile = regexp.MustCompile(`(?i)^(licen[cs]e|copying|notice|patents)([.-].*)?$`)
 
-func render(mods []component, goVersion string) ([]byte, error) {
-	dirs, err := moduleDirs(mods)
+func render(ctx context.Context, mods []component, goVersion string) ([]byte, error) {
+	dirs, err := moduleDirs(ctx, mods)
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +205,11 @@ func render(mods []component, goVersion string) ([]byte, error) {
 		fmt.Fprintf(&b, "  %s %s (%s)\n", c.Name, c.Version, strings.Join(licenceIDs(c), ", "))
 	}
 
-	goroot := runtimeGOROOT()
-	goLicence, err := os.ReadFile(filepath.Join(goroot, "LICENSE"))
+	goroot, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
+	if err != nil {
+		return nil, fmt.Errorf("go env GOROOT: %w", err)
+	}
+	goLicence, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "LICENSE"))
 	if err != nil {
 		return nil, fmt.Errorf("the Go standard library's licence: %w", err)
 	}
@@ -267,12 +270,12 @@ func section(b *bytes.Buffer, name, version, licence, source string, files []nam
 
 // moduleDirs downloads the modules (a no-op for those in the cache) and
 // returns each one's directory.
-func moduleDirs(mods []component) (map[string]string, error) {
+func moduleDirs(ctx context.Context, mods []component) (map[string]string, error) {
 	args := []string{"mod", "download", "-json"}
 	for _, c := range mods {
 		args = append(args, c.Name+"@"+c.Version)
 	}
-	cmd := exec.Command("go", args...)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	// Outside any module: the versions are exact, and the main module's
 	// go.mod must not change what is downloaded.
 	cmd.Dir = os.TempDir()
@@ -301,16 +304,4 @@ func moduleDirs(mods []component) (map[string]string, error) {
 		}
 	}
 	return dirs, nil
-}
-
-// runtimeGOROOT is the GOROOT of the go command on PATH, the toolchain that
-// builds the release (not necessarily the one this program was built with).
-func runtimeGOROOT() string {
-	out, err := exec.Command("go", "env", "GOROOT").Output()
-	if err == nil {
-		if s := strings.TrimSpace(string(out)); s != "" {
-			return s
-		}
-	}
-	return runtime.GOROOT()
 }
