@@ -44,7 +44,7 @@ git -C "$tmp/src" add -A
 git -C "$tmp/src" -c user.name=notices -c user.email=notices@localhost commit -qm notices
 
 for arch in amd64 arm64; do
-	(cd "$tmp/src" && GOOS=linux GOARCH=$arch CGO_ENABLED=0 GOFLAGS= \
+	(cd "$tmp/src" && GOOS=linux GOARCH=$arch CGO_ENABLED=0 GOFLAGS="" \
 		"$cdx" app -licenses -assert-licenses -std -json -noserial -notimestamp \
 		-main cmd/secrets-sidecar -output "$tmp/sbom/sbom-linux-$arch.cdx.json" .) 2>"$tmp/cdx.log" || {
 		cat "$tmp/cdx.log" >&2
