@@ -233,7 +233,10 @@ func TestComposeSignal(t *testing.T) {
 	if !died || code != 137 {
 		t.Fatalf("the app restarted: the sidecar died %v, exit code %d, want 137 (killed with the PID namespace)", died, code)
 	}
-	for deadline := time.Now().Add(time.Minute); !inspect(t, sidecar).State.Running; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if s := inspect(t, sidecar).State; s.Running && !s.Restarting {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the sidecar was not started again after the app's restart:\n%s", logs(t, sidecar))
 		}

@@ -75,6 +75,7 @@ type state struct {
 	State        struct {
 		Status     string
 		Running    bool
+		Restarting bool
 		ExitCode   int
 		OOMKilled  bool
 		StartedAt  time.Time
@@ -101,7 +102,11 @@ func inspect(t *testing.T, container string) state {
 
 // waitHealthy waits until the container's health check passes and returns
 // how long that took from the call; it fails the test if the container
-// stops or turns unhealthy first, or after timeout.
+// stops or turns unhealthy first, or after timeout. A container its restart
+// policy is about to start again counts as not started yet: Docker reports
+// it Running and Restarting, with the health of the run that ended
+// (unhealthy: a stopped container's health is set so), and resets the
+// health to "starting" when the new run begins.
 func waitHealthy(t *testing.T, container string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -111,9 +116,13 @@ func waitHealthy(t *testing.T, container string, timeout time.Duration) time.Dur
 			t.Fatalf("%s has no health check", container)
 		}
 		switch {
+		case s.State.Restarting:
+			if time.Since(start) > timeout {
+				t.Fatalf("%s still restarting after %s (%d restarts):\n%s", container, timeout, s.RestartCount, docker(t, "logs", container))
+			}
 		case s.State.Health.Status == "healthy":
 			return time.Since(start)
-		case !s.State.Running || s.State.Health.Status == "unhealthy":
+		case !s.State.Running || s.State.Health.Status == "unhealthy" && checkedSinceStart(s):
 			t.Fatalf("%s: %s, health %s, exit %d:\n%s", container, s.State.Status, s.State.Health.Status,
 				s.State.ExitCode, docker(t, "logs", container))
 		case time.Since(start) > timeout:
@@ -121,6 +130,15 @@ func waitHealthy(t *testing.T, container string, timeout time.Duration) time.Dur
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// checkedSinceStart says whether the container's latest health check ran
+// in its current run, so that its health is this run's and not the one
+// Docker left from the run before (between a restart's start and the
+// health monitor's reset).
+func checkedSinceStart(s state) bool {
+	l := s.State.Health.Log
+	return len(l) > 0 && !l[len(l)-1].Start.Before(s.State.StartedAt)
 }
 
 // waitLogs waits until the container's output (stdout and stderr) holds
