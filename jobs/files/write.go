@@ -45,64 +45,124 @@ func (d *Dir) write(e Entry) (Result, error) {
 	if err := checkName(e.Name); err != nil {
 		return Result{}, err
 	}
-	cur, err := d.current(e)
+	cur, err := d.current(e, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	if cur.existed && cur.sameContent && cur.sameMeta {
+	if cur.UpToDate() {
 		return Result{}, nil
 	}
 	if err := d.replace(e); err != nil {
 		return Result{}, fmt.Errorf("write %s: %w", d.join(e.Name), err)
 	}
-	return Result{Written: true, Created: !cur.existed, ContentChanged: cur.existed && !cur.sameContent}, nil
+	return cur.Result(), nil
 }
 
-// state is what is at a destination before a write.
-type state struct {
-	existed     bool
-	sameContent bool // a regular file holding exactly the new content
-	sameMeta    bool // a regular file with the new mode and owner
+// Diff is how what is at a destination differs from the file meant to be
+// there: the one definition of "up to date" that a write acts on and a
+// dry run reports.
+type Diff struct {
+	Exists bool        // something is at the name
+	Kind   fs.FileMode // what it is: 0 a regular file, else its type bits (a link, a FIFO, ...), which a write replaces
+	// Unreadable is why a regular file there could not be opened (mode
+	// 0000 for this user, swapped meanwhile): a write replaces it.
+	Unreadable error
+	// For a regular file that was read: what differs. Content is also
+	// set for anything that is not a readable regular file.
+	Content, Mode, Owner, Group bool
+}
+
+// UpToDate reports whether a write has nothing to do.
+func (d Diff) UpToDate() bool {
+	return d.Exists && d.Kind == 0 && d.Unreadable == nil && !d.Content && !d.Mode && !d.Owner && !d.Group
+}
+
+// Result is what a write that acts on d does.
+func (d Diff) Result() Result {
+	if d.UpToDate() {
+		return Result{}
+	}
+	return Result{Written: true, Created: !d.Exists, ContentChanged: d.Exists && d.Content}
 }
 
 // current compares what is at e.Name with e: fstatat without following,
 // then, for a regular file, an open that neither follows a link nor
 // blocks on a FIFO swapped in meanwhile, and an fstat of what was opened
-// before anything is read.
-func (d *Dir) current(e Entry) (state, error) {
+// before anything is read. With old set, the current content (at most
+// limit bytes, else an error wrapping ErrTooLarge) goes there.
+func (d *Dir) current(e Entry, old *existing) (Diff, error) {
 	p := d.join(e.Name)
 	var st unix.Stat_t
 	err := unix.Fstatat(d.fd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
-		return state{}, nil
+		return Diff{}, nil
 	}
 	if err != nil {
-		return state{}, &fs.PathError{Op: "lstat", Path: p, Err: err}
+		return Diff{}, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
+	changed := Diff{Exists: true, Content: true, Mode: true, Owner: e.UID != nil, Group: e.GID != nil}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		return state{}, fmt.Errorf("%s: %w", p, errIsDir)
+		return Diff{}, fmt.Errorf("%s: %w", p, errIsDir)
 	case unix.S_IFREG:
 	default:
-		return state{existed: true}, nil // a link, FIFO, device or socket: replace it
+		changed.Kind = fileType(st.Mode)
+		return changed, nil // a link, FIFO, device or socket: replace it
 	}
 	fd, err := openat(d.fd, e.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
-		return state{existed: true}, nil //nolint:nilerr // unreadable (mode 0000 for us) or swapped: rewrite it
+		changed.Unreadable = &fs.PathError{Op: "open", Path: p, Err: err}
+		return changed, nil // unreadable (mode 0000 for us) or swapped: rewrite it
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return state{existed: true}, nil //nolint:nilerr // swapped for something else: rewrite it
+		changed.Unreadable = fmt.Errorf("%s: swapped while it was opened", p)
+		return changed, nil // swapped for something else: rewrite it
 	}
-	s := state{existed: true, sameMeta: st.Mode&0o7777 == uint32(e.Mode.Perm()) &&
-		(e.UID == nil || int(st.Uid) == *e.UID) && (e.GID == nil || int(st.Gid) == *e.GID)}
-	if st.Size != int64(len(e.Content)) {
-		return s, nil
+	diff := Diff{Exists: true, Mode: st.Mode&0o7777 != uint32(e.Mode.Perm()),
+		Owner: e.UID != nil && int(st.Uid) != *e.UID, Group: e.GID != nil && int(st.Gid) != *e.GID}
+	limit := int64(len(e.Content)) + 1
+	if old != nil {
+		if st.Size > old.limit {
+			return Diff{}, fmt.Errorf("%s: %w (%d bytes, the limit is %d)", p, ErrTooLarge, st.Size, old.limit)
+		}
+		limit = old.limit + 1
+	} else if st.Size != int64(len(e.Content)) {
+		diff.Content = true
+		return diff, nil
 	}
-	old, err := io.ReadAll(io.LimitReader(f, int64(len(e.Content))+1))
-	s.sameContent = err == nil && bytes.Equal(old, e.Content)
-	return s, nil
+	content, err := io.ReadAll(io.LimitReader(f, limit))
+	diff.Content = err != nil || !bytes.Equal(content, e.Content)
+	if old != nil {
+		if err != nil {
+			return Diff{}, &fs.PathError{Op: "read", Path: p, Err: err}
+		}
+		old.content = content
+	}
+	return diff, nil
+}
+
+// existing asks current for the current content, up to limit bytes.
+type existing struct {
+	limit   int64
+	content []byte
+}
+
+// fileType is the fs.FileMode type bits of a stat mode that is not a
+// regular file.
+func fileType(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	}
+	return fs.ModeDevice
 }
 
 // replace writes e to a new temporary file in d and renames it over
