@@ -14,6 +14,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
@@ -59,7 +60,7 @@ func TestEarlyRunSkipped(t *testing.T) {
 	f := &fixedFetcher{}
 	log := zap.NewNop()
 	clock := clockwork.NewFakeClock()
-	syncer := NewSyncer(f, log, SyncerOptions{})
+	syncer := NewSyncer(kv.New(f), log, SyncerOptions{})
 	sec := testSecret(t.TempDir(), "s", time.Minute)
 	d, err := NewDaemon(&config.Config{Secrets: []config.Secret{sec}}, syncer, log, DaemonSettings{Clock: clock}, DaemonOptions{})
 	if err != nil {
@@ -92,7 +93,7 @@ func TestFirstRunSpreadsTheRefreshes(t *testing.T) {
 	f := &fixedFetcher{}
 	log := zap.NewNop()
 	clock := clockwork.NewFakeClock()
-	syncer := NewSyncer(f, log, SyncerOptions{})
+	syncer := NewSyncer(kv.New(f), log, SyncerOptions{})
 	d, err := NewDaemon(&config.Config{}, syncer, log, DaemonSettings{Clock: clock}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestStartupSyncsBounded(t *testing.T) {
 			Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
 		})
 	}
-	d, err := NewDaemon(cfg, NewSyncer(f, log, SyncerOptions{}), log, DaemonSettings{}, DaemonOptions{})
+	d, err := NewDaemon(cfg, NewSyncer(kv.New(f), log, SyncerOptions{}), log, DaemonSettings{}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
@@ -230,7 +231,7 @@ func TestSharedRead(t *testing.T) {
 	srv.PutKV2(t, "secret", p+"/shared", map[string]any{"user": "u", "pass": "p"})
 	cf := &countingFetcher{next: w.client}
 	cf.delay.Store(int64(300 * time.Millisecond))
-	syncer := jobs.NewSyncer(cf, w.log, jobs.SyncerOptions{})
+	syncer := jobs.NewSyncer(kv.New(cf), w.log, jobs.SyncerOptions{})
 	out := filepath.Join(w.dir, "out")
 	cfg := loadConfig(t, w.dir, fmt.Sprintf(`
 secrets:
@@ -372,7 +373,7 @@ func TestStopWaitsForInFlightSync(t *testing.T) {
 	srv.PutKV2(t, "secret", p+"/slow", map[string]any{"v": "complete"})
 	cf := &countingFetcher{next: w.client}
 	cf.delay.Store(int64(1500 * time.Millisecond))
-	syncer := jobs.NewSyncer(cf, w.log, jobs.SyncerOptions{})
+	syncer := jobs.NewSyncer(kv.New(cf), w.log, jobs.SyncerOptions{})
 	dest := filepath.Join(w.dir, "out", "slow")
 	cfg := loadConfig(t, w.dir, fmt.Sprintf("secrets: [{name: slow, path: %s/slow, destination: %s, key: v}]\n", p, dest))
 	d, err := jobs.NewDaemon(cfg, syncer, w.log, jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second}, jobs.DaemonOptions{})

@@ -3,15 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
-	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
-	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 )
 
 // What a dry run found a sync would do to a destination.
@@ -65,67 +63,69 @@ type destError struct{ error }
 
 func (e destError) Unwrap() error { return e.error }
 
-// Plan reads and renders j's secret as Sync does and compares the result
-// with the destination, which it reads without following links and never
-// writes: no file, directory, status, metric or change action.
+// Plan runs j's pipeline as Sync does, with the source in source.Peek
+// mode (no side effect in Vault) and a planner in the write stage: it
+// compares the result with the destination through files.Check, the
+// comparison a write acts on, and writes nothing: no file, directory,
+// status, metric or change action.
 func (s *Syncer) Plan(ctx context.Context, j *Job) (Plan, error) {
-	sec := &j.Secret
-	p := Plan{Secret: sec.Name, Destination: sec.Destination}
-	fail := func(stage metrics.Stage, err error) (Plan, error) {
-		return p, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
+	pl := planner{plan: Plan{Secret: j.Secret.Name, Destination: j.Secret.Destination}, format: j.Secret.Format}
+	if _, _, _, serr := s.pipeline(ctx, j, source.Peek, pl.write); serr != nil {
+		return pl.plan, serr
 	}
-	secret, err := s.read(ctx, j.readRequest())
-	if err != nil {
-		stage := metrics.StageFetch
-		if vault.IsAuthError(err) {
-			stage = metrics.StageAuth
-		}
-		return fail(stage, err)
-	}
-	content, err := j.renderer.Render(secret.Data)
-	if err != nil {
-		return fail(metrics.StageRender, err)
-	}
-	old, fi, err := readDestination(sec.Destination)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		p.Action = PlanCreate
-		return p, nil
-	case err != nil:
-		return fail(metrics.StageWrite, destError{err})
-	}
-	if string(old) != string(content) {
-		p.Changes = append(p.Changes, "content")
-		p.Keys = diffKeys(sec.Format, old, content)
-	}
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	if uint32(fi.Mode().Perm()) != uint32(sec.Mode.Perm()) || fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
-		p.Changes = append(p.Changes, "mode")
-	}
-	if st != nil && sec.Owner != nil && int(st.Uid) != *sec.Owner {
-		p.Changes = append(p.Changes, "owner")
-	}
-	if st != nil && sec.Group != nil && int(st.Gid) != *sec.Group {
-		p.Changes = append(p.Changes, "group")
-	}
-	p.Action = PlanUnchanged
-	if len(p.Changes) > 0 {
-		p.Action = PlanUpdate
-	}
-	return p, nil
+	return pl.plan, nil
 }
 
-// readDestination reads what is at path through a directory opened
-// without following links and without creating anything; a missing parent
-// directory is fs.ErrNotExist, like a missing file.
-func readDestination(path string) ([]byte, fs.FileInfo, error) {
-	dir, name := filepath.Split(filepath.Clean(path))
-	d, err := files.OpenDir(dir, 0)
+// planner is the dry run's write stage: it records what a write would do.
+type planner struct {
+	plan   Plan
+	format string
+}
+
+func (p *planner) write(f files.File) (files.Result, error) {
+	diff, old, err := files.Check(f, maxExisting)
 	if err != nil {
-		return nil, nil, err
+		return files.Result{}, destError{err}
 	}
-	defer d.Close()
-	return d.ReadNoFollow(name, maxExisting)
+	switch {
+	case !diff.Exists:
+		p.plan.Action = PlanCreate
+		return diff.Result(), nil
+	case diff.Kind == fs.ModeSymlink:
+		return files.Result{}, destError{fmt.Errorf("%s: %w: refusing to follow it", f.Path, files.ErrSymlinkFile)}
+	case diff.Kind != 0:
+		return files.Result{}, destError{fmt.Errorf("%s: not a regular file (%s)", f.Path, kindName(diff.Kind))}
+	case diff.Unreadable != nil:
+		return files.Result{}, destError{diff.Unreadable}
+	}
+	if diff.Content {
+		p.plan.Changes = append(p.plan.Changes, "content")
+		p.plan.Keys = diffKeys(p.format, old, f.Content)
+	}
+	for _, c := range []struct {
+		differs bool
+		name    string
+	}{{diff.Mode, "mode"}, {diff.Owner, "owner"}, {diff.Group, "group"}} {
+		if c.differs {
+			p.plan.Changes = append(p.plan.Changes, c.name)
+		}
+	}
+	p.plan.Action = PlanUnchanged
+	if len(p.plan.Changes) > 0 {
+		p.plan.Action = PlanUpdate
+	}
+	return diff.Result(), nil
+}
+
+// kindName names a file type that a dry run does not look into.
+func kindName(kind fs.FileMode) string {
+	switch {
+	case kind&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case kind&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a device"
 }
 
 // KeyDiff names the keys of a structured file that a sync would add,

@@ -40,8 +40,6 @@ type ExecSettings struct {
 	Signal      syscall.Signal
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
-	// Exit receives exec mode's exit code, once (buffer it).
-	Exit chan<- int
 }
 
 // Exec is the process-supervisor mode: it syncs every secret once (once's
@@ -65,24 +63,49 @@ type Exec struct {
 	quit    chan struct{} // closed by Stop
 	done    chan struct{} // closed when main returned
 	mu      sync.Mutex
+	running bool // Run was called
 	sup     *supervisor.Supervisor
 	started bool // the daemon and the reloader run
 }
 
-// Start runs exec mode in the background; it never blocks. From here on
-// SIGTERM and SIGINT end the initial sync (as in once) until the command
-// runs; then they are the command's.
-func (x *Exec) Start(context.Context) error {
+// Run is exec mode from the initial sync to the command's exit, whose
+// code it returns (as an *ExitError; nil for 0). Exec mode's exit codes
+// of its own: ExecSyncFailed when the initial sync did not write every
+// file, ExecCannotRun and ExecNotFound when the command cannot be run,
+// ExecRestartLost when a restart lost it. SIGTERM and SIGINT are exec
+// mode's: until the command runs they end the initial sync (as in once),
+// then they go to the command. A cancelled ctx ends the initial sync the
+// same way, or ends Run while the command runs (Stop then stops it).
+func (x *Exec) Run(ctx context.Context) error {
 	early := make(chan os.Signal, 1)
 	signal.Notify(early, syscall.SIGTERM, syscall.SIGINT)
-	go x.main(early)
-	return nil
+	x.mu.Lock()
+	x.running = true
+	x.mu.Unlock()
+	go x.main(ctx, early)
+	code := ExecSyncFailed
+	var err error
+	select {
+	case code = <-x.exit.ch:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if code == 0 && err == nil {
+		return nil
+	}
+	return &ExitError{Code: code, Err: err}
 }
 
 // Stop ends exec mode: the initial sync is cancelled, a child still
 // running is stopped (stop signal, then SIGKILL), then the jobs stop.
 func (x *Exec) Stop(ctx context.Context) error {
 	close(x.quit)
+	x.mu.Lock()
+	running := x.running
+	x.mu.Unlock()
+	if !running {
+		return nil
+	}
 	select {
 	case <-x.done:
 	case <-ctx.Done():
@@ -102,7 +125,7 @@ func (x *Exec) Stop(ctx context.Context) error {
 }
 
 // main is exec mode from the first sync to the child's exit.
-func (x *Exec) main(early chan os.Signal) {
+func (x *Exec) main(parent context.Context, early chan os.Signal) {
 	defer close(x.done)
 	defer signal.Stop(early)
 	// The sidecar adopts what CMD leaves behind (setsid, double forks), so
@@ -113,7 +136,7 @@ func (x *Exec) main(early chan os.Signal) {
 	}
 	defer reaper.Stop()
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	watching, watched := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -128,10 +151,10 @@ func (x *Exec) main(early chan os.Signal) {
 	}()
 
 	x.status.Configure(secretInfos(x.cfg))
-	failed := x.once.Run(ctx)
+	err = x.once.Run(ctx)
 	close(watching)
 	<-watched
-	if len(failed) > 0 || ctx.Err() != nil {
+	if err != nil || ctx.Err() != nil {
 		x.exit.exit(ExecSyncFailed)
 		return
 	}
@@ -198,11 +221,12 @@ func (x *Exec) main(early chan os.Signal) {
 	}
 }
 
-// ExecModule runs exec mode: it needs what DaemonModule needs plus
-// ExecSettings, a reload.Reloader (without SIGHUP: that is the command's)
-// and a ChangeNotifier with its hooks group ("notify_hooks"), to which it
-// adds the supervisor's hook. Exec starts the daemon and the config
-// reloader itself once the command runs.
+// ExecModule provides Exec, the process-supervisor mode, which the command
+// runs (Exec.Run) after the app started: it needs what DaemonModule needs
+// plus ExecSettings, a reload.Reloader (without SIGHUP: that is the
+// command's) and a ChangeNotifier with its hooks group ("notify_hooks"),
+// to which it adds the supervisor's hook. Exec starts the daemon and the
+// config reloader itself once the command runs.
 var ExecModule = fx.Module("exec",
 	fx.Provide(
 		newSyncer, newExecDaemon, daemonApplier, newExec, newExecExit,
@@ -212,17 +236,16 @@ var ExecModule = fx.Module("exec",
 		// A value group takes no fx.As beside the type itself: one adapter.
 		fx.Annotate(func(h *childHook) notify.Hook { return h }, fx.ResultTags(`group:"notify_hooks"`)),
 	),
-	fx.Invoke(func(*Exec) {}),
 )
 
-// execExit delivers exec mode's exit code once, whoever decides it first
-// (the child's exit, a failed start, a restart that lost the child).
+// execExit delivers exec mode's exit code to Run once, whoever decides it
+// first (the child's exit, a failed start, a restart that lost the child).
 type execExit struct {
 	once sync.Once
-	ch   chan<- int
+	ch   chan int
 }
 
-func newExecExit(s ExecSettings) *execExit { return &execExit{ch: s.Exit} }
+func newExecExit() *execExit { return &execExit{ch: make(chan int, 1)} }
 
 func (e *execExit) exit(code int) { e.once.Do(func() { e.ch <- code }) }
 
@@ -279,6 +302,6 @@ func newExec(p ExecParams) (*Exec, error) {
 		once: once,
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	p.Lifecycle.Append(fx.StartStopHook(x.Start, x.Stop))
+	p.Lifecycle.Append(fx.StopHook(x.Stop))
 	return x, nil
 }

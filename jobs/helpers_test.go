@@ -18,6 +18,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
@@ -102,7 +103,7 @@ func newWorld(t testing.TB, srv *vaulttest.Server, bs breaker.Settings) *world {
 		t.Fatal(err)
 	}
 	w.status = status.NewTracker(filepath.Join(w.dir, "status", "status.json"), w.log.Named("status"), w.metrics, nil)
-	w.syncer = jobs.NewSyncer(w.client, w.log.Named("sync"), jobs.SyncerOptions{Recorder: w.metrics, Status: w.status})
+	w.syncer = jobs.NewSyncer(kv.New(w.client), w.log.Named("sync"), jobs.SyncerOptions{Recorder: w.metrics, Status: w.status})
 	return w
 }
 
@@ -213,7 +214,7 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 
 // countingFetcher counts Vault reads and can slow them down.
 type countingFetcher struct {
-	next  jobs.Fetcher
+	next  kv.Reader
 	reads atomic.Int64
 	delay atomic.Int64 // nanoseconds
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
@@ -56,7 +57,7 @@ func TestSyncerHoldsEveryReadsValues(t *testing.T) {
 `, dir))
 	h := &holder{held: map[string][]string{}}
 	log, _ := newLogger(t)
-	s := jobs.NewSyncer(staticFetcher{}, log, jobs.SyncerOptions{Notifier: h})
+	s := jobs.NewSyncer(kv.New(staticFetcher{}), log, jobs.SyncerOptions{Notifier: h})
 	for i, sec := range cfg.Secrets {
 		j, err := s.NewJob(sec)
 		if err != nil {

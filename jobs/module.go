@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"context"
 	"time"
 
 	"go.uber.org/fx"
@@ -32,30 +31,20 @@ type ReloadResult struct {
 	Applier reload.Applier `group:"reload_secrets"`
 }
 
-// OnceModule syncs every secret once and shuts the app down with exit code
-// 0 when every file was written, else 1. Supply OnceSettings.
+// OnceModule provides Once, the init-container run: the command runs it
+// (Once.Run) after the app started and exits with its ExitCode. Supply
+// OnceSettings.
 var OnceModule = fx.Module("once",
 	fx.Provide(newSyncer, newOnce),
-	fx.Invoke(func(*Once) {}),
 )
 
-// OnceSettings are the once command's flags, and where its outcome goes.
+// OnceSettings are the once command's flags.
 type OnceSettings struct {
 	Timeout time.Duration
 	Workers int
-	// DryRun reads and renders every secret and writes nothing: the
-	// result's Plans say what a sync would do.
+	// DryRun reads and renders every secret and writes nothing: Plans
+	// then say what a sync would do.
 	DryRun bool
-	// Result, when set, receives the outcome, so the command can exit 1
-	// when a signal cut the run short (fx then reports exit code 0).
-	Result *OnceResult
-}
-
-// OnceResult is what a once run achieved.
-type OnceResult struct {
-	Finished bool
-	Failed   []Failure
-	Plans    []Plan // DryRun only
 }
 
 // SyncerParams are the Syncer's dependencies in fx.
@@ -64,12 +53,12 @@ type SyncerParams struct {
 
 	SyncerOptions
 
-	Fetcher Fetcher
+	Sources []Source `group:"sources"`
 	Log     *zap.Logger
 }
 
 func newSyncer(p SyncerParams) *Syncer {
-	return NewSyncer(p.Fetcher, p.Log.Named("sync"), p.SyncerOptions)
+	return NewSyncer(Route(p.Sources...), p.Log.Named("sync"), p.SyncerOptions)
 }
 
 // DaemonParams are the Daemon's dependencies in fx.
@@ -111,47 +100,8 @@ type OnceParams struct {
 	Log      *zap.Logger
 	Settings OnceSettings
 	Recovery schedule.RecoverySignal
-
-	Lifecycle  fx.Lifecycle
-	Shutdowner fx.Shutdowner
 }
 
 func newOnce(p OnceParams) *Once {
-	res := p.Settings.Result
-	if res == nil {
-		res = &OnceResult{}
-	}
-	o := NewOnce(p.Config, p.Syncer, p.Log.Named("once"), p.Settings, p.Recovery)
-	runOnce(p.Lifecycle, p.Shutdowner, o, res)
-	return o
-}
-
-// runOnce runs Once in the background after start and turns its outcome
-// into the app's exit code; a signal cancels it.
-func runOnce(lc fx.Lifecycle, sd fx.Shutdowner, o *Once, res *OnceResult) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			go func() {
-				defer close(done)
-				failed := o.Run(ctx)
-				res.Failed, res.Finished, res.Plans = failed, ctx.Err() == nil, o.Plans()
-				code := 0
-				if len(failed) > 0 || !res.Finished {
-					code = 1
-				}
-				_ = sd.Shutdown(fx.ExitCode(code)) // only fails when already shutting down
-			}()
-			return nil
-		},
-		OnStop: func(stop context.Context) error {
-			cancel()
-			select {
-			case <-done:
-			case <-stop.Done():
-			}
-			return nil
-		},
-	})
+	return NewOnce(p.Config, p.Syncer, p.Log.Named("once"), p.Settings, p.Recovery)
 }

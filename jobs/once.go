@@ -48,10 +48,13 @@ func NewOnce(cfg *config.Config, syncer *Syncer, log *zap.Logger, s OnceSettings
 // failed secret as PlanError with its last error. Valid after Run.
 func (o *Once) Plans() []Plan { return o.plans }
 
-// Run syncs every secret and returns the ones that were not written, in
-// config order. It never runs past the timeout (or ctx): a secret still
-// failing then is reported with its last error.
-func (o *Once) Run(ctx context.Context) []Failure {
+// Run syncs every secret: nil when every file was written (a dry run:
+// checked), else an *ExitError with code 1 wrapping a *SyncFailed that
+// lists the secrets not written, in config order, each with its last
+// error. It never runs past the timeout; a cancelled ctx (a signal) ends
+// it early as failed.
+func (o *Once) Run(ctx context.Context) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	start := time.Now()
@@ -127,7 +130,10 @@ func (o *Once) Run(ctx context.Context) []Failure {
 	}
 	log(finished, zap.Int(done, len(o.cfg.Secrets)-len(failed)), zap.Int("failed", len(failed)),
 		zap.Int("secrets", len(o.cfg.Secrets)), zap.Duration("took", time.Since(start)))
-	return failed
+	if len(failed) > 0 || parent.Err() != nil {
+		return &ExitError{Code: 1, Err: &SyncFailed{Failed: failed, Interrupted: parent.Err() != nil}}
+	}
+	return nil
 }
 
 // one syncs a secret (in a dry run: plans it into plan, else nil), retrying until it

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
@@ -50,15 +51,16 @@ secrets:
   - {name: ghost, path: %[1]s/ghost, destination: %[2]s/out/ghost, key: k}
 `, p, w.dir))
 	fetch := &pathCounter{next: w.client, reads: map[string]int{}}
-	syncer := jobs.NewSyncer(fetch, w.log.Named("sync"), jobs.SyncerOptions{})
+	syncer := jobs.NewSyncer(kv.New(fetch), w.log.Named("sync"), jobs.SyncerOptions{})
 	start := time.Now()
-	failed := jobs.NewOnce(cfg, syncer, w.log, jobs.OnceSettings{Timeout: 3 * time.Second, Workers: 4}, nil).Run(t.Context())
+	err := jobs.NewOnce(cfg, syncer, w.log, jobs.OnceSettings{Timeout: 3 * time.Second, Workers: 4}, nil).Run(t.Context())
 	took := time.Since(start)
-	if len(failed) != 3 {
-		t.Fatalf("failed: %v", failed)
+	var sf *jobs.SyncFailed
+	if !errors.As(err, &sf) || jobs.ExitCode(err) != 1 || len(sf.Failed) != 3 || sf.Interrupted {
+		t.Fatalf("once: %v (exit code %d), want 3 secrets failed, exit code 1", err, jobs.ExitCode(err))
 	}
 	byName := map[string]error{}
-	for _, f := range failed {
+	for _, f := range sf.Failed {
 		byName[f.Secret] = f.Err
 	}
 	if !strings.Contains(byName["nul"].Error(), "NUL byte") || !strings.Contains(byName["pinned"].Error(), "a version pin needs KV v2, but mount kv is KV v1") {
@@ -91,7 +93,7 @@ secrets:
   - {name: nul, path: %[1]s/nul, destination: %[2]s/out/nul.env, format: env, refresh_interval: 2s}
 `, p, w.dir))
 	fetch := &timedFetcher{next: w.client}
-	w.syncer = jobs.NewSyncer(fetch, w.log.Named("sync"), jobs.SyncerOptions{Status: w.status})
+	w.syncer = jobs.NewSyncer(kv.New(fetch), w.log.Named("sync"), jobs.SyncerOptions{Status: w.status})
 	w.daemon(t, cfg)
 	// The first refresh comes 0.9 to 1.9 intervals after the first run
 	// (a random phase, then the interval +-10%); a retry would come after
@@ -110,7 +112,7 @@ secrets:
 
 // timedFetcher records when each read started.
 type timedFetcher struct {
-	next jobs.Fetcher
+	next kv.Reader
 	mu   sync.Mutex
 	at   []time.Time
 }
@@ -130,7 +132,7 @@ func (f *timedFetcher) times() []time.Time {
 
 // pathCounter counts reads by path.
 type pathCounter struct {
-	next  jobs.Fetcher
+	next  kv.Reader
 	mu    sync.Mutex
 	reads map[string]int
 }

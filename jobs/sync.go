@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -19,22 +18,17 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
-
-// Fetcher reads one secret from Vault (*vault.Client).
-type Fetcher interface {
-	Read(ctx context.Context, req vault.ReadRequest) (*vault.Secret, error)
-}
 
 // Recorder receives sync metrics (*metrics.Metrics).
 type Recorder interface {
@@ -123,9 +117,11 @@ type State struct {
 	Failures    int      // consecutive failed syncs
 }
 
-// Job is one configured secret with its compiled renderer and state.
+// Job is one configured secret with its source, compiled renderer and
+// state.
 type Job struct {
 	Secret   config.Secret
+	source   Source
 	renderer Renderer
 
 	mu    sync.Mutex
@@ -139,15 +135,10 @@ func (j *Job) State() State {
 	return j.state
 }
 
-func (j *Job) readRequest() vault.ReadRequest {
-	return vault.ReadRequest{Mount: j.Secret.Mount, Path: j.Secret.Path, KVVersion: j.Secret.KVVersion, Version: j.Secret.Version}
-}
-
-// Syncer runs the fetch -> render -> write pipeline for jobs. It is safe
-// for concurrent use; secrets that read the same mount, path and version
-// at the same moment share one Vault read.
+// Syncer runs the fetch -> render -> write -> notify pipeline for jobs.
+// It is safe for concurrent use.
 type Syncer struct {
-	fetch   Fetcher
+	source  Source
 	rec     Recorder
 	status  StatusSink
 	tracer  trace.Tracer
@@ -156,7 +147,6 @@ type Syncer struct {
 	hold    ValueHolder // the Notifier's, kept by WithoutNotifier
 	observe []DataObserver
 	tmpl    *render.Set
-	reads   *singleflight.Group
 	// batch, when set, takes the writes and leaves their directory fsync
 	// to its Sync (once).
 	batch *files.Batch
@@ -181,10 +171,10 @@ type SyncerOptions struct {
 	Templates *render.Set
 }
 
-// NewSyncer returns a Syncer reading through fetch.
-func NewSyncer(fetch Fetcher, log *zap.Logger, o SyncerOptions) *Syncer {
-	s := &Syncer{fetch: fetch, rec: o.Recorder, status: o.Status, log: log,
-		notify: o.Notifier, observe: o.Observers, tmpl: o.Templates, reads: &singleflight.Group{}}
+// NewSyncer returns a Syncer fetching from src (Route for several).
+func NewSyncer(src Source, log *zap.Logger, o SyncerOptions) *Syncer {
+	s := &Syncer{source: src, rec: o.Recorder, status: o.Status, log: log,
+		notify: o.Notifier, observe: o.Observers, tmpl: o.Templates}
 	if h, ok := o.Notifier.(ValueHolder); ok {
 		s.hold = h
 	}
@@ -233,13 +223,16 @@ func (s *Syncer) withBatch(b *files.Batch) *Syncer {
 // NewJob takes the secret's compiled output from the Templates set (the
 // config loader has already parsed it, so an error here is unexpected).
 func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
+	if !s.source.Serves(&sec) {
+		return nil, fmt.Errorf("secret %s: no source serves it", sec.Name)
+	}
 	r, err := s.tmpl.Renderer(&sec)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
 	}
 	s.rec.Init(sec.Name, sec.VaultPath())
 	s.rec.RefreshInterval(sec.Name, sec.RefreshInterval.Duration)
-	return &Job{Secret: sec, renderer: r}, nil
+	return &Job{Secret: sec, source: s.source, renderer: r}, nil
 }
 
 // Sync runs one attempt for j and records the outcome in metrics, status,
@@ -253,7 +246,11 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	))
 	defer span.End()
 
-	version, res, checksum, serr := s.pipeline(ctx, j)
+	write := files.Write
+	if s.batch != nil {
+		write = s.batch.Write
+	}
+	version, res, checksum, serr := s.pipeline(ctx, j, source.Live, write)
 	written := res.Written
 	at := time.Now()
 	if serr != nil {
@@ -330,7 +327,12 @@ type writeResult struct {
 	certExpiry time.Time // the earliest certificate NotAfter in the content
 }
 
-func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeResult, checksum [32]byte, serr *SyncError) {
+// pipeline fetches j's data (in mode), renders it and hands the file to
+// write: files.Write or a Batch for a sync, a planner for a dry run, which
+// then also skips the data observers.
+func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write func(files.File) (files.Result, error)) (
+	version int, res writeResult, checksum [32]byte, serr *SyncError,
+) {
 	sec := &j.Secret
 	fail := func(stage metrics.Stage, err error) (int, writeResult, [32]byte, *SyncError) {
 		return 0, writeResult{}, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
@@ -338,8 +340,10 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 
 	fctx, fspan := s.tracer.Start(ctx, "fetch")
 	start := time.Now()
-	secret, err := s.read(fctx, j.readRequest())
-	s.rec.FetchDone(sec.Name, sec.VaultPath(), resultLabel(err), time.Since(start))
+	data, err := j.source.Fetch(fctx, sec, mode)
+	if mode == source.Live {
+		s.rec.FetchDone(sec.Name, sec.VaultPath(), resultLabel(err), time.Since(start))
+	}
 	endSpan(fspan, err)
 	if err != nil {
 		stage := metrics.StageFetch
@@ -348,15 +352,17 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 		}
 		return fail(stage, err)
 	}
-	for _, o := range s.observe {
-		o.Observed(sec.Name, secret.Data)
-	}
-	if s.hold != nil {
-		s.hold.Hold(sec.Name, notify.Values(secret.Data))
+	if mode == source.Live {
+		for _, o := range s.observe {
+			o.Observed(sec.Name, data.Values)
+		}
+		if s.hold != nil {
+			s.hold.Hold(sec.Name, notify.Values(data.Values))
+		}
 	}
 
 	_, rspan := s.tracer.Start(ctx, "render")
-	content, err := j.renderer.Render(secret.Data)
+	content, err := j.renderer.Render(data.Values)
 	endSpan(rspan, err)
 	if err != nil {
 		return fail(metrics.StageRender, err)
@@ -366,10 +372,6 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 	file := files.File{
 		Path: sec.Destination, Content: content, Mode: sec.Mode.FileMode, DirMode: sec.DirMode.FileMode,
 		UID: sec.Owner, GID: sec.Group,
-	}
-	write := files.Write
-	if s.batch != nil {
-		write = s.batch.Write
 	}
 	wres, err := write(file)
 	wspan.SetAttributes(attribute.Bool("file.written", wres.Written), attribute.Bool("file.content_changed", wres.ContentChanged))
@@ -382,23 +384,8 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job) (version int, res writeRe
 		s.log.Debug("PEM CERTIFICATE blocks that do not parse are left out of certificate_expiry_timestamp_seconds",
 			zap.String("secret_name", sec.Name), zap.Int("blocks", malformed))
 	}
-	return secret.Version, writeResult{Result: wres, data: secret.Data, created: secret.CreatedTime, certExpiry: expiry},
+	return data.Version, writeResult{Result: wres, data: data.Values, created: data.Created, certExpiry: expiry},
 		sha256.Sum256(content), nil
-}
-
-// read shares one Vault read among secrets asking for the same thing at
-// the same moment.
-func (s *Syncer) read(ctx context.Context, req vault.ReadRequest) (*vault.Secret, error) {
-	key := req.Mount + "\x00" + req.Path + "\x00" + req.KVVersion + "\x00" + strconv.Itoa(req.Version)
-	v, err, _ := s.reads.Do(key, func() (any, error) { return s.fetch.Read(ctx, req) })
-	if err != nil {
-		return nil, err
-	}
-	sec, ok := v.(*vault.Secret)
-	if !ok || sec == nil {
-		return nil, errors.New("vault returned no secret")
-	}
-	return sec, nil
 }
 
 func resultLabel(err error) metrics.Result {

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"go.uber.org/fx"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
@@ -24,7 +28,7 @@ func cmdRun(g globals) int {
 	if code != exitOK {
 		return code
 	}
-	return runApp(fx.New(runOptions(g, env)...), g.stderr)
+	return runApp(fx.New(runOptions(g, env)...), untilSignal{}, false, g.stderr)
 }
 
 func cmdValidate(g globals, files []string) int {
@@ -74,31 +78,73 @@ func loadEnv(g globals) (config.Env, int) {
 	return env, exitOK
 }
 
-// runApp starts an fx app, waits for a signal or a Shutdowner exit code,
-// stops it, and returns the exit code.
-func runApp(app *fx.App, stderr io.Writer) int {
+// runMode is a command's work once its app has started (*jobs.Once,
+// *jobs.Exec, untilSignal): Run blocks until the work ends, and
+// jobs.ExitCode turns its error into the exit code.
+type runMode interface {
+	Run(ctx context.Context) error
+}
+
+// untilSignal is the daemon's run mode: the work runs in the app's
+// lifecycle hooks (the scheduler, the HTTP server, the reloader) until
+// SIGTERM or SIGINT.
+type untilSignal struct{}
+
+func (untilSignal) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// runApp is every command's runner: it starts app, runs mode, stops app
+// and returns the exit code. SIGTERM and SIGINT cancel mode's context; a
+// mode that owns them (exec forwards them to its command) gets them from
+// the end of the start hooks on, and one that came during the start hooks
+// (Vault slow to answer the connection check) cancels its context before
+// it runs.
+func runApp(app *fx.App, mode runMode, ownsSignals bool, stderr io.Writer) int {
 	if err := app.Err(); err != nil {
 		return startupFailed(stderr, err)
 	}
 	// Catch SIGTERM/SIGINT before starting: a signal that lands while the
-	// start hooks run (Vault slow to answer the connection check) must
-	// shut down cleanly, not kill the process.
-	done := app.Wait()
+	// start hooks run must shut down cleanly, not kill the process.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
 	defer cancel()
-	if err := app.Start(startCtx); err != nil {
+	err := app.Start(startCtx)
+	if ownsSignals {
+		signal.Stop(sigs)
+	}
+	if err != nil {
 		return startupFailed(stderr, err)
 	}
-	sig := <-done
+	ctx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	select {
+	case <-sigs:
+		cancelRun()
+	default:
+	}
+	result := make(chan error, 1)
+	go func() { result <- mode.Run(ctx) }()
+	if !ownsSignals {
+		go func() {
+			select {
+			case <-sigs:
+				cancelRun()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	code := jobs.ExitCode(<-result)
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout())
 	defer cancelStop()
-	if err := app.Stop(stopCtx); err != nil {
+	if err := app.Stop(stopCtx); err != nil && code == exitOK {
 		// fx has already logged which hook failed.
-		if sig.ExitCode == exitOK {
-			return exitFailure
-		}
+		return exitFailure
 	}
-	return sig.ExitCode
+	return code
 }
 
 // startupFailed reports a start-up error. fx has logged it; config and

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -94,38 +91,7 @@ func cmdExec(g globals, s jobs.ExecSettings) int {
 	if _, set := os.LookupEnv("SIDECAR_HTTP_ADDR"); !set {
 		env.HTTPAddr = ""
 	}
-	exit := make(chan int, 1)
-	s.Exit = exit
-	return runExecApp(fx.New(execOptions(g, env, s)...), exit, g.stderr)
-}
-
-// runExecApp starts the app and waits for exec mode's exit code; SIGTERM
-// and SIGINT are exec mode's to handle (they go to the command), never
-// fx's.
-func runExecApp(app *fx.App, exit <-chan int, stderr io.Writer) int {
-	if err := app.Err(); err != nil {
-		return startupFailed(stderr, err)
-	}
-	// A signal during start-up (Vault slow to answer the connection check)
-	// ends the run before the command starts, as in once.
-	early := make(chan os.Signal, 1)
-	signal.Notify(early, syscall.SIGTERM, syscall.SIGINT)
-	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
-	defer cancel()
-	err := app.Start(startCtx)
-	signal.Stop(early)
-	if err != nil {
-		return startupFailed(stderr, err)
-	}
-	code := jobs.ExecSyncFailed
-	select {
-	case <-early:
-	case code = <-exit:
-	}
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout())
-	defer cancelStop()
-	if err := app.Stop(stopCtx); err != nil && code == exitOK {
-		return exitFailure
-	}
-	return code
+	var x *jobs.Exec
+	app := fx.New(append(execOptions(g, env, s), fx.Populate(&x))...)
+	return runApp(app, x, true, g.stderr)
 }

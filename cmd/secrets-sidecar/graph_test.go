@@ -46,10 +46,10 @@ func TestGraphs(t *testing.T) {
 	g := globals{configPath: cfg, stdout: io.Discard, stderr: io.Discard}
 	graphs := map[string][]fx.Option{
 		"run":  runOptions(g, env),
-		"once": onceOptions(g, env, jobs.OnceSettings{Timeout: time.Minute, Workers: 1, Result: &jobs.OnceResult{}}),
+		"once": onceOptions(g, env, jobs.OnceSettings{Timeout: time.Minute, Workers: 1}),
 		"exec": execOptions(g, env, jobs.ExecSettings{
 			Timeout: time.Minute, Workers: 1, Argv: []string{"true"}, OnChange: jobs.OnChangeSignal,
-			Signal: syscall.SIGHUP, StopSignal: syscall.SIGTERM, StopTimeout: time.Second, Exit: make(chan int, 1),
+			Signal: syscall.SIGHUP, StopSignal: syscall.SIGTERM, StopTimeout: time.Second,
 		}),
 	}
 	for name, opts := range graphs {

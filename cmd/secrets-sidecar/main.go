@@ -20,6 +20,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
@@ -71,7 +72,9 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		tracing.Module,
 		breaker.Module,
 		vault.Module,
-		as[*vault.Client](new(jobs.Fetcher)),
+		as[*vault.Client](new(kv.Reader)),
+		// The pipeline's sources: KV (more kinds join the group).
+		sourceOf(kv.New),
 		// The breaker guards the Vault client and probes Vault while open;
 		// retries waiting out a backoff start again when it closes.
 		as[*breaker.Breaker](new(vault.Breaker), new(schedule.RecoverySignal)),
@@ -152,7 +155,7 @@ func onceOptions(g globals, env config.Env, settings jobs.OnceSettings) []fx.Opt
 
 // as binds a component to the interfaces its consumers declare (fx.As):
 // the graph's T is also provided as each of ifaces, e.g.
-// as[*vault.Client](new(jobs.Fetcher)). fx checks at build time that T
+// as[*vault.Client](new(kv.Reader)). fx checks at build time that T
 // implements them; TestGraphs builds every command's graph.
 func as[T any](ifaces ...any) fx.Option {
 	anns := make([]fx.Annotation, len(ifaces))
@@ -160,6 +163,13 @@ func as[T any](ifaces ...any) fx.Option {
 		anns[i] = fx.As(iface)
 	}
 	return fx.Provide(fx.Annotate(same[T], anns...))
+}
+
+// sourceOf provides what the constructor newSource returns to the
+// pipeline's "sources" group as a jobs.Source (fx checks it implements
+// one when the graph is built).
+func sourceOf(newSource any) fx.Option {
+	return fx.Provide(fx.Annotate(newSource, fx.As(new(jobs.Source)), fx.ResultTags(`group:"sources"`)))
 }
 
 // same is the identity constructor that as annotates.

@@ -169,7 +169,7 @@ func TestExecGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := globals{configPath: "../../examples/basic/config.yaml"}
-	s := jobs.ExecSettings{Timeout: time.Second, Workers: 1, Argv: []string{"true"}, OnChange: jobs.OnChangeSignal, Exit: make(chan int, 1)}
+	s := jobs.ExecSettings{Timeout: time.Second, Workers: 1, Argv: []string{"true"}, OnChange: jobs.OnChangeSignal}
 	if err := fx.ValidateApp(execOptions(g, env, s)...); err != nil {
 		t.Fatalf("exec graph: %v", err)
 	}

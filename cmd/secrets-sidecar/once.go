@@ -17,18 +17,19 @@ func cmdOnce(g globals, f onceFlags) int {
 	if code != exitOK {
 		return code
 	}
-	res := &jobs.OnceResult{}
-	settings := jobs.OnceSettings{Timeout: f.timeout, Workers: f.workers, Result: res, DryRun: f.dryRun}
-	code = runApp(fx.New(onceOptions(g, env, settings)...), g.stderr)
+	settings := jobs.OnceSettings{Timeout: f.timeout, Workers: f.workers, DryRun: f.dryRun}
+	var once *jobs.Once
+	app := fx.New(append(onceOptions(g, env, settings), fx.Populate(&once))...)
+	code = runApp(app, once, false, g.stderr)
+	if once == nil {
+		return code
+	}
 	changes := false
-	for _, p := range res.Plans {
+	for _, p := range once.Plans() {
 		fmt.Fprintln(g.stdout, p)
 		changes = changes || p.Changed()
 	}
-	switch {
-	case code == exitOK && (!res.Finished || len(res.Failed) > 0):
-		return exitFailure // a signal cut the run short
-	case code == exitOK && changes:
+	if code == exitOK && changes {
 		return exitChanges
 	}
 	return code

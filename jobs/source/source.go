@@ -1,0 +1,60 @@
+// Package source holds what every kind of secret source hands the sync
+// pipeline (fetch -> render -> write -> notify): the data to render and
+// its metadata. The sources themselves live in sub-packages (kv); the
+// pipeline (package jobs) declares the interface they implement.
+package source
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+)
+
+// Mode says what a fetch may cause besides reading.
+type Mode int
+
+const (
+	// Live is a sync's fetch: a source may do what serving the secret
+	// takes (a leased source mints or renews).
+	Live Mode = iota
+	// Peek is a dry run's fetch: no side effect anywhere. A source that
+	// cannot answer without one (minting a lease) returns an error
+	// wrapping ErrWouldChange instead.
+	Peek
+)
+
+// ErrWouldChange is wrapped by a Peek that could only be answered by
+// changing something in Vault.
+var ErrWouldChange = fmt.Errorf("answering needs a change in Vault")
+
+// Data is one fetch's result: the template's data and what is known about
+// it. Printing it shows the metadata and the number of fields, never a
+// value.
+type Data struct {
+	// Values are the secret's fields as the source returned them
+	// (numbers as json.Number).
+	Values map[string]any
+	// Version is the KV v2 version read; 0 when the source has none.
+	Version int
+	// Created is when that version was created; zero when unknown.
+	Created time.Time
+}
+
+func (d Data) summary() string {
+	created := ""
+	if !d.Created.IsZero() {
+		created = " Created:" + d.Created.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("source.Data{Version:%d%s Values:%s (%d fields)}", d.Version, created, logging.RedactedText, len(d.Values))
+}
+
+// String implements fmt.Stringer.
+func (d Data) String() string { return d.summary() }
+
+// GoString implements fmt.GoStringer.
+func (d Data) GoString() string { return d.summary() }
+
+// Format implements fmt.Formatter: every verb prints the redacted summary.
+func (d Data) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, d.summary()) }
