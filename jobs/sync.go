@@ -1,7 +1,8 @@
 // Package jobs is the secret sync domain: each configured secret is a job
-// that fetches its data from Vault, renders it and writes a file. The
-// Daemon schedules the jobs with gocron and applies config reloads; Once
-// syncs everything a single time for init containers.
+// whose pipeline fetches its data from a Source (source/kv), renders it
+// (render), writes its file (files) and tells the application (notify).
+// A dry run is the same pipeline with a side-effect-free fetch and a
+// planner in the write slot. The run modes that drive it are in modes.
 package jobs
 
 import (
@@ -96,14 +97,17 @@ func (e *SyncError) Unwrap() error { return e.Err }
 // changes, so retrying it at once only repeats it: a render error (a
 // missing key, a NUL byte in an env file) or a read that does not fit its
 // mount (vault.ErrConfig: a version pin on KV v1, a mount that is not KV).
-// A missing secret (an init container may start before the secret is
-// seeded), a denied read, a rejected login and network trouble are not.
+// A destination a dry run cannot inspect (a link, a directory, permission
+// denied) is permanent too. A missing secret (an init container may start
+// before the secret is seeded), a denied read, a rejected login and
+// network trouble are not.
 func IsPermanent(err error) bool {
 	var se *SyncError
 	if errors.As(err, &se) && se.Stage == metrics.StageRender {
 		return true
 	}
-	return errors.Is(err, vault.ErrConfig)
+	var dest destError
+	return errors.Is(err, vault.ErrConfig) || errors.As(err, &dest)
 }
 
 // State is one job's memory of its last runs.
@@ -182,10 +186,10 @@ func NewSyncer(src Source, log *zap.Logger, o SyncerOptions) *Syncer {
 		s.tmpl = render.NewSet()
 	}
 	if s.rec == nil {
-		s.rec = nopRecorder{}
+		s.rec = metrics.Discard{}
 	}
 	if s.status == nil {
-		s.status = nopStatus{}
+		s.status = status.Discard{}
 	}
 	tp := o.Tracer
 	if tp == nil {
@@ -204,17 +208,18 @@ func (s *Syncer) WithoutNotifier() *Syncer {
 	return &c
 }
 
-// forget drops a removed secret's held values.
-func (s *Syncer) forget(secret string) {
+// Forget drops a removed secret's held values: they are no longer the
+// sidecar's to scrub from action output.
+func (s *Syncer) Forget(secret string) {
 	if s.hold != nil {
 		s.hold.Forget(secret)
 	}
 }
 
-// withBatch returns a Syncer that shares this one's reads and outlets
+// WithBatch returns a Syncer that shares this one's reads and outlets
 // but writes through b: the renames become durable in b.Sync, one
 // directory fsync per directory instead of one per file.
-func (s *Syncer) withBatch(b *files.Batch) *Syncer {
+func (s *Syncer) WithBatch(b *files.Batch) *Syncer {
 	c := *s
 	c.batch = b
 	return &c
@@ -402,21 +407,3 @@ func endSpan(span trace.Span, err error) {
 	}
 	span.End()
 }
-
-type nopRecorder struct{}
-
-func (nopRecorder) FetchDone(string, string, metrics.Result, time.Duration) {}
-func (nopRecorder) Error(string, string, metrics.Stage)                     {}
-func (nopRecorder) FileWritten(string)                                      {}
-func (nopRecorder) LastSuccess(string, time.Time)                           {}
-func (nopRecorder) Forget(string, string)                                   {}
-func (nopRecorder) Init(string, string)                                     {}
-func (nopRecorder) RefreshInterval(string, time.Duration)                   {}
-func (nopRecorder) VersionCreated(string, time.Time)                        {}
-func (nopRecorder) CertificateExpiry(string, time.Time)                     {}
-
-type nopStatus struct{}
-
-func (nopStatus) Configure([]status.SecretInfo)    {}
-func (nopStatus) Succeeded(string, time.Time, int) {}
-func (nopStatus) Failed(string, time.Time, string) {}

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
@@ -78,9 +78,9 @@ func loadEnv(g globals) (config.Env, int) {
 	return env, exitOK
 }
 
-// runMode is a command's work once its app has started (*jobs.Once,
-// *jobs.Exec, untilSignal): Run blocks until the work ends, and
-// jobs.ExitCode turns its error into the exit code.
+// runMode is a command's work once its app has started (*modes.Once,
+// *modes.Exec, untilSignal): Run blocks until the work ends, and
+// modes.ExitCode turns its error into the exit code.
 type runMode interface {
 	Run(ctx context.Context) error
 }
@@ -137,7 +137,7 @@ func runApp(app *fx.App, mode runMode, ownsSignals bool, stderr io.Writer) int {
 			}
 		}()
 	}
-	code := jobs.ExitCode(<-result)
+	code := modes.ExitCode(<-result)
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout())
 	defer cancelStop()
 	if err := app.Stop(stopCtx); err != nil && code == exitOK {

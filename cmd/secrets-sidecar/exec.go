@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
 )
@@ -32,12 +32,12 @@ func execCommand() command {
 				envSecrets = append(envSecrets, v)
 				return nil
 			})
-			onChange := fs.String("on-change", jobs.OnChangeSignal, "what a changed secret file does to CMD: signal, restart or none")
+			onChange := fs.String("on-change", modes.OnChangeSignal, "what a changed secret file does to CMD: signal, restart or none")
 			sig := fs.String("signal", "SIGHUP", "the signal --on-change signal sends")
 			stopSig := fs.String("stop-signal", "SIGTERM", "the signal that stops CMD for a restart")
 			stopTimeout := fs.Duration("stop-timeout", supervisor.DefaultStopTimeout, "how long a restart waits after --stop-signal before SIGKILL")
 			return func(argv []string, g globals) int {
-				s := jobs.ExecSettings{
+				s := modes.ExecSettings{
 					Timeout: *timeout, Workers: *workers, Argv: argv, EnvSecrets: envSecrets,
 					OnChange: *onChange, StopTimeout: *stopTimeout,
 				}
@@ -49,7 +49,7 @@ func execCommand() command {
 					problems = append(problems, "--timeout, --concurrency and --stop-timeout must be positive")
 				}
 				switch *onChange {
-				case jobs.OnChangeSignal, jobs.OnChangeRestart, jobs.OnChangeNone:
+				case modes.OnChangeSignal, modes.OnChangeRestart, modes.OnChangeNone:
 				default:
 					problems = append(problems, fmt.Sprintf("--on-change %q: want signal, restart or none", *onChange))
 				}
@@ -81,7 +81,7 @@ func parseSignal(flagName, name string) (syscall.Signal, error) {
 // cmdExec runs the process-supervisor mode and returns the command's exit
 // code (1 when the initial sync failed, 2 for a bad config, 126/127 when
 // the command cannot be run).
-func cmdExec(g globals, s jobs.ExecSettings) int {
+func cmdExec(g globals, s modes.ExecSettings) int {
 	env, code := loadEnv(g)
 	if code != exitOK {
 		return code
@@ -91,7 +91,7 @@ func cmdExec(g globals, s jobs.ExecSettings) int {
 	if _, set := os.LookupEnv("SIDECAR_HTTP_ADDR"); !set {
 		env.HTTPAddr = ""
 	}
-	var x *jobs.Exec
+	var x *modes.Exec
 	app := fx.New(append(execOptions(g, env, s), fx.Populate(&x))...)
 	return runApp(app, x, true, g.stderr)
 }

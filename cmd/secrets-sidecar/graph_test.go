@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -46,9 +46,9 @@ func TestGraphs(t *testing.T) {
 	g := globals{configPath: cfg, stdout: io.Discard, stderr: io.Discard}
 	graphs := map[string][]fx.Option{
 		"run":  runOptions(g, env),
-		"once": onceOptions(g, env, jobs.OnceSettings{Timeout: time.Minute, Workers: 1}),
-		"exec": execOptions(g, env, jobs.ExecSettings{
-			Timeout: time.Minute, Workers: 1, Argv: []string{"true"}, OnChange: jobs.OnChangeSignal,
+		"once": onceOptions(g, env, modes.OnceSettings{Timeout: time.Minute, Workers: 1}),
+		"exec": execOptions(g, env, modes.ExecSettings{
+			Timeout: time.Minute, Workers: 1, Argv: []string{"true"}, OnChange: modes.OnChangeSignal,
 			Signal: syscall.SIGHUP, StopSignal: syscall.SIGTERM, StopTimeout: time.Second,
 		}),
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
@@ -73,7 +74,8 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		breaker.Module,
 		vault.Module,
 		as[*vault.Client](new(kv.Reader)),
-		// The pipeline's sources: KV (more kinds join the group).
+		// The pipeline and its sources: KV (more kinds join the group).
+		jobs.Module,
 		sourceOf(kv.New),
 		// The breaker guards the Vault client and probes Vault while open;
 		// retries waiting out a backoff start again when it closes.
@@ -87,19 +89,19 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 func runOptions(g globals, env config.Env) []fx.Option {
 	return append(syncingOptions(g, env),
 		fx.Supply(reload.Settings{Watch: env.WatchConfig}),
-		jobs.DaemonModule,
+		modes.DaemonModule,
 		reload.Run,
 	)
 }
 
 // execOptions composes the process-supervisor mode: the daemon's parts,
 // run by exec mode around the command it supervises.
-func execOptions(g globals, env config.Env, settings jobs.ExecSettings) []fx.Option {
+func execOptions(g globals, env config.Env, settings modes.ExecSettings) []fx.Option {
 	return append(syncingOptions(g, env),
 		fx.Supply(settings),
 		// SIGHUP is the command's: reloads follow the file watcher only.
 		fx.Supply(reload.Settings{Watch: env.WatchConfig, NoSIGHUP: true}),
-		jobs.ExecModule,
+		modes.ExecModule,
 	)
 }
 
@@ -140,10 +142,10 @@ func reloadSettings[T any](newApplier func(T) reload.ApplierFunc) fx.Option {
 }
 
 // onceOptions composes the init-container run: every secret once, then exit.
-func onceOptions(g globals, env config.Env, settings jobs.OnceSettings) []fx.Option {
+func onceOptions(g globals, env config.Env, settings modes.OnceSettings) []fx.Option {
 	return append(baseOptions(g, env),
 		fx.Supply(settings),
-		jobs.OnceModule,
+		modes.OnceModule,
 		// No metrics endpoint, status file or change actions: once reports
 		// by its exit code and writes files before the application starts.
 		fx.Supply(metrics.Discard{}, status.Discard{}, notify.Discard{}),

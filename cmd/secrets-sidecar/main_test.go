@@ -10,8 +10,7 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/secrets-sidecar/secrets-sidecar/jobs"
-
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
 
@@ -145,7 +144,7 @@ func TestOnceGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := globals{configPath: "../../examples/basic/config.yaml"}
-	if err := fx.ValidateApp(onceOptions(g, env, jobs.OnceSettings{Timeout: time.Second, Workers: 1})...); err != nil {
+	if err := fx.ValidateApp(onceOptions(g, env, modes.OnceSettings{Timeout: time.Second, Workers: 1})...); err != nil {
 		t.Fatalf("once graph: %v", err)
 	}
 }
@@ -169,7 +168,7 @@ func TestExecGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := globals{configPath: "../../examples/basic/config.yaml"}
-	s := jobs.ExecSettings{Timeout: time.Second, Workers: 1, Argv: []string{"true"}, OnChange: jobs.OnChangeSignal}
+	s := modes.ExecSettings{Timeout: time.Second, Workers: 1, Argv: []string{"true"}, OnChange: modes.OnChangeSignal}
 	if err := fx.ValidateApp(execOptions(g, env, s)...); err != nil {
 		t.Fatalf("exec graph: %v", err)
 	}

@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 )
 
 // cmdOnce syncs every secret once (init container mode): exit 0 only when
@@ -17,8 +17,8 @@ func cmdOnce(g globals, f onceFlags) int {
 	if code != exitOK {
 		return code
 	}
-	settings := jobs.OnceSettings{Timeout: f.timeout, Workers: f.workers, DryRun: f.dryRun}
-	var once *jobs.Once
+	settings := modes.OnceSettings{Timeout: f.timeout, Workers: f.workers, DryRun: f.dryRun}
+	var once *modes.Once
 	app := fx.New(append(onceOptions(g, env, settings), fx.Populate(&once))...)
 	code = runApp(app, once, false, g.stderr)
 	if once == nil {

@@ -1,4 +1,4 @@
-package jobs_test
+package modes_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
@@ -122,16 +123,16 @@ func loadConfig(t testing.TB, dir, text string) *config.Config {
 	return cfg
 }
 
-func (w *world) daemon(t testing.TB, cfg *config.Config) *jobs.Daemon {
+func (w *world) daemon(t testing.TB, cfg *config.Config) *modes.Daemon {
 	t.Helper()
 	return w.daemonOn(t, cfg, nil)
 }
 
 // daemonOn is daemon with its schedule, backoffs and waits on clock.
-func (w *world) daemonOn(t testing.TB, cfg *config.Config, clock clockwork.Clock) *jobs.Daemon {
+func (w *world) daemonOn(t testing.TB, cfg *config.Config, clock clockwork.Clock) *modes.Daemon {
 	t.Helper()
-	d, err := jobs.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second, Clock: clock},
-		jobs.DaemonOptions{Status: w.status, Recorder: w.metrics})
+	d, err := modes.NewDaemon(cfg, w.syncer, w.log.Named("jobs"), modes.DaemonSettings{ShutdownTimeout: 5 * time.Second, Clock: clock},
+		modes.DaemonOptions{Status: w.status, Recorder: w.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package jobs_test
+package modes_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
@@ -376,7 +377,7 @@ func TestStopWaitsForInFlightSync(t *testing.T) {
 	syncer := jobs.NewSyncer(kv.New(cf), w.log, jobs.SyncerOptions{})
 	dest := filepath.Join(w.dir, "out", "slow")
 	cfg := loadConfig(t, w.dir, fmt.Sprintf("secrets: [{name: slow, path: %s/slow, destination: %s, key: v}]\n", p, dest))
-	d, err := jobs.NewDaemon(cfg, syncer, w.log, jobs.DaemonSettings{ShutdownTimeout: 5 * time.Second}, jobs.DaemonOptions{})
+	d, err := modes.NewDaemon(cfg, syncer, w.log, modes.DaemonSettings{ShutdownTimeout: 5 * time.Second}, modes.DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +402,7 @@ func TestStopWaitsForInFlightSync(t *testing.T) {
 	cf.delay.Store(int64(time.Hour))
 	dest2 := filepath.Join(w.dir, "out", "never")
 	cfg2 := loadConfig(t, w.dir, fmt.Sprintf("secrets: [{name: never, path: %s/slow, destination: %s, key: v}]\n", p, dest2))
-	d2, err := jobs.NewDaemon(cfg2, syncer, w.log, jobs.DaemonSettings{ShutdownTimeout: 500 * time.Millisecond}, jobs.DaemonOptions{})
+	d2, err := modes.NewDaemon(cfg2, syncer, w.log, modes.DaemonSettings{ShutdownTimeout: 500 * time.Millisecond}, modes.DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

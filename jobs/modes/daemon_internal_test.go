@@ -1,4 +1,4 @@
-package jobs
+package modes
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
@@ -31,7 +32,7 @@ func (f *fixedFetcher) Read(context.Context, vault.ReadRequest) (*vault.Secret, 
 // driveRun runs one scheduled run of job on the fake clock, advancing the
 // clock a second at a time whenever the run waits, and returns how much
 // fake time the run took.
-func driveRun(t *testing.T, d *Daemon, clock *clockwork.FakeClock, job *Job, rs *runState) time.Duration {
+func driveRun(t *testing.T, d *Daemon, clock *clockwork.FakeClock, job *jobs.Job, rs *runState) time.Duration {
 	t.Helper()
 	start := clock.Now()
 	done := make(chan struct{})
@@ -60,7 +61,7 @@ func TestEarlyRunSkipped(t *testing.T) {
 	f := &fixedFetcher{}
 	log := zap.NewNop()
 	clock := clockwork.NewFakeClock()
-	syncer := NewSyncer(kv.New(f), log, SyncerOptions{})
+	syncer := jobs.NewSyncer(kv.New(f), log, jobs.SyncerOptions{})
 	sec := testSecret(t.TempDir(), "s", time.Minute)
 	d, err := NewDaemon(&config.Config{Secrets: []config.Secret{sec}}, syncer, log, DaemonSettings{Clock: clock}, DaemonOptions{})
 	if err != nil {
@@ -93,7 +94,7 @@ func TestFirstRunSpreadsTheRefreshes(t *testing.T) {
 	f := &fixedFetcher{}
 	log := zap.NewNop()
 	clock := clockwork.NewFakeClock()
-	syncer := NewSyncer(kv.New(f), log, SyncerOptions{})
+	syncer := jobs.NewSyncer(kv.New(f), log, jobs.SyncerOptions{})
 	d, err := NewDaemon(&config.Config{}, syncer, log, DaemonSettings{Clock: clock}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestStartupSyncsBounded(t *testing.T) {
 			Mode: config.NewFileMode(0o600), DirMode: config.NewFileMode(0o755),
 		})
 	}
-	d, err := NewDaemon(cfg, NewSyncer(kv.New(f), log, SyncerOptions{}), log, DaemonSettings{}, DaemonOptions{})
+	d, err := NewDaemon(cfg, jobs.NewSyncer(kv.New(f), log, jobs.SyncerOptions{}), log, DaemonSettings{}, DaemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

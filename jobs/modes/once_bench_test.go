@@ -1,4 +1,4 @@
-package jobs_test
+package modes_test
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
@@ -48,7 +49,7 @@ func BenchmarkOnce1000(b *testing.B) {
 		b.StopTimer()
 		out := filepath.Join(w.dir, fmt.Sprintf("run%d", i))
 		cfg := loadConfig(b, w.dir, strings.ReplaceAll(cfgText.String(), "OUT", out))
-		once := jobs.NewOnce(cfg, syncer, log, jobs.OnceSettings{Timeout: 2 * time.Minute, Workers: 16}, nil)
+		once := modes.NewOnce(cfg, syncer, log, modes.OnceSettings{Timeout: 2 * time.Minute, Workers: 16}, nil)
 		b.StartTimer()
 		if err := once.Run(b.Context()); err != nil {
 			b.Fatal(err)

@@ -1,4 +1,4 @@
-package jobs_test
+package modes_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
@@ -19,7 +19,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
 
-func (w *world) reloader(t testing.TB, cfg *config.Config, d *jobs.Daemon, watch bool) *reload.Reloader {
+func (w *world) reloader(t testing.TB, cfg *config.Config, d *modes.Daemon, watch bool) *reload.Reloader {
 	t.Helper()
 	// The world's client has the test server's address, which the config
 	// files leave out: apply only what a reload changes in vault:.

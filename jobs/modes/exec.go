@@ -1,4 +1,4 @@
-package jobs
+package modes
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
@@ -53,12 +54,12 @@ type Exec struct {
 	once     *Once
 	daemon   *Daemon
 	reloader *reload.Reloader
-	status   StatusSink
+	status   jobs.StatusSink
 	env      *childEnv
 	hook     *childHook
 	log      *zap.Logger
 	exit     *execExit
-	notifier ChangeNotifier
+	notifier jobs.ChangeNotifier
 
 	quit    chan struct{} // closed by Stop
 	done    chan struct{} // closed when main returned
@@ -138,65 +139,16 @@ func (x *Exec) main(parent context.Context, early chan os.Signal) {
 
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	watching, watched := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-early:
-			cancel()
-		case <-x.quit:
-			cancel()
-		case <-watching:
-		}
-	}()
-
-	x.status.Configure(secretInfos(x.cfg))
-	err = x.once.Run(ctx)
-	close(watching)
-	<-watched
-	if err != nil || ctx.Err() != nil {
+	if !x.initialSync(ctx, cancel, early) {
 		x.exit.exit(ExecSyncFailed)
 		return
 	}
-	env, err := x.env.environ()
-	if err != nil {
-		x.log.Error("the command's environment cannot be built", zap.Error(err))
-		x.exit.exit(ExecSyncFailed)
-		return
-	}
-	sup, err := supervisor.New(supervisor.Options{
-		Argv: x.settings.Argv, Env: env, StopSignal: x.settings.StopSignal, StopTimeout: x.settings.StopTimeout,
-		Log: x.log.Named("child"),
-	})
-	if err != nil {
-		x.log.Error("the command cannot be run", zap.Error(err))
-		code := ExecCannotRun
-		if errors.Is(err, supervisor.ErrNotFound) {
-			code = ExecNotFound
-		}
+	sup, env, stopForwarding, code := x.startCommand(early)
+	if sup == nil {
 		x.exit.exit(code)
 		return
 	}
-	stopForwarding := supervisor.ForwardSignals(sup)
 	defer stopForwarding()
-	if err := sup.Start(); err != nil {
-		x.log.Error("the command cannot be run", zap.Error(err))
-		x.exit.exit(ExecCannotRun)
-		return
-	}
-	x.mu.Lock()
-	x.sup = sup
-	x.mu.Unlock()
-	// A signal that came between the forwarding and the start went
-	// nowhere: give it to the child now.
-	signal.Stop(early)
-	select {
-	case sig := <-early:
-		if s, ok := sig.(syscall.Signal); ok {
-			_ = sup.Signal(s)
-		}
-	default:
-	}
 	x.hook.attach(sup, env)
 	x.env.arm(x.notifier)
 	x.log.Info("command started", zap.String("command", x.settings.Argv[0]), zap.Int("pid", sup.PID()),
@@ -221,6 +173,71 @@ func (x *Exec) main(parent context.Context, early chan os.Signal) {
 	}
 }
 
+// initialSync runs the initial sync (once's semantics) and reports
+// whether it wrote every file; a signal in early or Stop cancels it.
+func (x *Exec) initialSync(ctx context.Context, cancel context.CancelFunc, early <-chan os.Signal) bool {
+	watching, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-early:
+			cancel()
+		case <-x.quit:
+			cancel()
+		case <-watching:
+		}
+	}()
+	x.status.Configure(secretInfos(x.cfg))
+	err := x.once.Run(ctx)
+	close(watching)
+	<-watched
+	return err == nil && ctx.Err() == nil
+}
+
+// startCommand starts the command with the --env secrets in its
+// environment and the sidecar's signals forwarded to it (stop ends the
+// forwarding). A signal that came before the forwarding took over goes
+// to the command at once. On failure sup is nil and code is exec mode's
+// exit code.
+func (x *Exec) startCommand(early chan os.Signal) (sup *supervisor.Supervisor, env []string, stop func(), code int) {
+	env, err := x.env.environ()
+	if err != nil {
+		x.log.Error("the command's environment cannot be built", zap.Error(err))
+		return nil, nil, nil, ExecSyncFailed
+	}
+	sup, err = supervisor.New(supervisor.Options{
+		Argv: x.settings.Argv, Env: env, StopSignal: x.settings.StopSignal, StopTimeout: x.settings.StopTimeout,
+		Log: x.log.Named("child"),
+	})
+	if err != nil {
+		x.log.Error("the command cannot be run", zap.Error(err))
+		if errors.Is(err, supervisor.ErrNotFound) {
+			return nil, nil, nil, ExecNotFound
+		}
+		return nil, nil, nil, ExecCannotRun
+	}
+	stop = supervisor.ForwardSignals(sup)
+	if err := sup.Start(); err != nil {
+		stop()
+		x.log.Error("the command cannot be run", zap.Error(err))
+		return nil, nil, nil, ExecCannotRun
+	}
+	x.mu.Lock()
+	x.sup = sup
+	x.mu.Unlock()
+	// A signal that came between the forwarding and the start went
+	// nowhere: give it to the child now.
+	signal.Stop(early)
+	select {
+	case sig := <-early:
+		if s, ok := sig.(syscall.Signal); ok {
+			_ = sup.Signal(s)
+		}
+	default:
+	}
+	return sup, env, stop, 0
+}
+
 // ExecModule provides Exec, the process-supervisor mode, which the command
 // runs (Exec.Run) after the app started: it needs what DaemonModule needs
 // plus ExecSettings, a reload.Reloader (without SIGHUP: that is the
@@ -229,9 +246,9 @@ func (x *Exec) main(parent context.Context, early chan os.Signal) {
 // config reloader itself once the command runs.
 var ExecModule = fx.Module("exec",
 	fx.Provide(
-		newSyncer, newExecDaemon, daemonApplier, newExec, newExecExit,
+		newExecDaemon, daemonApplier, newExec, newExecExit,
 		newChildEnvFx,
-		fx.Annotate(func(e *childEnv) DataObserver { return e }, fx.ResultTags(`group:"data_observers"`)),
+		fx.Annotate(func(e *childEnv) jobs.DataObserver { return e }, fx.ResultTags(`group:"data_observers"`)),
 		newChildHook,
 		// A value group takes no fx.As beside the type itself: one adapter.
 		fx.Annotate(func(h *childHook) notify.Hook { return h }, fx.ResultTags(`group:"notify_hooks"`)),
@@ -274,15 +291,15 @@ type ExecParams struct {
 
 	Config   *config.Config
 	Settings ExecSettings
-	Syncer   *Syncer
+	Syncer   *jobs.Syncer
 	Daemon   *Daemon
 	Reloader *reload.Reloader
 	Env      *childEnv
 	Hook     *childHook
 	Exit     *execExit
 	Log      *zap.Logger
-	Notifier ChangeNotifier
-	Status   StatusSink
+	Notifier jobs.ChangeNotifier
+	Status   jobs.StatusSink
 	Recovery schedule.RecoverySignal
 
 	Lifecycle fx.Lifecycle

@@ -1,4 +1,4 @@
-package jobs
+package modes
 
 import (
 	"encoding/json"

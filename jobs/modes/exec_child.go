@@ -1,4 +1,4 @@
-package jobs
+package modes
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/notify"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/supervisor"
 )
@@ -34,7 +35,7 @@ type childEnv struct {
 	mu     sync.Mutex
 	data   map[string]map[string]any
 	vars   map[string][]string // per secret: its variables, to see a change
-	notify ChangeNotifier      // set once the child runs: changes are news then
+	notify jobs.ChangeNotifier // set once the child runs: changes are news then
 }
 
 func newChildEnv(base, names []string) *childEnv {
@@ -65,7 +66,7 @@ func (e *childEnv) Observed(secret string, data map[string]any) {
 }
 
 // arm makes later changes news for n (the child has started).
-func (e *childEnv) arm(n ChangeNotifier) {
+func (e *childEnv) arm(n jobs.ChangeNotifier) {
 	e.mu.Lock()
 	e.notify = n
 	e.mu.Unlock()

@@ -1,4 +1,4 @@
-package jobs_test
+package modes_test
 
 import (
 	"crypto/ecdsa"

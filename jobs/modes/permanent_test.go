@@ -1,4 +1,4 @@
-package jobs_test
+package modes_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/modes"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
@@ -53,11 +54,11 @@ secrets:
 	fetch := &pathCounter{next: w.client, reads: map[string]int{}}
 	syncer := jobs.NewSyncer(kv.New(fetch), w.log.Named("sync"), jobs.SyncerOptions{})
 	start := time.Now()
-	err := jobs.NewOnce(cfg, syncer, w.log, jobs.OnceSettings{Timeout: 3 * time.Second, Workers: 4}, nil).Run(t.Context())
+	err := modes.NewOnce(cfg, syncer, w.log, modes.OnceSettings{Timeout: 3 * time.Second, Workers: 4}, nil).Run(t.Context())
 	took := time.Since(start)
-	var sf *jobs.SyncFailed
-	if !errors.As(err, &sf) || jobs.ExitCode(err) != 1 || len(sf.Failed) != 3 || sf.Interrupted {
-		t.Fatalf("once: %v (exit code %d), want 3 secrets failed, exit code 1", err, jobs.ExitCode(err))
+	var sf *modes.SyncFailed
+	if !errors.As(err, &sf) || modes.ExitCode(err) != 1 || len(sf.Failed) != 3 || sf.Interrupted {
+		t.Fatalf("once: %v (exit code %d), want 3 secrets failed, exit code 1", err, modes.ExitCode(err))
 	}
 	byName := map[string]error{}
 	for _, f := range sf.Failed {

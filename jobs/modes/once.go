@@ -1,13 +1,13 @@
-package jobs
+package modes
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
@@ -19,13 +19,13 @@ import (
 // until it is written or the timeout passes.
 type Once struct {
 	cfg     *config.Config
-	syncer  *Syncer
+	syncer  *jobs.Syncer
 	log     *zap.Logger
 	timeout time.Duration
 	workers int
 	retry   schedule.Retrier
 	dryRun  bool
-	plans   []Plan
+	plans   []jobs.Plan
 }
 
 // Failure is a secret `once` could not write.
@@ -39,14 +39,14 @@ type Failure struct {
 // s.DryRun, Run reads and renders every secret and compares it with its
 // destination without writing anything (Syncer.Plan); Plans then says what
 // a sync would do.
-func NewOnce(cfg *config.Config, syncer *Syncer, log *zap.Logger, s OnceSettings, recovery schedule.RecoverySignal) *Once {
+func NewOnce(cfg *config.Config, syncer *jobs.Syncer, log *zap.Logger, s OnceSettings, recovery schedule.RecoverySignal) *Once {
 	return &Once{cfg: cfg, syncer: syncer, log: log, timeout: s.Timeout, workers: max(s.Workers, 1), dryRun: s.DryRun,
 		retry: schedule.NewRetrier(nil, recovery)}
 }
 
 // Plans is what a dry run found, one per secret in config order, a
 // failed secret as PlanError with its last error. Valid after Run.
-func (o *Once) Plans() []Plan { return o.plans }
+func (o *Once) Plans() []jobs.Plan { return o.plans }
 
 // Run syncs every secret: nil when every file was written (a dry run:
 // checked), else an *ExitError with code 1 wrapping a *SyncFailed that
@@ -64,7 +64,7 @@ func (o *Once) Run(ctx context.Context) error {
 	// none, so that it prints nothing there.
 	o.plans = nil
 	if o.dryRun {
-		o.plans = make([]Plan, len(o.cfg.Secrets))
+		o.plans = make([]jobs.Plan, len(o.cfg.Secrets))
 	}
 	// One directory fsync per directory once every file is renamed into
 	// place, instead of one per file: exit 0 still means every file is
@@ -73,35 +73,22 @@ func (o *Once) Run(ctx context.Context) error {
 	syncer, batch := o.syncer, (*files.Batch)(nil)
 	if !o.dryRun {
 		batch = files.NewBatch()
-		syncer = syncer.withBatch(batch)
+		syncer = syncer.WithBatch(batch)
 	}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(o.workers, len(o.cfg.Secrets)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				var plan *Plan
-				if o.dryRun {
-					plan = &o.plans[i]
-				}
-				errs[i] = o.one(ctx, syncer, o.cfg.Secrets[i], plan)
-			}
-		}()
-	}
-	for i := range o.cfg.Secrets {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	o.each(ctx, func(ctx context.Context, i int) {
+		var plan *jobs.Plan
+		if o.dryRun {
+			plan = &o.plans[i]
+		}
+		errs[i] = o.one(ctx, syncer, o.cfg.Secrets[i], plan)
+	})
 	if batch != nil {
 		if err := batch.Sync(); err != nil {
 			// Rare (an I/O error): which renames it concerns is unclear,
 			// so none of the written files counts as durable.
 			for i := range errs {
 				if errs[i] == nil {
-					errs[i] = &SyncError{Secret: o.cfg.Secrets[i].Name, Stage: metrics.StageWrite, Err: err}
+					errs[i] = &jobs.SyncError{Secret: o.cfg.Secrets[i].Name, Stage: metrics.StageWrite, Err: err}
 				}
 			}
 		}
@@ -113,7 +100,7 @@ func (o *Once) Run(ctx context.Context) error {
 			sec := o.cfg.Secrets[i]
 			failed = append(failed, Failure{Secret: sec.Name, Err: err})
 			if o.dryRun {
-				o.plans[i] = Plan{Secret: sec.Name, Destination: sec.Destination, Action: PlanError, Err: err}
+				o.plans[i] = jobs.Plan{Secret: sec.Name, Destination: sec.Destination, Action: jobs.PlanError, Err: err}
 			}
 		}
 	}
@@ -136,12 +123,33 @@ func (o *Once) Run(ctx context.Context) error {
 	return nil
 }
 
+// each calls f for the index of every secret, at most o.workers at a
+// time, and returns when all calls have.
+func (o *Once) each(ctx context.Context, f func(ctx context.Context, i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(o.workers, len(o.cfg.Secrets)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(ctx, i)
+			}
+		}()
+	}
+	for i := range o.cfg.Secrets {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
 // one syncs a secret (in a dry run: plans it into plan, else nil), retrying until it
 // succeeds or ctx ends. An error that cannot succeed (IsPermanent, a
 // destination a dry run cannot read) fails at once; a login Vault
 // rejected waits for new credentials (or the retry time), without more
 // logins.
-func (o *Once) one(ctx context.Context, syncer *Syncer, sec config.Secret, plan *Plan) error {
+func (o *Once) one(ctx context.Context, syncer *jobs.Syncer, sec config.Secret, plan *jobs.Plan) error {
 	job, err := syncer.NewJob(sec)
 	if err != nil {
 		return err
@@ -154,9 +162,6 @@ func (o *Once) one(ctx context.Context, syncer *Syncer, sec config.Secret, plan 
 			}
 			return syncer.Sync(ctx, job)
 		},
-		func(err error) bool {
-			var dest destError
-			return IsPermanent(err) || errors.As(err, &dest)
-		})
+		jobs.IsPermanent)
 	return err
 }

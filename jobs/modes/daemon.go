@@ -1,4 +1,4 @@
-package jobs
+package modes
 
 import (
 	"context"
@@ -14,10 +14,12 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
 // maxConcurrentSyncs bounds the secrets read and written at the same time.
@@ -35,9 +37,9 @@ const maxConcurrentSyncs = 16
 // Vault together. A failing secret retries
 // with backoff inside its run, so other secrets are unaffected.
 type Daemon struct {
-	syncer          *Syncer
-	status          StatusSink
-	rec             Recorder
+	syncer          *jobs.Syncer
+	status          jobs.StatusSink
+	rec             jobs.Recorder
 	log             *zap.Logger
 	shutdownTimeout time.Duration
 	delayFirst      bool
@@ -62,7 +64,7 @@ type Daemon struct {
 }
 
 type entry struct {
-	job *Job
+	job *jobs.Job
 	id  uuid.UUID
 }
 
@@ -95,14 +97,14 @@ type DaemonSettings struct {
 type DaemonOptions struct {
 	fx.In
 
-	Status   StatusSink
-	Recorder Recorder
+	Status   jobs.StatusSink
+	Recorder jobs.Recorder
 	// Recovery cuts retry backoffs short when Vault recovers.
 	Recovery schedule.RecoverySignal
 }
 
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.
-func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, s DaemonSettings, o DaemonOptions) (*Daemon, error) {
+func NewDaemon(cfg *config.Config, syncer *jobs.Syncer, log *zap.Logger, s DaemonSettings, o DaemonOptions) (*Daemon, error) {
 	d := &Daemon{
 		syncer: syncer, status: o.Status, rec: o.Recorder, log: log,
 		shutdownTimeout: s.ShutdownTimeout, cfg: cfg, entries: map[string]*entry{},
@@ -113,10 +115,10 @@ func NewDaemon(cfg *config.Config, syncer *Syncer, log *zap.Logger, s DaemonSett
 	}
 	d.retry = schedule.NewRetrier(d.clock, o.Recovery)
 	if d.status == nil {
-		d.status = nopStatus{}
+		d.status = status.Discard{}
 	}
 	if d.rec == nil {
-		d.rec = nopRecorder{}
+		d.rec = metrics.Discard{}
 	}
 	if d.shutdownTimeout <= 0 {
 		d.shutdownTimeout = 15 * time.Second
@@ -227,7 +229,7 @@ func (d *Daemon) add(sec config.Secret) error {
 // cannot succeed (IsPermanent) ends the run, and the next refresh tries
 // again. The run ends with the schedule's random tail; the next run is
 // counted from the end of this one.
-func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState) {
+func (d *Daemon) run(jobCtx context.Context, job *jobs.Job, rs *runState) {
 	if !rs.busy.CompareAndSwap(false, true) {
 		return
 	}
@@ -251,7 +253,7 @@ func (d *Daemon) run(jobCtx context.Context, job *Job, rs *runState) {
 	attempts, err := d.retry.Do(jobCtx, sched.Backoff(),
 		func(ctx context.Context) error { return d.syncSlot(ctx, job) },
 		func(err error) bool {
-			if IsPermanent(err) {
+			if jobs.IsPermanent(err) {
 				d.log.Debug("not retrying an error that needs a config change; the next refresh tries again",
 					zap.String("secret_name", job.Secret.Name))
 				return true
@@ -279,7 +281,7 @@ func (d *Daemon) wait(jobCtx context.Context, dur time.Duration) {
 }
 
 // syncSlot syncs job once while holding one of the maxConcurrentSyncs slots.
-func (d *Daemon) syncSlot(jobCtx context.Context, job *Job) error {
+func (d *Daemon) syncSlot(jobCtx context.Context, job *jobs.Job) error {
 	select {
 	case d.slots <- struct{}{}:
 	case <-jobCtx.Done():
@@ -315,7 +317,7 @@ func (d *Daemon) Apply(_ context.Context, cfg *config.Config) error {
 		} else {
 			removed = append(removed, name)
 			d.rec.Forget(name, e.job.Secret.VaultPath())
-			d.syncer.forget(name) // its values are no longer the sidecar's to scrub
+			d.syncer.Forget(name) // its values are no longer the sidecar's to scrub
 		}
 	}
 	d.cfg = cfg
@@ -350,10 +352,10 @@ func (d *Daemon) Apply(_ context.Context, cfg *config.Config) error {
 }
 
 // Jobs returns the scheduled jobs by secret name (for tests and status).
-func (d *Daemon) Jobs() map[string]*Job {
+func (d *Daemon) Jobs() map[string]*jobs.Job {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make(map[string]*Job, len(d.entries))
+	out := make(map[string]*jobs.Job, len(d.entries))
 	for name, e := range d.entries {
 		out[name] = e.job
 	}
