@@ -21,7 +21,9 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/reload"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/lease"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/buildinfo"
@@ -74,9 +76,13 @@ func baseOptions(g globals, env config.Env) []fx.Option {
 		breaker.Module,
 		vault.Module,
 		as[*vault.Client](new(kv.Reader)),
-		// The pipeline and its sources: KV (more kinds join the group).
+		// The pipeline and its sources: KV and leases.
 		jobs.Module,
 		sourceOf(kv.New),
+		lease.Module,
+		sourceOf(same[*lease.Source]),
+		as[*vault.Client](new(lease.Client)),
+		fx.Provide(source.NewWake),
 		// The breaker guards the Vault client and probes Vault while open;
 		// retries waiting out a backoff start again when it closes.
 		as[*breaker.Breaker](new(vault.Breaker), new(schedule.RecoverySignal)),
@@ -132,6 +138,9 @@ func syncingOptions(g globals, env config.Env) []fx.Option {
 		reloadSettings(func(n *notify.Notifier) reload.ApplierFunc {
 			return func(_ context.Context, cfg *config.Config) error { n.Update(cfg.Notify); return nil }
 		}),
+		// A reload may not change the leases: block.
+		reloadSettings(func(s *lease.Source) reload.ApplierFunc { return s.Apply }),
+		fx.Supply(lease.RunSettings{}),
 	)
 }
 
@@ -144,7 +153,7 @@ func reloadSettings[T any](newApplier func(T) reload.ApplierFunc) fx.Option {
 // onceOptions composes the init-container run: every secret once, then exit.
 func onceOptions(g globals, env config.Env, settings modes.OnceSettings) []fx.Option {
 	return append(baseOptions(g, env),
-		fx.Supply(settings),
+		fx.Supply(settings, lease.RunSettings{NoRevoke: true}),
 		modes.OnceModule,
 		// No metrics endpoint, status file or change actions: once reports
 		// by its exit code and writes files before the application starts.

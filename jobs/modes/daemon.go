@@ -17,6 +17,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/schedule"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
@@ -61,11 +62,16 @@ type Daemon struct {
 	running  sync.WaitGroup
 
 	slots chan struct{} // maxConcurrentSyncs
+
+	wake     *source.Wake
+	quit     chan struct{} // closed by Stop: ends the wake loop
+	quitOnce sync.Once
 }
 
 type entry struct {
 	job *jobs.Job
 	id  uuid.UUID
+	rs  *runState
 }
 
 // runState is one job's run bookkeeping: whether a run is in flight (gocron
@@ -75,6 +81,7 @@ type entry struct {
 type runState struct {
 	busy        atomic.Bool
 	phased      atomic.Bool
+	woken       atomic.Bool  // the source has new data: sync now, too soon or not
 	lastSuccess atomic.Int64 // unix nanoseconds; 0: none yet
 }
 
@@ -101,6 +108,9 @@ type DaemonOptions struct {
 	Recorder jobs.Recorder
 	// Recovery cuts retry backoffs short when Vault recovers.
 	Recovery schedule.RecoverySignal
+	// Wake names secrets whose source has new data for them now (a lease
+	// replaced): their jobs run at once (nil: none).
+	Wake *source.Wake
 }
 
 // NewDaemon returns a Daemon for cfg; Start schedules the jobs.
@@ -109,6 +119,7 @@ func NewDaemon(cfg *config.Config, syncer *jobs.Syncer, log *zap.Logger, s Daemo
 		syncer: syncer, status: o.Status, rec: o.Recorder, log: log,
 		shutdownTimeout: s.ShutdownTimeout, cfg: cfg, entries: map[string]*entry{},
 		delayFirst: s.DelayFirstRun, clock: s.Clock, slots: make(chan struct{}, maxConcurrentSyncs),
+		wake: o.Wake, quit: make(chan struct{}),
 	}
 	if d.clock == nil {
 		d.clock = clockwork.NewRealClock()
@@ -149,6 +160,9 @@ func (d *Daemon) Start(context.Context) error {
 		}
 	}
 	d.sched.Start()
+	if d.wake != nil {
+		go d.wakeLoop()
+	}
 	d.log.Info("sync started", zap.Int("secrets", len(d.cfg.Secrets)), zap.String("config", d.cfg.File))
 	return nil
 }
@@ -158,6 +172,7 @@ func (d *Daemon) Start(context.Context) error {
 func (d *Daemon) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.shutdownTimeout)
 	defer cancel()
+	d.quitOnce.Do(func() { close(d.quit) })
 	start := time.Now()
 	d.runMu.Lock()
 	d.stopping = true
@@ -183,6 +198,44 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	}
 	d.log.Info("sync stopped", zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// wakeLoop runs the jobs of the secrets the sources wake, until Stop.
+func (d *Daemon) wakeLoop() {
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-d.wake.Ready():
+		}
+		for _, name := range d.wake.Take() {
+			d.runNow(name)
+		}
+	}
+}
+
+// runNow runs name's job at once; a run in flight syncs once more at its
+// end instead.
+func (d *Daemon) runNow(name string) {
+	d.mu.Lock()
+	e, ok := d.entries[name]
+	d.mu.Unlock()
+	if !ok {
+		return
+	}
+	e.rs.woken.Store(true)
+	if e.rs.busy.Load() {
+		return
+	}
+	for _, j := range d.sched.Jobs() {
+		if j.ID() == e.id {
+			if err := j.RunNow(); err != nil {
+				d.log.Warn("could not run a woken secret's job now; it runs at its next refresh",
+					zap.String("secret_name", name), zap.Error(err))
+			}
+			return
+		}
+	}
 }
 
 // add schedules one secret. The caller holds d.mu.
@@ -218,7 +271,7 @@ func (d *Daemon) add(sec config.Secret) error {
 	if err != nil {
 		return fmt.Errorf("schedule secret %s: %w", sec.Name, err)
 	}
-	d.entries[sec.Name] = &entry{job: job, id: gj.ID()}
+	d.entries[sec.Name] = &entry{job: job, id: gj.ID(), rs: rs}
 	return nil
 }
 
@@ -243,7 +296,8 @@ func (d *Daemon) run(jobCtx context.Context, job *jobs.Job, rs *runState) {
 	d.runMu.Unlock()
 	defer d.running.Done()
 	sched := schedule.Every(job.Secret.RefreshInterval.Duration)
-	if last := rs.lastSuccess.Load(); last != 0 {
+	woken := rs.woken.Swap(false)
+	if last := rs.lastSuccess.Load(); last != 0 && !woken {
 		if since := d.clock.Since(time.Unix(0, last)); sched.TooSoon(since) {
 			d.log.Debug("skipping a run that came too soon after the last sync",
 				zap.String("secret_name", job.Secret.Name), zap.Duration("since_last_success", since))
@@ -262,6 +316,13 @@ func (d *Daemon) run(jobCtx context.Context, job *jobs.Job, rs *runState) {
 		})
 	if err == nil {
 		rs.lastSuccess.Store(d.clock.Now().UnixNano())
+	}
+	if rs.woken.Swap(false) && jobCtx.Err() == nil {
+		// Woken while this run was in flight: its data may predate the
+		// source's new data.
+		if err := d.syncSlot(jobCtx, job); err == nil {
+			rs.lastSuccess.Store(d.clock.Now().UnixNano())
+		}
 	}
 	spread := !rs.phased.Swap(true) || attempts > 1
 	d.wait(jobCtx, sched.Tail(spread))

@@ -7,6 +7,7 @@ package source
 import (
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
@@ -58,3 +59,42 @@ func (d Data) GoString() string { return d.summary() }
 
 // Format implements fmt.Formatter: every verb prints the redacted summary.
 func (d Data) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, d.summary()) }
+
+// Wake carries the names of secrets whose source has new data for them
+// (a lease replaced, a static role rotated): the daemon runs their jobs at
+// once instead of at their next refresh. Wake never blocks; a name already
+// waiting is not queued twice.
+type Wake struct {
+	mu      sync.Mutex
+	pending map[string]bool
+	ch      chan struct{}
+}
+
+// NewWake returns an empty Wake.
+func NewWake() *Wake { return &Wake{pending: map[string]bool{}, ch: make(chan struct{}, 1)} }
+
+// Wake queues secret.
+func (w *Wake) Wake(secret string) {
+	w.mu.Lock()
+	w.pending[secret] = true
+	w.mu.Unlock()
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+// Ready is signalled when names are waiting; Take them.
+func (w *Wake) Ready() <-chan struct{} { return w.ch }
+
+// Take returns the waiting names and empties the queue.
+func (w *Wake) Take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names := make([]string, 0, len(w.pending))
+	for n := range w.pending {
+		names = append(names, n)
+	}
+	clear(w.pending)
+	return names
+}

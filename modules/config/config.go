@@ -57,6 +57,7 @@ type Config struct {
 	Vault    Vault    `yaml:"vault"`
 	Notify   Notify   `yaml:"notify"`
 	Defaults Defaults `yaml:"defaults"`
+	Leases   Leases   `yaml:"leases"`
 	Secrets  []Secret `yaml:"secrets"`
 
 	// File is the path the config was loaded from.
@@ -158,8 +159,11 @@ type Defaults struct {
 // is set, and TemplateText holds the template (inline or read from
 // template_file) when the secret is rendered through a template.
 type Secret struct {
-	Name            string   `yaml:"name"`
+	Name string `yaml:"name"`
+	// Path is the KV secret's path inside its mount; a leased secret has
+	// Lease instead.
 	Path            string   `yaml:"path"`
+	Lease           *Lease   `yaml:"lease"`
 	Destination     string   `yaml:"destination"`
 	Mount           string   `yaml:"mount"`
 	KVVersion       string   `yaml:"kv_version"`
@@ -198,9 +202,14 @@ func (s Secret) Same(o Secret) bool {
 // UsesTemplate reports whether the secret is rendered through a template.
 func (s *Secret) UsesTemplate() bool { return s.Template != "" || s.TemplateFile != "" }
 
-// VaultPath is "<mount>/<path>", the label the secret is known by in logs and
-// metrics.
-func (s *Secret) VaultPath() string { return s.Mount + "/" + s.Path }
+// VaultPath is "<mount>/<path>" (a leased secret: its lease's API path),
+// the label the secret is known by in logs and metrics.
+func (s *Secret) VaultPath() string {
+	if s.Lease != nil {
+		return s.Lease.Path
+	}
+	return s.Mount + "/" + s.Path
+}
 
 // Notify is the notify: block: how change actions are batched and retried.
 type Notify struct {

@@ -167,7 +167,7 @@ func unEnv(node map[string]any) (map[string]any, bool) {
 // ${NAME} string unless it names the env alternative.
 func needsEnv(typ reflect.Type, node map[string]any) bool {
 	switch {
-	case typ == durationType || typ == modeType || typ.Kind() == reflect.Int || typ.Kind() == reflect.Bool:
+	case typ == durationType || typ == modeType || typ.Kind() == reflect.Int || typ.Kind() == reflect.Bool || typ.Kind() == reflect.Float64:
 		return true
 	case typ.Kind() != reflect.String:
 		return false
@@ -215,6 +215,15 @@ func walk(t *testing.T, root map[string]any, at string, typ reflect.Type, node m
 	case reflect.Int:
 		if !slices.Equal(types(node), []string{"integer"}) {
 			t.Errorf("%s: an int field, but the schema allows %v", at, types(node))
+		}
+	case reflect.Float64:
+		if !slices.Equal(types(node), []string{"number"}) {
+			t.Errorf("%s: a number field, but the schema allows %v", at, types(node))
+		}
+	case reflect.Interface:
+		// Any scalar (lease parameters): the schema names the ones allowed.
+		if len(types(node)) == 0 {
+			t.Errorf("%s: a value of any type, but the schema names none", at)
 		}
 	case reflect.Slice:
 		if node["type"] != "array" {
@@ -378,6 +387,11 @@ func TestSchemaDefaultsMatchLoader(t *testing.T) {
 		"defaults.refresh_interval":             cfg.Defaults.RefreshInterval,
 		"defaults.mode":                         cfg.Defaults.Mode,
 		"defaults.dir_mode":                     cfg.Defaults.DirMode,
+		"leases.revoke_on_shutdown":             cfg.Leases.RevokeOnShutdown,
+		"leases.renew_fraction":                 *cfg.Leases.RenewFraction,
+		"leases.replace_fraction":               *cfg.Leases.ReplaceFraction,
+		"leases.max_new_leases":                 *cfg.Leases.MaxNewLeases,
+		"secrets[].lease.method":                "GET",
 	}
 	seen := map[string]bool{}
 	var visit func(path string, node map[string]any)
@@ -422,6 +436,9 @@ func sameValue(def, v any) bool {
 	case int:
 		f, ok := def.(float64)
 		return ok && f == float64(v)
+	case float64:
+		f, ok := def.(float64)
+		return ok && f == v
 	case config.Duration:
 		s, ok := def.(string)
 		d, err := time.ParseDuration(s)

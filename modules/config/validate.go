@@ -59,6 +59,7 @@ func (v *validator) applyDefaults(c *Config) {
 	setDefault(&a.JWT.Mount, "jwt")
 
 	v.notifyDefaults(&c.Notify)
+	v.leaseDefaults(c)
 
 	d := &c.Defaults
 	setDefault(&d.Mount, DefaultMount)
@@ -115,6 +116,7 @@ func (v *validator) validate(c *Config) {
 		v.add("secrets", "at least one secret is required")
 		return
 	}
+	defer v.leases(c)
 	names := map[string]int{}
 	dests := map[string]int{}
 	for i := range c.Secrets {
@@ -191,8 +193,10 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 	case !nameRe.MatchString(s.Name):
 		v.add(p+".name", "%q must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Name)
 	}
-	if s.Path == "" {
-		v.add(p+".path", "required (the secret's path inside its mount, without data/)")
+	if s.Lease != nil {
+		v.leaseSecret(s, p)
+	} else if s.Path == "" {
+		v.add(p+".path", "required (the secret's path inside its mount, without data/), or a lease:")
 	}
 	switch {
 	case s.Destination == "":
@@ -206,19 +210,21 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 		// expect ("/vol/sub/../../etc/x").
 		v.add(p+".destination", "%q is not a clean path; did you mean %q?", s.Destination, filepath.Clean(s.Destination))
 	}
-	if s.Mount == "" {
-		v.add(p+".mount", "must not be empty")
-	}
 	// Inherited values were checked under defaults:, so only report what
 	// this secret sets itself.
 	own := func(field string) bool { return v.idx.has(p + "." + field) }
-	if own("kv_version") {
-		v.kvVersion(p+".kv_version", s.KVVersion)
-	}
-	if s.Version < 0 {
-		v.add(p+".version", "%d must be 0 (latest) or a positive KV v2 version", s.Version)
-	} else if s.Version > 0 && s.KVVersion == KV1 {
-		v.add(p+".version", "a version pin needs KV v2, but kv_version is 1")
+	if s.Lease == nil {
+		if s.Mount == "" {
+			v.add(p+".mount", "must not be empty")
+		}
+		if own("kv_version") {
+			v.kvVersion(p+".kv_version", s.KVVersion)
+		}
+		if s.Version < 0 {
+			v.add(p+".version", "%d must be 0 (latest) or a positive KV v2 version", s.Version)
+		} else if s.Version > 0 && s.KVVersion == KV1 {
+			v.add(p+".version", "a version pin needs KV v2, but kv_version is 1")
+		}
 	}
 	if own("refresh_interval") {
 		v.refresh(p+".refresh_interval", s.RefreshInterval)

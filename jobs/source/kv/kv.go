@@ -31,9 +31,9 @@ type Source struct {
 // New returns a KV source reading through r.
 func New(r Reader) *Source { return &Source{r: r} }
 
-// Serves reports whether sec is a KV secret: every secret is, until
-// another kind of source claims it in the config.
-func (*Source) Serves(*config.Secret) bool { return true }
+// Serves reports whether sec is a KV secret: every secret without a
+// lease: block.
+func (*Source) Serves(sec *config.Secret) bool { return !sec.IsLeased() }
 
 // Fetch reads sec's mount and path (its pinned version, if any). Both
 // modes read: a KV read changes nothing.

@@ -1,0 +1,379 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/lease"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
+)
+
+// fakeVault is the lease calls as a database secrets engine answers them,
+// on the test's clock: each request mints a lease of ttl (renewable up to
+// maxTTL from its mint), and the test can make renewals fail.
+type fakeVault struct {
+	clock  *clockwork.FakeClock
+	ttl    time.Duration
+	maxTTL time.Duration
+
+	mu        sync.Mutex
+	minted    int
+	renewals  int
+	revoked   []logging.Redacted
+	renewErr  error
+	mintErr   error
+	born      map[logging.Redacted]time.Time
+	token     vault.TokenLife
+	calls     chan string
+	renewable bool
+}
+
+func newFakeVault(clock *clockwork.FakeClock, ttl, maxTTL time.Duration) *fakeVault {
+	return &fakeVault{clock: clock, ttl: ttl, maxTTL: maxTTL, born: map[logging.Redacted]time.Time{},
+		calls: make(chan string, 100), renewable: true, token: vault.TokenLife{Gen: 1}}
+}
+
+func (f *fakeVault) Request(_ context.Context, req vault.LeaseRequest) (*vault.Leased, error) {
+	f.mu.Lock()
+	defer func() { f.mu.Unlock(); f.calls <- "request" }()
+	if f.mintErr != nil {
+		return nil, f.mintErr
+	}
+	f.minted++
+	id := logging.Redacted(fmt.Sprintf("%s/lease-%d", req.Path, f.minted))
+	f.born[id] = f.clock.Now()
+	return &vault.Leased{
+		Data: map[string]any{"username": fmt.Sprintf("user-%d", f.minted), "password": fmt.Sprintf("pw-%d", f.minted)},
+		ID:   id, Duration: f.ttl, Renewable: f.renewable, Received: f.clock.Now(), Token: f.token,
+	}, nil
+}
+
+func (f *fakeVault) Renew(_ context.Context, id logging.Redacted, increment time.Duration) (time.Duration, bool, error) {
+	f.mu.Lock()
+	defer func() { f.mu.Unlock(); f.calls <- "renew" }()
+	f.renewals++
+	if f.renewErr != nil {
+		return 0, false, f.renewErr
+	}
+	left := f.born[id].Add(f.maxTTL).Sub(f.clock.Now())
+	return min(increment, left), true, nil
+}
+
+func (f *fakeVault) Revoke(_ context.Context, id logging.Redacted) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revoked = append(f.revoked, id)
+	return nil
+}
+
+func (f *fakeVault) TokenLife() vault.TokenLife {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.token
+}
+
+func (f *fakeVault) counts() (minted, renewals int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.minted, f.renewals
+}
+
+// wakes records the secrets the source woke.
+type wakes struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (w *wakes) Wake(name string) {
+	w.mu.Lock()
+	w.names = append(w.names, name)
+	w.mu.Unlock()
+}
+
+func (w *wakes) taken() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := slices.Clone(w.names)
+	slices.Sort(out)
+	w.names = nil
+	return out
+}
+
+func leased(name, path string) *config.Secret {
+	return &config.Secret{Name: name, Lease: &config.Lease{Path: path, Method: http.MethodGet,
+		RenewFraction: new(2.0 / 3.0), ReplaceFraction: new(0.9)}}
+}
+
+func settings(maxNew int) lease.Settings {
+	return lease.Settings{Leases: config.Leases{RevokeOnShutdown: config.RevokeLease, MaxNewLeases: &maxNew}, Handover: 2 * time.Second}
+}
+
+func fetch(t *testing.T, s *lease.Source, sec *config.Secret) *source.Data {
+	t.Helper()
+	d, err := s.Fetch(t.Context(), sec, source.Live)
+	if err != nil {
+		t.Fatalf("fetch %s: %v", sec.Name, err)
+	}
+	return d
+}
+
+// next waits for the fake Vault's next call and says which it was.
+func next(t *testing.T, f *fakeVault) string {
+	t.Helper()
+	select {
+	case c := <-f.calls:
+		return c
+	case <-time.After(time.Minute):
+		t.Fatal("no Vault call within a minute of real time")
+		return ""
+	}
+}
+
+// Two secrets with the same request share one lease, and fetching again
+// while it is valid mints nothing: a username and a password never come
+// from two leases.
+func TestSecretsShareOneLease(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 10*time.Hour)
+	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	user, pass := leased("db-user", "database/creds/app"), leased("db-pass", "database/creds/app")
+	a, b := fetch(t, s, user), fetch(t, s, pass)
+	next(t, f)
+	for range 5 {
+		fetch(t, s, user)
+	}
+	if minted, _ := f.counts(); minted != 1 || a.Values["username"] != b.Values["username"] {
+		t.Fatalf("%d leases minted, users %v and %v; want one lease for both", minted, a.Values["username"], b.Values["username"])
+	}
+	other := leased("other", "database/creds/other")
+	if fetch(t, s, other); func() int { m, _ := f.counts(); return m }() != 2 {
+		t.Error("another request did not get its own lease")
+	}
+}
+
+// A renewable lease is renewed at about 2/3 of its TTL, never at once;
+// when its max TTL truncates a renewal it is replaced at about 0.9 of its
+// whole life, before it ends, and the secrets that share it are woken to
+// write the new credential.
+func TestRenewThenReplaceBeforeMaxTTL(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Minute, 3*time.Minute)
+	w := &wakes{}
+	s := lease.New(f, settings(3), lease.Options{Clock: clock, Wake: w})
+	user, pass := leased("db-user", "database/creds/app"), leased("db-pass", "database/creds/app")
+	first := fetch(t, s, user)
+	fetch(t, s, pass)
+	next(t, f)
+	start := clock.Now()
+	renewalsAt := []time.Duration{}
+	for {
+		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+		select {
+		case c := <-f.calls:
+			if c == "request" {
+				goto replaced
+			}
+			renewalsAt = append(renewalsAt, clock.Now().Sub(start))
+		default:
+		}
+		if clock.Since(start) > 4*time.Minute {
+			t.Fatalf("no replacement within 4 minutes (renewals at %v)", renewalsAt)
+		}
+	}
+replaced:
+	took := clock.Since(start)
+	if len(renewalsAt) == 0 || renewalsAt[0] < 36*time.Second || renewalsAt[0] > 45*time.Second {
+		t.Errorf("renewals at %v: the first should come at 2/3 of 60s (+-10%%)", renewalsAt)
+	}
+	// The whole life is 3m from the mint: 0.9 of it is 162s (+-10%), and
+	// never later than 3m - (2s handover + 5s margin).
+	if took < 145*time.Second || took > 173*time.Second {
+		t.Errorf("replaced %s after the mint, want about 162s and before 173s", took)
+	}
+	if got := w.taken(); !slices.Equal(got, []string{"db-pass", "db-user"}) {
+		t.Errorf("woken: %v, want both secrets of the lease", got)
+	}
+	if d := fetch(t, s, user); d.Values["username"] == first.Values["username"] {
+		t.Error("after the replacement the secret still gets the old credential")
+	}
+	if minted, _ := f.counts(); minted != 2 {
+		t.Errorf("%d leases minted, want 2", minted)
+	}
+}
+
+// Renewal errors back off (doubling, never spinning) and never mint while
+// the lease is valid; close enough to its end, it is replaced.
+func TestRenewalErrorsBackOff(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 100*time.Hour)
+	f.renewErr = errors.New("vault: 500 internal error")
+	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	fetch(t, s, leased("db", "database/creds/app"))
+	next(t, f)
+	start := clock.Now()
+	for clock.Since(start) < 58*time.Minute {
+		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(10 * time.Second)
+		select {
+		case c := <-f.calls:
+			if c == "request" {
+				t.Fatalf("a new lease was minted %s after the mint, while the old one was valid", clock.Since(start))
+			}
+		default:
+		}
+	}
+	minted, renewals := f.counts()
+	// From 40 minutes on, backing off from 1s to half the remaining life:
+	// about a dozen tries, not thousands.
+	if renewals < 5 || renewals > 30 || minted != 1 {
+		t.Errorf("%d renewal attempts and %d mints in 58 minutes; want a bounded back-off and no new lease", renewals, minted)
+	}
+	t.Logf("%d renewal attempts in the 18 minutes after the first renewal was due", renewals)
+}
+
+// A lease revoked behind the sidecar's back is replaced at once.
+func TestRevokedLeaseReplacedAtOnce(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 100*time.Hour)
+	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	fetch(t, s, leased("db", "database/creds/app"))
+	next(t, f)
+	f.mu.Lock()
+	f.renewErr = fmt.Errorf("%w: lease not found", vault.ErrLeaseGone)
+	f.mu.Unlock()
+	if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(45 * time.Minute)
+	if c := next(t, f); c != "renew" {
+		t.Fatalf("first call %q, want the renewal", c)
+	}
+	if c := next(t, f); c != "request" {
+		t.Fatalf("after 'lease not found': %q, want a new lease at once", c)
+	}
+}
+
+// A lease that must be replaced more often than its period allows (a
+// few seconds' TTL, never renewable: what a broken renew statement looks
+// like) hits the new-lease cap: a bounded number of new credentials per
+// lease period, not a loop.
+func TestNewLeaseCap(t *testing.T) {
+	minted := func(maxNew int) int {
+		clock := clockwork.NewFakeClock()
+		f := newFakeVault(clock, 20*time.Second, 20*time.Second)
+		f.renewable = false
+		st := settings(maxNew)
+		st.Handover = 12 * time.Second // replacements due every ~3s (20s - 12s - 5s)
+		s := lease.New(f, st, lease.Options{Clock: clock})
+		fetch(t, s, leased("db", "database/creds/app"))
+		start := clock.Now()
+		for clock.Since(start) < 10*time.Minute {
+			if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Second)
+			for len(f.calls) > 0 {
+				<-f.calls
+			}
+		}
+		n, _ := f.counts()
+		return n
+	}
+	uncapped, capped := minted(1000), minted(2)
+	// Uncapped: one every ~3s, about 200. Capped: at most 2 per 20s, and
+	// a refusal waits at least a minute: about 15.
+	if capped > 10*60/20*2+1 || capped*5 > uncapped {
+		t.Fatalf("%d leases minted in 10 minutes with the cap at 2, %d without", capped, uncapped)
+	}
+	t.Logf("in 10 minutes: %d leases with max_new_leases 2, %d without a cap", capped, uncapped)
+}
+
+// A dry run never mints: it answers from the current lease or says it
+// would mint.
+func TestPeekNeverMints(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 10*time.Hour)
+	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	sec := leased("db", "database/creds/app")
+	if _, err := s.Fetch(t.Context(), sec, source.Peek); !errors.Is(err, source.ErrWouldChange) {
+		t.Fatalf("peek with no lease: %v, want ErrWouldChange", err)
+	}
+	post := leased("cert", "pki/issue/web")
+	post.Lease.Method = http.MethodPost
+	if _, err := s.Fetch(t.Context(), post, source.Peek); !errors.Is(err, source.ErrWouldChange) || !strings.Contains(err.Error(), "would mint") {
+		t.Fatalf("peek of a POST: %v", err)
+	}
+	if minted, _ := f.counts(); minted != 0 {
+		t.Fatalf("a dry run minted %d leases", minted)
+	}
+	live := fetch(t, s, sec)
+	next(t, f)
+	d, err := s.Fetch(t.Context(), sec, source.Peek)
+	if err != nil || d.Values["username"] != live.Values["username"] {
+		t.Fatalf("peek with a lease: %v, %v", d, err)
+	}
+}
+
+// A lease made under a token that a new login replaced is replaced under
+// the new token before the old token's expiry: it would die with it.
+func TestReplacedBeforeItsTokenEnds(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, 24*time.Hour, 100*time.Hour)
+	f.token = vault.TokenLife{Gen: 1, Expiry: clock.Now().Add(time.Hour), Final: true}
+	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	fetch(t, s, leased("db", "database/creds/app"))
+	next(t, f)
+	f.mu.Lock()
+	f.token = vault.TokenLife{Gen: 2, Expiry: clock.Now().Add(48 * time.Hour)}
+	f.mu.Unlock()
+	start := clock.Now()
+	if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	if c := next(t, f); c != "request" {
+		t.Fatalf("%q, want a new lease", c)
+	}
+	if took := clock.Since(start); took > time.Hour {
+		t.Fatalf("replaced %s after the mint, after the token's end", took)
+	}
+}
+
+// Stop revokes the current leases when revoke_on_shutdown is lease, and
+// nothing with NoRevoke (once).
+func TestRevokeOnShutdown(t *testing.T) {
+	for _, noRevoke := range []bool{false, true} {
+		clock := clockwork.NewFakeClock()
+		f := newFakeVault(clock, time.Hour, 10*time.Hour)
+		st := settings(3)
+		st.NoRevoke = noRevoke
+		s := lease.New(f, st, lease.Options{Clock: clock})
+		fetch(t, s, leased("db", "database/creds/app"))
+		if err := s.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		n := len(f.revoked)
+		f.mu.Unlock()
+		if want := map[bool]int{false: 1, true: 0}[noRevoke]; n != want {
+			t.Errorf("NoRevoke %v: %d revoked, want %d", noRevoke, n, want)
+		}
+	}
+}

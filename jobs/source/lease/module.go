@@ -1,0 +1,39 @@
+package lease
+
+import (
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+// Module provides the lease source, stopped (and, as revoke_on_shutdown
+// says, its leases revoked) with the app. Supply RunSettings.
+var Module = fx.Module("lease", fx.Provide(newFx))
+
+// RunSettings are what the command decides: once never revokes (the
+// daemon that follows it takes its leases over).
+type RunSettings struct {
+	NoRevoke bool
+}
+
+// Params are the source's dependencies in fx.
+type Params struct {
+	fx.In
+
+	Config    *config.Config
+	Client    Client
+	Wake      *source.Wake
+	Log       *zap.Logger
+	Run       RunSettings
+	Lifecycle fx.Lifecycle
+}
+
+func newFx(p Params) *Source {
+	n := p.Config.Notify
+	s := New(p.Client, Settings{Leases: p.Config.Leases, Handover: n.Debounce.Duration + n.Splay.Duration, NoRevoke: p.Run.NoRevoke},
+		Options{Log: p.Log.Named("lease"), Wake: p.Wake})
+	p.Lifecycle.Append(fx.StopHook(s.Stop))
+	return s
+}
