@@ -18,6 +18,9 @@ const (
 	PlanUpdate    = "update"
 	PlanUnchanged = "unchanged"
 	PlanError     = "error"
+	// PlanMint: only a new credential (a lease) could answer; a dry run
+	// never mints one, so what would be written is not known.
+	PlanMint = "mint"
 )
 
 // maxExisting bounds how much of an existing destination a dry run reads.
@@ -28,14 +31,16 @@ const maxExisting = 16 << 20
 type Plan struct {
 	Secret      string
 	Destination string
-	Action      string   // PlanCreate, PlanUpdate, PlanUnchanged or PlanError
+	Action      string   // PlanCreate, PlanUpdate, PlanUnchanged, PlanMint or PlanError
 	Changes     []string // for PlanUpdate: "content", "mode", "owner", "group"
 	Keys        KeyDiff  // for a format (env, properties, json, yaml) whose content changes
 	Err         error    // for PlanError
 }
 
 // Changed reports whether a sync would write the destination.
-func (p Plan) Changed() bool { return p.Action == PlanCreate || p.Action == PlanUpdate }
+func (p Plan) Changed() bool {
+	return p.Action == PlanCreate || p.Action == PlanUpdate || p.Action == PlanMint
+}
 
 // String is the plan as one line: "update db /s/db.env (content) keys: +A ~B".
 func (p Plan) String() string {
@@ -46,6 +51,8 @@ func (p Plan) String() string {
 		if k := p.Keys.String(); k != "" {
 			line += " keys: " + k
 		}
+	case PlanMint:
+		line += " (would mint a new lease; a dry run does not)"
 	case PlanError:
 		var se *SyncError
 		if errors.As(p.Err, &se) {
@@ -71,6 +78,10 @@ func (e destError) Unwrap() error { return e.error }
 func (s *Syncer) Plan(ctx context.Context, j *Job) (Plan, error) {
 	pl := planner{plan: Plan{Secret: j.Secret.Name, Destination: j.Secret.Destination}, format: j.Secret.Format}
 	if _, _, _, serr := s.pipeline(ctx, j, source.Peek, pl.write); serr != nil {
+		if errors.Is(serr, source.ErrWouldChange) {
+			pl.plan.Action = PlanMint
+			return pl.plan, nil
+		}
 		return pl.plan, serr
 	}
 	return pl.plan, nil

@@ -122,7 +122,7 @@ func syncingOptions(g globals, env config.Env) []fx.Option {
 		notify.Module,
 		reload.Module,
 		as[*metrics.Metrics](new(breaker.StateObserver), new(vault.TokenObserver), new(status.ReadyObserver),
-			new(notify.Recorder), new(jobs.Recorder), new(reload.Recorder)),
+			new(notify.Recorder), new(jobs.Recorder), new(reload.Recorder), new(lease.Recorder)),
 		as[*status.Tracker](new(notify.StatusSink), new(jobs.StatusSink), new(httpserver.Readiness)),
 		as[*notify.Notifier](new(jobs.ChangeNotifier)),
 		as[*vault.Client](new(notify.CredentialSource)),
@@ -158,7 +158,7 @@ func onceOptions(g globals, env config.Env, settings modes.OnceSettings) []fx.Op
 		// No metrics endpoint, status file or change actions: once reports
 		// by its exit code and writes files before the application starts.
 		fx.Supply(metrics.Discard{}, status.Discard{}, notify.Discard{}),
-		as[metrics.Discard](new(breaker.StateObserver), new(vault.TokenObserver), new(jobs.Recorder)),
+		as[metrics.Discard](new(breaker.StateObserver), new(vault.TokenObserver), new(jobs.Recorder), new(lease.Recorder)),
 		as[status.Discard](new(jobs.StatusSink)),
 		as[notify.Discard](new(jobs.ChangeNotifier)),
 	)

@@ -81,8 +81,9 @@ type entry struct {
 type runState struct {
 	busy        atomic.Bool
 	phased      atomic.Bool
-	woken       atomic.Bool  // the source has new data: sync now, too soon or not
-	lastSuccess atomic.Int64 // unix nanoseconds; 0: none yet
+	woken       atomic.Bool   // the source has new data: sync now, too soon or not
+	kick        chan struct{} // wakes a run waiting its tail (buffered 1)
+	lastSuccess atomic.Int64  // unix nanoseconds; 0: none yet
 }
 
 // DaemonSettings are NewDaemon's plain values; zero fields get the
@@ -225,6 +226,10 @@ func (d *Daemon) runNow(name string) {
 	}
 	e.rs.woken.Store(true)
 	if e.rs.busy.Load() {
+		select { // a run waiting its tail syncs again at once
+		case e.rs.kick <- struct{}{}:
+		default:
+		}
 		return
 	}
 	for _, j := range d.sched.Jobs() {
@@ -247,7 +252,7 @@ func (d *Daemon) add(sec config.Secret) error {
 	files.CleanTemp(sec.Destination)
 	sched := schedule.Every(sec.RefreshInterval.Duration)
 	start := gocron.WithStartImmediately()
-	rs := &runState{}
+	rs := &runState{kick: make(chan struct{}, 1)}
 	if d.delayFirst {
 		start = gocron.WithStartDateTime(d.clock.Now().Add(sched.FirstRun()))
 		rs.phased.Store(true)
@@ -317,28 +322,33 @@ func (d *Daemon) run(jobCtx context.Context, job *jobs.Job, rs *runState) {
 	if err == nil {
 		rs.lastSuccess.Store(d.clock.Now().UnixNano())
 	}
-	if rs.woken.Swap(false) && jobCtx.Err() == nil {
-		// Woken while this run was in flight: its data may predate the
-		// source's new data.
-		if err := d.syncSlot(jobCtx, job); err == nil {
-			rs.lastSuccess.Store(d.clock.Now().UnixNano())
-		}
-	}
 	spread := !rs.phased.Swap(true) || attempts > 1
-	d.wait(jobCtx, sched.Tail(spread))
+	if !d.wait(jobCtx, sched.Tail(spread), rs.kick) && !rs.woken.Load() {
+		return
+	}
+	// Woken while this run was in flight or waiting its tail: its data may
+	// predate the source's new data.
+	rs.woken.Store(false)
+	if err := d.syncSlot(jobCtx, job); err == nil {
+		rs.lastSuccess.Store(d.clock.Now().UnixNano())
+	}
 }
 
-// wait waits d on the daemon's clock, or until jobCtx ends.
-func (d *Daemon) wait(jobCtx context.Context, dur time.Duration) {
+// wait waits dur on the daemon's clock, until jobCtx ends, or until kick
+// (then it reports true).
+func (d *Daemon) wait(jobCtx context.Context, dur time.Duration, kick <-chan struct{}) bool {
 	if dur <= 0 {
-		return
+		return false
 	}
 	t := d.clock.NewTimer(dur)
 	defer t.Stop()
 	select {
 	case <-jobCtx.Done():
 	case <-t.Chan():
+	case <-kick:
+		return jobCtx.Err() == nil
 	}
+	return false
 }
 
 // syncSlot syncs job once while holding one of the maxConcurrentSyncs slots.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/kv"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
@@ -190,5 +192,77 @@ func TestStartupSyncsBounded(t *testing.T) {
 	t.Logf("at most %d of %d reads in flight at once", f.max, n)
 	if f.max > maxConcurrentSyncs || f.max < 2 {
 		t.Fatalf("%d reads in flight at once, want 2..%d", f.max, maxConcurrentSyncs)
+	}
+}
+
+// signallingFetcher names each read's path on a channel.
+type signallingFetcher struct{ reads chan string }
+
+func (f *signallingFetcher) Read(_ context.Context, req vault.ReadRequest) (*vault.Secret, error) {
+	f.reads <- req.Path
+	return &vault.Secret{Data: map[string]any{"v": "x"}, Version: 1, KVVersion: 2}, nil
+}
+
+// TestWokenSecretSyncsAtOnce: a secret its source wakes (a lease
+// replaced) is read again at once, though its last success was a moment
+// ago and its refresh is an hour away; the others are not.
+func TestWokenSecretSyncsAtOnce(t *testing.T) {
+	f := &signallingFetcher{reads: make(chan string, 10)}
+	log := zap.NewNop()
+	clock := clockwork.NewFakeClock()
+	syncer := jobs.NewSyncer(kv.New(f), log, jobs.SyncerOptions{})
+	dir := t.TempDir()
+	a, b := testSecret(dir, "a", time.Hour), testSecret(dir, "b", time.Hour)
+	wake := source.NewWake()
+	d, err := NewDaemon(&config.Config{Secrets: []config.Secret{a, b}}, syncer, log, DaemonSettings{Clock: clock}, DaemonOptions{Wake: wake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	read := func() string {
+		t.Helper()
+		select {
+		case p := <-f.reads:
+			return p
+		case <-time.After(time.Minute):
+			t.Fatal("no read within a minute of real time")
+			return ""
+		}
+	}
+	first := []string{read(), read()}
+	slices.Sort(first)
+	if !slices.Equal(first, []string{"a", "b"}) {
+		t.Fatalf("first runs read %v", first)
+	}
+	// Both jobs are in their first run's tail now (waiting on the clock).
+	if err := clock.BlockUntilContext(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	wake.Wake("a")
+	if p := read(); p != "a" {
+		t.Fatalf("after waking a, %s was read", p)
+	}
+	// a's run has ended (gocron waits an hour for the next one): a wake
+	// now runs the job through gocron at once, too soon or not.
+	for {
+		d.mu.Lock()
+		busy := d.entries["a"].rs.busy.Load()
+		d.mu.Unlock()
+		if !busy {
+			break
+		}
+		runtime.Gosched()
+	}
+	wake.Wake("a")
+	if p := read(); p != "a" {
+		t.Fatalf("after waking a again, %s was read", p)
+	}
+	select {
+	case p := <-f.reads:
+		t.Fatalf("an extra read of %s", p)
+	default:
 	}
 }

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
@@ -51,7 +52,7 @@ secrets:
 		t.Fatal(err)
 	}
 	user, pass, cert, cert2, plain := &cfg.Secrets[0], &cfg.Secrets[1], &cfg.Secrets[2], &cfg.Secrets[3], &cfg.Secrets[4]
-	if user.Lease.Method != "GET" || pass.Lease.Method != "GET" || cert.Lease.Method != "POST" {
+	if user.Lease.Method != http.MethodGet || pass.Lease.Method != http.MethodGet || cert.Lease.Method != http.MethodPost {
 		t.Errorf("methods: %q %q %q", user.Lease.Method, pass.Lease.Method, cert.Lease.Method)
 	}
 	if user.VaultPath() != "database/creds/app" || plain.VaultPath() != "kv/app" {

@@ -51,3 +51,15 @@ func (Discard) ConfigReload(Result) {}
 
 // Ready records nothing.
 func (Discard) Ready(bool) {}
+
+// LeaseIssued records nothing.
+func (Discard) LeaseIssued(string) {}
+
+// LeaseRenewed records nothing.
+func (Discard) LeaseRenewed(Result) {}
+
+// LeaseRevoked records nothing.
+func (Discard) LeaseRevoked(Result) {}
+
+// LeaseExpiry records nothing.
+func (Discard) LeaseExpiry(string, time.Time) {}

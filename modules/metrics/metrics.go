@@ -114,6 +114,7 @@ type Metrics struct {
 	actionTime    *prometheus.HistogramVec
 	buildInfo     *prometheus.GaugeVec
 	*outlook
+	*leases
 }
 
 // New creates the metrics on a new private registry together with the Go
@@ -171,6 +172,7 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 			Help: "Always 1; labelled with the version, commit and Go version of the binary.",
 		}, []string{"version", "commit", "goversion"}),
 		outlook: newOutlook(),
+		leases:  newLeases(),
 	}
 	reg := prometheus.NewRegistry()
 	for _, c := range append([]prometheus.Collector{
@@ -178,7 +180,7 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.fetches, m.errors, m.fetchDuration, m.breakerState, m.lastSuccess,
 		m.fileWrites, m.configReloads, m.ready, m.tokenExpiry, m.actions, m.actionTime, m.buildInfo,
-	}, m.collectors()...) {
+	}, append(m.outlook.collectors(), m.leases.collectors()...)...) {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, err
 		}
@@ -286,6 +288,7 @@ func (m *Metrics) Forget(secret, vaultPath string) {
 	name := prometheus.Labels{"secret_name": secret}
 	m.lastSuccess.DeletePartialMatch(name)
 	m.fileWrites.DeletePartialMatch(name)
+	m.expiry.DeletePartialMatch(name)
 	m.forget(secret)
 }
 

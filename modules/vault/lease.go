@@ -197,6 +197,16 @@ func (c *Client) Revoke(ctx context.Context, id logging.Redacted) error {
 	return err
 }
 
+// RevokeSelf revokes the client's token, and with it every lease made
+// under it (revoke_on_shutdown: token; needs auth/token/revoke-self).
+func (c *Client) RevokeSelf(ctx context.Context) error {
+	cn := c.cur.Load()
+	return cn.call(ctx, "revoke the token", func(ctx context.Context) error {
+		_, err := cn.apis.data.Logical().WriteWithContext(ctx, "auth/token/revoke-self", nil)
+		return err
+	})
+}
+
 // Lookup reports a lease's remaining TTL and renewability as Vault has it
 // (adopting a recorded lease after a restart).
 func (c *Client) Lookup(ctx context.Context, id logging.Redacted) (time.Duration, bool, error) {

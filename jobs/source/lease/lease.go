@@ -23,6 +23,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
@@ -31,7 +32,16 @@ type Client interface {
 	Request(ctx context.Context, req vault.LeaseRequest) (*vault.Leased, error)
 	Renew(ctx context.Context, id logging.Redacted, increment time.Duration) (time.Duration, bool, error)
 	Revoke(ctx context.Context, id logging.Redacted) error
+	RevokeSelf(ctx context.Context) error
 	TokenLife() vault.TokenLife
+}
+
+// Recorder receives the lease metrics (*metrics.Metrics).
+type Recorder interface {
+	LeaseIssued(reason string)
+	LeaseRenewed(res metrics.Result)
+	LeaseRevoked(res metrics.Result)
+	LeaseExpiry(secret string, t time.Time)
 }
 
 // Waker hears of a secret whose source has new data to write now (the
@@ -61,9 +71,10 @@ type Settings struct {
 
 // Options are the source's collaborators; nil ones get harmless defaults.
 type Options struct {
-	Clock clockwork.Clock
-	Log   *zap.Logger
-	Wake  Waker
+	Clock    clockwork.Clock
+	Log      *zap.Logger
+	Wake     Waker
+	Recorder Recorder
 }
 
 // Source serves leased secrets.
@@ -73,6 +84,7 @@ type Source struct {
 	clock clockwork.Clock
 	log   *zap.Logger
 	wake  Waker
+	rec   Recorder
 
 	ctx    context.Context // the timers' calls; cancelled by Stop
 	cancel context.CancelFunc
@@ -83,7 +95,10 @@ type Source struct {
 
 // New returns a source making its calls through c.
 func New(c Client, s Settings, o Options) *Source {
-	src := &Source{c: c, s: s, clock: o.Clock, log: o.Log, wake: o.Wake, leases: map[string]*lease{}}
+	src := &Source{c: c, s: s, clock: o.Clock, log: o.Log, wake: o.Wake, rec: o.Recorder, leases: map[string]*lease{}}
+	if src.rec == nil {
+		src.rec = metrics.Discard{}
+	}
 	if src.clock == nil {
 		src.clock = clockwork.NewRealClock()
 	}
@@ -223,11 +238,21 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 	if resp.Duration > 0 {
 		l.end = resp.Received.Add(resp.Duration)
 	}
+	s.rec.LeaseIssued(reason)
+	s.exportExpiry(l)
 	s.log.Info("lease minted", zap.String("lease_path", l.req.Path), zap.String("reason", reason),
 		zap.Duration("ttl", resp.Duration), zap.Bool("renewable", resp.Renewable), zap.Bool("lease", resp.ID != ""),
 		zap.Strings("secrets", l.names()))
 	s.plan(l, now)
 	return nil
+}
+
+// exportExpiry sets the expiry gauge of every secret of the lease (the
+// caller holds l.mu).
+func (s *Source) exportExpiry(l *lease) {
+	for n := range l.secrets {
+		s.rec.LeaseExpiry(n, l.end)
+	}
 }
 
 func (l *lease) names() []string {
@@ -314,6 +339,11 @@ func (s *Source) renew(l *lease) {
 	asked := l.cur.Duration
 	d, renewable, err := s.c.Renew(ctx, l.cur.ID, asked)
 	now := s.clock.Now()
+	if err != nil {
+		s.rec.LeaseRenewed(metrics.ResultError)
+	} else {
+		s.rec.LeaseRenewed(metrics.ResultSuccess)
+	}
 	switch {
 	case errors.Is(err, vault.ErrLeaseGone):
 		s.log.Warn("lease revoked or lost: replacing it", zap.String("lease_path", l.req.Path), zap.Error(err))
@@ -340,6 +370,7 @@ func (s *Source) renew(l *lease) {
 	if d < asked || !renewable {
 		l.final = true
 	}
+	s.exportExpiry(l)
 	s.log.Debug("lease renewed", zap.String("lease_path", l.req.Path), zap.Duration("ttl", d), zap.Bool("final", l.final))
 	s.plan(l, now)
 }
@@ -405,6 +436,7 @@ func (s *Source) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	var errs []error
+	revoke := !s.s.NoRevoke && s.s.Leases.RevokeOnShutdown == config.RevokeLease
 	for _, l := range leases {
 		l.mu.Lock()
 		if l.timer != nil {
@@ -415,14 +447,25 @@ func (s *Source) Stop(ctx context.Context) error {
 			id = l.cur.ID
 		}
 		l.mu.Unlock()
-		if id == "" || s.s.NoRevoke || s.s.Leases.RevokeOnShutdown != config.RevokeLease {
+		if id == "" || !revoke {
 			continue
 		}
 		if err := s.c.Revoke(ctx, id); err != nil {
+			s.rec.LeaseRevoked(metrics.ResultError)
 			errs = append(errs, fmt.Errorf("revoke the lease of %s: %w", l.req.Path, err))
 			continue
 		}
+		s.rec.LeaseRevoked(metrics.ResultSuccess)
 		s.log.Info("lease revoked on shutdown", zap.String("lease_path", l.req.Path))
+	}
+	if !s.s.NoRevoke && s.s.Leases.RevokeOnShutdown == config.RevokeToken && len(leases) > 0 {
+		if err := s.c.RevokeSelf(ctx); err != nil {
+			s.rec.LeaseRevoked(metrics.ResultError)
+			errs = append(errs, fmt.Errorf("revoke the token: %w", err))
+		} else {
+			s.rec.LeaseRevoked(metrics.ResultSuccess)
+			s.log.Info("token revoked on shutdown, and with it every lease it made")
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -439,6 +482,6 @@ func (s *Source) Apply(_ context.Context, cfg *config.Config) error {
 func sameLeases(a, b config.Leases) bool {
 	eqf := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	eqi := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.StateDir == b.StateDir && a.RevokeOnShutdown == b.RevokeOnShutdown &&
+	return a.RevokeOnShutdown == b.RevokeOnShutdown &&
 		eqf(a.RenewFraction, b.RenewFraction) && eqf(a.ReplaceFraction, b.ReplaceFraction) && eqi(a.MaxNewLeases, b.MaxNewLeases)
 }

@@ -78,6 +78,13 @@ func (f *fakeVault) Revoke(_ context.Context, id logging.Redacted) error {
 	return nil
 }
 
+func (f *fakeVault) RevokeSelf(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revoked = append(f.revoked, "token")
+	return nil
+}
+
 func (f *fakeVault) TokenLife() vault.TokenLife {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -25,6 +25,7 @@ type Params struct {
 	Config    *config.Config
 	Client    Client
 	Wake      *source.Wake
+	Recorder  Recorder
 	Log       *zap.Logger
 	Run       RunSettings
 	Lifecycle fx.Lifecycle
@@ -33,7 +34,7 @@ type Params struct {
 func newFx(p Params) *Source {
 	n := p.Config.Notify
 	s := New(p.Client, Settings{Leases: p.Config.Leases, Handover: n.Debounce.Duration + n.Splay.Duration, NoRevoke: p.Run.NoRevoke},
-		Options{Log: p.Log.Named("lease"), Wake: p.Wake})
+		Options{Log: p.Log.Named("lease"), Wake: p.Wake, Recorder: p.Recorder})
 	p.Lifecycle.Append(fx.StopHook(s.Stop))
 	return s
 }
