@@ -78,7 +78,7 @@ type DataObserver interface {
 
 // Renderer turns a secret's data into file content (*render.Renderer).
 type Renderer interface {
-	Render(data map[string]any) ([]byte, error)
+	RenderLease(data map[string]any, lease *render.Lease) ([]byte, error)
 }
 
 // SyncError is a failed sync: which secret, which stage, why. Its text
@@ -367,7 +367,7 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write f
 	}
 
 	_, rspan := s.tracer.Start(ctx, "render")
-	content, err := j.renderer.Render(data.Values)
+	content, err := j.renderer.RenderLease(data.Values, (*render.Lease)(data.Lease))
 	endSpan(rspan, err)
 	if err != nil {
 		return fail(metrics.StageRender, err)

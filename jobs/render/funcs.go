@@ -39,6 +39,9 @@ var funcNames = sync.OnceValue(func() map[string]any {
 	for _, name := range []string{"and", "call", "eq", "ge", "gt", "index", "le", "len", "lt", "ne", "not", "or", "slice"} {
 		names[name] = true // the parser wants a non-nil value
 	}
+	for name := range leaseFuncs(&meter{}) {
+		names[name] = true
+	}
 	return names
 })
 

@@ -21,7 +21,7 @@ const (
 
 // guardFuncs are the instrumentation functions bound to one meter.
 func guardFuncs(m *meter) template.FuncMap {
-	return template.FuncMap{
+	fm := template.FuncMap{
 		fnIter: func() (string, error) { return "", m.charge(1) },
 		fnEnter: func() (string, error) {
 			m.depth++
@@ -44,6 +44,10 @@ func guardFuncs(m *meter) template.FuncMap {
 			return v, nil
 		},
 	}
+	for name, fn := range leaseFuncs(m) {
+		fm[name] = fn
+	}
+	return fm
 }
 
 // instrument rewrites every template tree of t so that each range iteration

@@ -57,6 +57,7 @@ func limitf(format string, args ...any) error {
 type meter struct {
 	used  int64
 	depth int
+	lease *Lease // this render's lease (leaseFuncs); nil for a KV secret
 }
 
 func (m *meter) reset() { *m = meter{} }

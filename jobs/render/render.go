@@ -269,10 +269,15 @@ func checkBranch(t *template.Template, tr *parse.Tree, b *parse.BranchNode) erro
 // Render produces the file content from the secret's data, as Vault returned
 // it (JSON-decoded: string, json.Number or float64, bool, nil, map[string]any,
 // []any). The error, if any, is an *Error.
-func (r *Renderer) Render(data map[string]any) ([]byte, error) {
+func (r *Renderer) Render(data map[string]any) ([]byte, error) { return r.RenderLease(data, nil) }
+
+// RenderLease is Render for a leased secret: a template's lease functions
+// answer from lease (nil: they fail, as for a KV secret). key and format
+// outputs hold the data only.
+func (r *Renderer) RenderLease(data map[string]any, lease *Lease) ([]byte, error) {
 	switch r.kind {
 	case kindTemplate:
-		return r.execute(data)
+		return r.execute(data, lease)
 	case kindKey:
 		out, found, err := renderKey(data, r.key)
 		switch {
@@ -305,7 +310,7 @@ func (r *Renderer) renderFormat(data map[string]any) ([]byte, error) {
 	}
 }
 
-func (r *Renderer) execute(data map[string]any) (out []byte, err error) {
+func (r *Renderer) execute(data map[string]any, lease *Lease) (out []byte, err error) {
 	in, err := r.get()
 	if err != nil {
 		return nil, r.fail(err.Error(), data, "", false)
@@ -320,6 +325,7 @@ func (r *Renderer) execute(data map[string]any) (out []byte, err error) {
 		r.put(in)
 	}()
 	in.m.reset()
+	in.m.lease = lease
 	in.out.b = in.out.b[:0]
 	if e := in.t.Execute(&in.out, dot(data)); e != nil {
 		return nil, r.execError(e, data)

@@ -41,6 +41,16 @@ type Data struct {
 	Version int
 	// Created is when that version was created; zero when unknown.
 	Created time.Time
+	// Lease is the data's lease (leased sources; nil for KV): what the
+	// template's lease functions tell, never the lease id.
+	Lease *Lease
+}
+
+// Lease is what is known of a lease.
+type Lease struct {
+	Expires   time.Time     // as last granted; zero: unknown
+	TTL       time.Duration // the TTL last granted
+	Renewable bool
 }
 
 func (d Data) summary() string {
@@ -48,7 +58,11 @@ func (d Data) summary() string {
 	if !d.Created.IsZero() {
 		created = " Created:" + d.Created.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("source.Data{Version:%d%s Values:%s (%d fields)}", d.Version, created, logging.RedactedText, len(d.Values))
+	lease := ""
+	if d.Lease != nil {
+		lease = fmt.Sprintf(" Lease:{TTL:%s Renewable:%t}", d.Lease.TTL, d.Lease.Renewable)
+	}
+	return fmt.Sprintf("source.Data{Version:%d%s%s Values:%s (%d fields)}", d.Version, created, lease, logging.RedactedText, len(d.Values))
 }
 
 // String implements fmt.Stringer.

@@ -199,6 +199,9 @@ func (l *lease) serves(now time.Time) bool {
 
 func (l *lease) data() *source.Data {
 	d := &source.Data{Values: l.cur.Data}
+	if l.cur.ID != "" {
+		d.Lease = &source.Lease{Expires: l.end, TTL: l.ttl, Renewable: l.cur.Renewable && !l.final}
+	}
 	return d
 }
 
