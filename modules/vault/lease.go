@@ -158,6 +158,9 @@ func (c *Client) Renew(ctx context.Context, id logging.Redacted, increment time.
 	cn := c.cur.Load()
 	ctx, span := cn.tracer.Start(ctx, "vault.lease.renew", trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
+	if _, err := cn.ensureToken(ctx); err != nil {
+		return 0, false, err
+	}
 	var sec *api.Secret
 	err := cn.call(ctx, "renew lease", func(ctx context.Context) error {
 		var err error
@@ -185,6 +188,9 @@ func (c *Client) Revoke(ctx context.Context, id logging.Redacted) error {
 	cn := c.cur.Load()
 	ctx, span := cn.tracer.Start(ctx, "vault.lease.revoke", trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
+	if _, err := cn.ensureToken(ctx); err != nil {
+		return err
+	}
 	err := cn.call(ctx, "revoke lease", func(ctx context.Context) error {
 		_, err := cn.apis.data.Logical().WriteWithContext(ctx, "sys/leases/revoke", map[string]any{"lease_id": id.Reveal(), "sync": false})
 		return err
@@ -201,6 +207,9 @@ func (c *Client) Revoke(ctx context.Context, id logging.Redacted) error {
 // under it (revoke_on_shutdown: token; needs auth/token/revoke-self).
 func (c *Client) RevokeSelf(ctx context.Context) error {
 	cn := c.cur.Load()
+	if _, err := cn.ensureToken(ctx); err != nil {
+		return err
+	}
 	return cn.call(ctx, "revoke the token", func(ctx context.Context) error {
 		_, err := cn.apis.data.Logical().WriteWithContext(ctx, "auth/token/revoke-self", nil)
 		return err
@@ -211,6 +220,9 @@ func (c *Client) RevokeSelf(ctx context.Context) error {
 // (adopting a recorded lease after a restart).
 func (c *Client) Lookup(ctx context.Context, id logging.Redacted) (time.Duration, bool, error) {
 	cn := c.cur.Load()
+	if _, err := cn.ensureToken(ctx); err != nil {
+		return 0, false, err
+	}
 	var sec *api.Secret
 	err := cn.call(ctx, "look up lease", func(ctx context.Context) error {
 		var err error
