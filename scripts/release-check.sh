@@ -86,7 +86,8 @@ finish() {
 		[[ -z $pulled ]] || docker rmi "$pulled" >/dev/null || code=1
 	fi
 	for p in $vault_pid $registry_pid; do
-		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
 	done
 	engine_stop
 	rm -rf "$tmp"
