@@ -137,7 +137,7 @@ COSIGN := $(TOOLS)/cosign-$(COSIGN_VERSION)/cosign
 $(COSIGN):
 	@cached=$(TOOLS_CACHE)/cosign-$(COSIGN_VERSION)/cosign; \
 	if [ ! -x "$$cached" ]; then \
-		echo "installing cosign $(COSIGN_VERSION) into $$(dirname $$cached) (go install, once per version)"; \
+		echo "installing cosign $(COSIGN_VERSION) into $$(dirname $$cached) (go install, once per version)" >&2; \
 		GOBIN=$$(dirname $$cached) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION); \
 	fi; \
 	mkdir -p $(dir $@) && cp "$$cached" $@.tmp && mv $@.tmp $@

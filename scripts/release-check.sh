@@ -64,8 +64,9 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 if ! command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
 	missing+=(docker.io)
 fi
+command -v ss >/dev/null || missing+=(iproute2) # the registry's port
 [[ ${#missing[@]} -eq 0 ]] || engine_install "${missing[@]}"
-for c in docker-registry docker curl jq; do
+for c in docker-registry docker curl jq ss; do
 	command -v "$c" >/dev/null || fail "no $c"
 done
 
@@ -135,7 +136,7 @@ COSIGN_PASSWORD=$(head -c 18 /dev/urandom | base64)
 export COSIGN_PASSWORD
 (cd "$tmp" && "$cosign" generate-key-pair >/dev/null 2>&1) || fail "cosign generate-key-pair"
 t0=$(date +%s)
-COSIGN_KEY=$tmp/cosign.key COSIGN_PUBLIC_KEY=$tmp/cosign.pub SBOM_DIR=$tmp/sbom \
+SIGN_KEY=$tmp/cosign.key SIGN_PUBLIC_KEY=$tmp/cosign.pub SBOM_DIR=$tmp/sbom \
 	scripts/release-image.sh "$image" "$tag" >"$tmp/outputs"
 declare -A o
 while IFS='=' read -r k v; do o[$k]=$v; done <"$tmp/outputs"

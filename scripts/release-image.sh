@@ -32,12 +32,12 @@
 # Environment:
 #   COSIGN, CYCLONEDX_GOMOD  the tools (the make targets install them)
 #   GO                       the go command (default go)
-#   COSIGN_KEY               set: sign with this key file (COSIGN_PASSWORD
+#   SIGN_KEY                 set: sign with this key file (COSIGN_PASSWORD
 #                            unlocks it), without a transparency log, and
-#                            verify with COSIGN_PUBLIC_KEY; unset: keyless,
+#                            verify with SIGN_PUBLIC_KEY; unset: keyless,
 #                            with the workflow's OIDC identity, verified
-#                            against COSIGN_IDENTITY_REGEXP and
-#                            COSIGN_OIDC_ISSUER
+#                            against SIGN_IDENTITY_REGEXP and
+#                            SIGN_OIDC_ISSUER
 #   SBOM_DIR                 where the SBOMs go (default dist)
 #
 # A registry on a loopback address (127.0.0.1:PORT, localhost:PORT) is
@@ -79,21 +79,25 @@ tags=("${version//+/-}")
 if [[ -z ${BASH_REMATCH[4]}${BASH_REMATCH[5]} ]]; then
 	tags+=("${BASH_REMATCH[1]}.${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}")
 fi
-[[ -f dist/artifacts.json ]] || fail "dist/artifacts.json missing: run goreleaser release (or make release-snapshot) first"
+[[ -f dist/artifacts.json && -f dist/metadata.json ]] || fail "dist/ missing: run goreleaser release (or make release-snapshot) first"
+# The labels, annotations and timestamps are HEAD's: dist/ must be too.
+built=$(jq -r .commit dist/metadata.json)
+[[ $built == "$(git rev-parse HEAD)" ]] ||
+	fail "dist/ was built at commit $built, HEAD is $(git rev-parse HEAD): build it again (make release-snapshot)"
 
 # Signing: a key (local) or keyless (the workflow's identity).
 sign_args=(--yes)
 verify_args=()
-if [[ -n ${COSIGN_KEY:-} ]]; then
-	: "${COSIGN_PUBLIC_KEY:?COSIGN_KEY needs COSIGN_PUBLIC_KEY to verify with}" "${COSIGN_PASSWORD?COSIGN_KEY needs COSIGN_PASSWORD}"
+if [[ -n ${SIGN_KEY:-} ]]; then
+	: "${SIGN_PUBLIC_KEY:?SIGN_KEY needs SIGN_PUBLIC_KEY to verify with}" "${COSIGN_PASSWORD?SIGN_KEY needs COSIGN_PASSWORD}"
 	# No transparency log: it is public and this key is not.
-	sign_args+=(--key "$COSIGN_KEY" --tlog-upload=false)
-	verify_args+=(--key "$COSIGN_PUBLIC_KEY" --insecure-ignore-tlog=true)
-	how="key $COSIGN_PUBLIC_KEY"
+	sign_args+=(--key "$SIGN_KEY" --tlog-upload=false)
+	verify_args+=(--key "$SIGN_PUBLIC_KEY" --insecure-ignore-tlog=true)
+	how="key $SIGN_PUBLIC_KEY"
 else
-	: "${COSIGN_IDENTITY_REGEXP:?keyless signing: set COSIGN_IDENTITY_REGEXP (or COSIGN_KEY)}" "${COSIGN_OIDC_ISSUER:?keyless signing: set COSIGN_OIDC_ISSUER}"
-	verify_args+=(--certificate-identity-regexp "$COSIGN_IDENTITY_REGEXP" --certificate-oidc-issuer "$COSIGN_OIDC_ISSUER")
-	how="keyless, identity ~ $COSIGN_IDENTITY_REGEXP"
+	: "${SIGN_IDENTITY_REGEXP:?keyless signing: set SIGN_IDENTITY_REGEXP (or SIGN_KEY)}" "${SIGN_OIDC_ISSUER:?keyless signing: set SIGN_OIDC_ISSUER}"
+	verify_args+=(--certificate-identity-regexp "$SIGN_IDENTITY_REGEXP" --certificate-oidc-issuer "$SIGN_OIDC_ISSUER")
+	how="keyless, identity ~ $SIGN_IDENTITY_REGEXP"
 fi
 registry_args=()
 case $image in
