@@ -21,7 +21,8 @@
 #   - the amd64 image pulled by digest into a real Docker engine (started
 #     as `make test-containers` starts it, scripts/engine.sh): the digest
 #     Docker records is the one pushed, its image ID the pushed config, the
-#     binary in it dist's; run as the README runs it (read-only root, no
+#     binary in it dist's, its configuration and files those of
+#     Dockerfile.prebuilt built by Docker from the same context; run as the README runs it (read-only root, no
 #     capabilities): `version` prints the snapshot's version and commit,
 #     `validate` accepts a config, `once` writes a secret from the Vault dev
 #     server (scripts/devvault.sh, on 127.0.0.1; the container on the
@@ -77,6 +78,7 @@ chmod 0755 "$tmp"
 registry_pid=""
 vault_pid=""
 pulled=""
+built_image=""
 finish() {
 	local code=$?
 	trap - EXIT
@@ -85,6 +87,7 @@ finish() {
 		mapfile -t ids < <(docker ps --all --quiet --filter "name=^$prefix-")
 		[[ ${#ids[@]} -eq 0 ]] || docker rm --force "${ids[@]}" >/dev/null || code=1
 		[[ -z $pulled ]] || docker rmi "$pulled" >/dev/null || code=1
+		[[ -z $built_image ]] || docker rmi "$built_image" >/dev/null || code=1
 	fi
 	for p in $vault_pid $registry_pid; do
 		kill -TERM "$p" 2>/dev/null || true
@@ -134,7 +137,10 @@ note "registry $(docker-registry --version 2>&1 | head -1) on $registry (pid $re
 
 COSIGN_PASSWORD=$(head -c 18 /dev/urandom | base64)
 export COSIGN_PASSWORD
-(cd "$tmp" && "$cosign" generate-key-pair >/dev/null 2>&1) || fail "cosign generate-key-pair"
+"$cosign" generate-key-pair --output-key-prefix "$tmp/cosign" >"$tmp/keygen.log" 2>&1 || {
+	cat "$tmp/keygen.log" >&2
+	fail "cosign generate-key-pair"
+}
 t0=$(date +%s)
 SIGN_KEY=$tmp/cosign.key SIGN_PUBLIC_KEY=$tmp/cosign.pub SBOM_DIR=$tmp/sbom \
 	scripts/release-image.sh "$image" "$tag" >"$tmp/outputs"
@@ -209,6 +215,37 @@ c=$(docker create --name "$prefix-copy" "$ref")
 docker cp "$c:/secrets-sidecar" - | tar -xOf - secrets-sidecar >"$tmp/pulled-amd64"
 docker rm "$c" >/dev/null
 cmp "$tmp/pulled-amd64" "$amd64_bin" || fail "the pulled binary differs from $amd64_bin"
+
+# The same context through Dockerfile.prebuilt with Docker's own (legacy)
+# builder, as `make test-containers` builds it: its run configuration and
+# its files (names, modes, owners, sizes) are the pulled image's.
+sh deployments/docker/prebuilt-context.sh "$amd64_bin" "$tmp/ctx"
+if (($(docker version --format '{{.Server.Version}}' | cut -d. -f1) < 25)); then
+	# Before 25 the builder rejects the start interval (and the engine
+	# ignores it in an image); compared without it below.
+	sed 's/ --start-interval=[^ ]*//' deployments/docker/Dockerfile.prebuilt >"$tmp/ctx/Dockerfile"
+else
+	cp deployments/docker/Dockerfile.prebuilt "$tmp/ctx/Dockerfile"
+fi
+built=$prefix/dockerfile:$docker_tag
+DOCKER_BUILDKIT=0 docker build --quiet --tag "$built" --build-arg VERSION="$tag" --build-arg COMMIT="$commit" \
+	--file "$tmp/ctx/Dockerfile" "$tmp/ctx" >/dev/null
+built_image=$built
+run_config() {
+	docker image inspect --format '{{json .Config}}' "$1" |
+		jq -S '{User, Env, Entrypoint, Cmd, ExposedPorts, Labels, Healthcheck: (.Healthcheck | del(.StartInterval))}'
+}
+files() {
+	local c
+	c=$(docker create --name "$prefix-files" "$1")
+	docker export "$c" | tar --numeric-owner -tvf - | awk '{ print $1, $2, $3, $6 }' | sort
+	docker rm "$c" >/dev/null
+}
+diff <(run_config "$built") <(run_config "$ref") >&2 || fail "the pulled image's configuration differs from Dockerfile.prebuilt's (docker build)"
+files "$built" >"$tmp/files-dockerfile"
+files "$ref" >"$tmp/files-pulled"
+diff "$tmp/files-dockerfile" "$tmp/files-pulled" >&2 || fail "the pulled image's files differ from Dockerfile.prebuilt's (docker build)"
+note "the pulled image has the configuration and the $(wc -l <"$tmp/files-pulled") files (modes, owners, sizes) of Dockerfile.prebuilt built by Docker"
 
 hardening=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges:true)
 out=$(docker run --rm --name "$prefix-version" --network none "${hardening[@]}" "$ref" version)
