@@ -166,6 +166,7 @@ done
 	fail "cosign verify $image@$index"
 jq -e --arg d "$index" 'length > 0 and all(.[]; .critical.image["docker-manifest-digest"] == $d)' "$work/verify.json" >/dev/null ||
 	fail "cosign verify: no signature for $index: $(cat "$work/verify.json")"
+jq -c '.[]' "$work/verify.json" >&2
 for arch in "${arches[@]}"; do
 	d=${digests[digest_$arch]}
 	"$cosign" verify "${verify_args[@]}" "${registry_args[@]}" "$image@$d" >/dev/null ||
