@@ -38,8 +38,6 @@ cd "$repo"
 label=org.secrets-sidecar.test=containers
 go=${GO:-go}
 state=${CONTAINERS_STATE:-/tmp/secrets-sidecar-containers}
-log=$state/dockerd.log
-pidfile=$state/dockerd.pid
 busybox=${SIDECAR_BUSYBOX:-/bin/busybox}
 : "${SIDECAR_BIN:?set SIDECAR_BIN (make test-containers)}" "${SIDECAR_VERSION:?}" "${SIDECAR_COMMIT:?}"
 
@@ -52,10 +50,8 @@ start_time=$(date +%s)
 
 # --- packages ---------------------------------------------------------------
 
-sudo_cmd=()
-if [[ $(id -u) != 0 ]]; then
-	sudo_cmd=(sudo)
-fi
+# shellcheck source=scripts/engine.sh
+source "$repo/scripts/engine.sh"
 missing=()
 if ! command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
 	missing+=(docker.io)
@@ -69,86 +65,13 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 		echo "test-containers: SKIPPED: no container engine here (missing: ${missing[*]}) and no apt-get to install one"
 		exit 0
 	fi
-	if [[ ${#sudo_cmd[@]} -gt 0 ]] && ! command -v sudo >/dev/null; then
-		fail "not root and no sudo: cannot install ${missing[*]}"
-	fi
-	note "installing ${missing[*]} (apt)"
-	t0=$(date +%s)
-	# The packages' scripts must not start a daemon with Docker's default
-	# bridge and NAT: policy-rc.d (101: action forbidden) keeps them from
-	# starting any service while this script has it in place.
-	policy=/usr/sbin/policy-rc.d
-	placed=""
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
-		"${sudo_cmd[@]}" chmod 0755 "$policy"
-		placed=yes
-	fi
-	"${sudo_cmd[@]}" apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	[[ -z $placed ]] || "${sudo_cmd[@]}" rm -f "$policy"
-	note "installed in $(($(date +%s) - t0))s"
+	engine_install "${missing[@]}"
 fi
 command -v docker >/dev/null || fail "no docker client after installing docker.io"
 
 # --- the daemon ---------------------------------------------------------------
 
-mkdir -p "$state"
-dockerd_pid=""
-if [[ -n ${CONTAINERS_DOCKERD_ROOT:-} ]]; then
-	export DOCKER_HOST=unix://$CONTAINERS_DOCKERD_ROOT/docker.sock
-fi
-# A daemon that this script started in a run that did not get to stop it
-# (killed) is still this script's to stop.
-if [[ -s $pidfile ]] && [[ $(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null) == dockerd ]]; then
-	dockerd_pid=$(cat "$pidfile")
-fi
-if ! docker info >/dev/null 2>&1; then
-	args=(--bridge=none --iptables=false --ip-masq=false)
-	if [[ -n ${CONTAINERS_DOCKERD_ROOT:-} ]]; then
-		mkdir -p "$CONTAINERS_DOCKERD_ROOT"
-		args+=(--host "$DOCKER_HOST" --data-root "$CONTAINERS_DOCKERD_ROOT/data"
-			--exec-root "$CONTAINERS_DOCKERD_ROOT/exec" --pidfile "$CONTAINERS_DOCKERD_ROOT/docker.pid")
-	fi
-	note "starting dockerd ${args[*]} (log: $log)"
-	t0=$(date +%s)
-	"${sudo_cmd[@]}" setsid dockerd "${args[@]}" >"$log" 2>&1 </dev/null &
-	dockerd_pid=$!
-	echo "$dockerd_pid" >"$pidfile"
-	for _ in $(seq 1 120); do
-		docker info >/dev/null 2>&1 && break
-		kill -0 "$dockerd_pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	if ! docker info >/dev/null 2>&1; then
-		tail -n 30 "$log" >&2 || true
-		fail "dockerd did not answer within 60s (log: $log)"
-	fi
-	note "dockerd (pid $dockerd_pid) answers after $(($(date +%s) - t0))s"
-else
-	note "using the running engine $(docker version --format '{{.Server.Version}}')${dockerd_pid:+ (pid $dockerd_pid, started by an earlier run)}"
-fi
-
-stop_daemon() {
-	[[ -n $dockerd_pid ]] || return 0
-	note "stopping dockerd (pid $dockerd_pid)"
-	"${sudo_cmd[@]}" kill -TERM "$dockerd_pid" 2>/dev/null || true
-	for _ in $(seq 1 60); do
-		kill -0 "$dockerd_pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	if kill -0 "$dockerd_pid" 2>/dev/null; then
-		note "dockerd did not stop within 30s of SIGTERM: SIGKILL"
-		"${sudo_cmd[@]}" kill -KILL "$dockerd_pid" 2>/dev/null || true
-	fi
-	rm -f "$pidfile"
-	# dockerd leaves its network namespace bind-mounted in its exec root;
-	# a daemon of this run's own leaves nothing mounted behind.
-	if [[ -n ${CONTAINERS_DOCKERD_ROOT:-} ]]; then
-		awk -v root="$CONTAINERS_DOCKERD_ROOT/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r |
-			while read -r m; do "${sudo_cmd[@]}" umount "$m" || true; done
-	fi
-}
+engine_start "$state"
 
 # --- teardown by label ------------------------------------------------------
 
@@ -186,7 +109,7 @@ finish() {
 		echo "test-containers: FAIL: teardown left containers, volumes or images labelled $label" >&2
 		code=1
 	fi
-	stop_daemon
+	engine_stop
 	note "took $(($(date +%s) - start_time))s"
 	exit "$code"
 }
