@@ -81,3 +81,27 @@ secrets:
 		t.Errorf("a failed render changed db.env: %q", got)
 	}
 }
+
+// TestStateDirMustBePrivate: a leases.state_dir others can read stops the
+// sidecar at start with exit 2 naming it, before any request.
+func TestStateDirMustBePrivate(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+leases: {state_dir: %s}
+secrets:
+  - {name: db, lease: {path: kv/nowhere}, destination: %s/out/db, key: password}
+`, state, dir))
+	env := []string{"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token, "SIDECAR_HTTP_ADDR=", "SIDECAR_STATUS_FILE=" + filepath.Join(dir, "status.json")}
+	code, _, stderr := runBinary(t, env, "once", "--config", cfg, "--timeout", "5s")
+	if code != exitUsage || !strings.Contains(stderr, state) || !strings.Contains(stderr, "0755") {
+		t.Fatalf("exit %d, want 2 naming %s:\n%s", code, state, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("a file was written")
+	}
+}

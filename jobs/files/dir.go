@@ -231,3 +231,34 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// Lock takes an exclusive, non-blocking flock on the opened directory
+// itself: one process at a time may own what is in it. The lock lasts
+// until the directory is closed. A directory another process holds
+// locked is an error wrapping ErrLocked.
+func (d *Dir) Lock() error {
+	err := unix.Flock(d.fd, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("%s: %w", d.path, ErrLocked)
+	}
+	if err != nil {
+		return &fs.PathError{Op: "flock", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// ErrLocked reports a directory another process holds locked.
+var ErrLocked = errors.New("locked by another process")
+
+// Remove removes the entry name of d (not a directory), relative to the
+// opened directory and never through a link: a link there is removed
+// itself. A missing entry is no error.
+func (d *Dir) Remove(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &fs.PathError{Op: "unlink", Path: d.join(name), Err: err}
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -33,6 +34,11 @@ const (
 // Leases is the top-level leases: block, process-wide. A reload may not
 // change it.
 type Leases struct {
+	// StateDir, when set, records every lease (owner-only, fsynced before
+	// its files are written) so that a restart adopts still-valid leases
+	// instead of minting new ones. It holds a second copy of the
+	// credentials: a private tmpfs, never the application's volume.
+	StateDir string `yaml:"state_dir"`
 	// RevokeOnShutdown: none (default), lease (revoke each lease) or
 	// token (revoke the sidecar's token, and with it every lease it made).
 	RevokeOnShutdown string `yaml:"revoke_on_shutdown"`
@@ -126,6 +132,16 @@ func (v *validator) leases(c *Config) {
 	if l.MaxNewLeases != nil && *l.MaxNewLeases < 1 {
 		v.add("leases.max_new_leases", "%d must be at least 1", *l.MaxNewLeases)
 	}
+	if l.StateDir != "" {
+		switch {
+		case !filepath.IsAbs(l.StateDir):
+			v.add("leases.state_dir", "%q must be an absolute path", l.StateDir)
+		case filepath.Clean(l.StateDir) != l.StateDir:
+			v.add("leases.state_dir", "%q is not a clean path; did you mean %q?", l.StateDir, filepath.Clean(l.StateDir))
+		default:
+			v.stateDirApart(c)
+		}
+	}
 	owners := map[string]int{}
 	for i := range c.Secrets {
 		s := &c.Secrets[i]
@@ -145,6 +161,31 @@ func (v *validator) leases(c *Config) {
 				j, c.Secrets[j].Name, v.idx.line(fmt.Sprintf("secrets[%d].lease", j)))
 		}
 	}
+}
+
+// stateDirApart refuses a state_dir that is, contains or lies inside a
+// destination's directory: it holds credentials the application must not
+// read, and the application's volume is where it would read them.
+func (v *validator) stateDirApart(c *Config) {
+	dir := c.Leases.StateDir
+	for i := range c.Secrets {
+		d := c.Secrets[i].Destination
+		if !filepath.IsAbs(d) {
+			continue
+		}
+		dest := filepath.Dir(filepath.Clean(d))
+		if within(dir, dest) || within(dest, dir) {
+			v.add("leases.state_dir", "%q overlaps secrets[%d] %q's directory %q: keep the lease state off the application's volume",
+				dir, i, c.Secrets[i].Name, dest)
+			return
+		}
+	}
+}
+
+// within reports whether p is dir or lies inside it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // leaseSecret checks a leased secret's own fields.

@@ -33,6 +33,7 @@ type Client interface {
 	Renew(ctx context.Context, id logging.Redacted, increment time.Duration) (time.Duration, bool, error)
 	Revoke(ctx context.Context, id logging.Redacted) error
 	RevokeSelf(ctx context.Context) error
+	Lookup(ctx context.Context, id logging.Redacted) (time.Duration, bool, error)
 	TokenLife() vault.TokenLife
 }
 
@@ -88,13 +89,16 @@ type Source struct {
 
 	ctx    context.Context // the timers' calls; cancelled by Stop
 	cancel context.CancelFunc
+	state  *stateDir // leases.state_dir; nil when not set
 
 	mu     sync.Mutex
 	leases map[string]*lease // by request fingerprint
 }
 
-// New returns a source making its calls through c.
-func New(c Client, s Settings, o Options) *Source {
+// New returns a source making its calls through c. With
+// leases.state_dir set it opens and locks that directory, which must be
+// the sidecar user's alone (an error wrapping ErrStateDir otherwise).
+func New(c Client, s Settings, o Options) (*Source, error) {
 	src := &Source{c: c, s: s, clock: o.Clock, log: o.Log, wake: o.Wake, rec: o.Recorder, leases: map[string]*lease{}}
 	if src.rec == nil {
 		src.rec = metrics.Discard{}
@@ -105,8 +109,15 @@ func New(c Client, s Settings, o Options) *Source {
 	if src.log == nil {
 		src.log = zap.NewNop()
 	}
+	if s.Leases.StateDir != "" {
+		st, err := openState(s.Leases.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		src.state = st
+	}
 	src.ctx, src.cancel = context.WithCancel(context.Background())
-	return src
+	return src, nil
 }
 
 // Serves reports whether sec is a leased secret.
@@ -130,6 +141,7 @@ type lease struct {
 	due     time.Time     // replaced from then on (zero: not planned)
 	mints   []time.Time   // when each replacement was minted
 	fails   int
+	adopt   bool // the state directory was consulted
 	timer   clockwork.Timer
 }
 
@@ -175,10 +187,68 @@ func (s *Source) Fetch(ctx context.Context, sec *config.Secret, mode source.Mode
 		// changes nothing, and which one it is shows only in the answer.
 		return nil, fmt.Errorf("GET %s: would read (and for a dynamic role mint) a credential: %w", l.req.Path, source.ErrWouldChange)
 	}
-	if err := s.mint(ctx, l, now, "initial"); err != nil {
+	reason := "initial"
+	if l.cur == nil && s.state != nil && !l.adopt {
+		l.adopt = true
+		adopted, recorded, err := s.adoptRecorded(ctx, l, now)
+		switch {
+		case err != nil:
+			return nil, err
+		case adopted:
+			return l.data(), nil
+		case recorded:
+			reason = "restart" // a recorded lease that could not be adopted
+		}
+	}
+	if err := s.mint(ctx, l, now, reason); err != nil {
 		return nil, err
 	}
 	return l.data(), nil
+}
+
+// adoptRecorded takes over the lease the state directory recorded for l's
+// request, when Vault still knows it and it and its token outlive the
+// handover; it reports whether it did, and whether there was a record.
+// The caller holds l.mu.
+func (s *Source) adoptRecorded(ctx context.Context, l *lease, now time.Time) (adopted, recorded bool, _ error) {
+	rec, err := s.state.load(l.fp)
+	if err != nil || rec == nil {
+		if err != nil {
+			s.log.Warn("lease record unreadable; minting a new lease", zap.String("lease_path", l.req.Path), zap.Error(err))
+		}
+		return false, err != nil, nil
+	}
+	margin := s.s.Handover + handoverMargin
+	values, verr := rec.values()
+	switch {
+	case verr != nil:
+		s.log.Warn("lease record holds no data; minting a new lease", zap.String("lease_path", l.req.Path), zap.Error(verr))
+		return false, true, nil //nolint:nilerr // logged: a bad record means a new lease, not a failed sync
+	case rec.Path != l.req.Path, rec.Method != l.req.Method:
+		return false, true, nil
+	case !rec.End.After(now.Add(margin)):
+		s.log.Info("recorded lease too close to its end to adopt", zap.String("lease_path", l.req.Path))
+		return false, true, nil
+	case !rec.TokenExpiry.IsZero() && !rec.TokenExpiry.After(now.Add(margin)):
+		s.log.Info("recorded lease's token too close to its end to adopt", zap.String("lease_path", l.req.Path))
+		return false, true, nil
+	}
+	ttl, renewable, err := s.c.Lookup(ctx, rec.id())
+	switch {
+	case errors.Is(err, vault.ErrLeaseGone):
+		s.log.Info("recorded lease no longer known to Vault", zap.String("lease_path", l.req.Path))
+		return false, true, nil
+	case err != nil:
+		return false, true, err
+	}
+	l.cur = &vault.Leased{Data: values, ID: rec.id(), Duration: ttl, Renewable: renewable, Received: rec.Issued,
+		Token: vault.TokenLife{Expiry: rec.TokenExpiry, Final: true}}
+	l.granted, l.ttl, l.end, l.final = now, ttl, now.Add(ttl), rec.Final || !renewable
+	s.exportExpiry(l)
+	s.log.Info("lease adopted from the state directory", zap.String("lease_path", l.req.Path),
+		zap.Duration("ttl", ttl), zap.Time("token_expiry", rec.TokenExpiry), zap.Strings("secrets", l.names()))
+	s.plan(l, now)
+	return true, true, nil
 }
 
 // serves reports whether the current response is still the one to hand
@@ -243,11 +313,29 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 	}
 	s.rec.LeaseIssued(reason)
 	s.exportExpiry(l)
+	s.record(l)
 	s.log.Info("lease minted", zap.String("lease_path", l.req.Path), zap.String("reason", reason),
 		zap.Duration("ttl", resp.Duration), zap.Bool("renewable", resp.Renewable), zap.Bool("lease", resp.ID != ""),
 		zap.Strings("secrets", l.names()))
 	s.plan(l, now)
 	return nil
+}
+
+// record saves l in the state directory, when there is one, before the
+// data is handed out (so before any file is written from it). A failure
+// is logged: the lease works, a restart will not find it. The caller
+// holds l.mu.
+func (s *Source) record(l *lease) {
+	if s.state == nil || l.cur == nil || l.cur.ID == "" {
+		return
+	}
+	expiry := l.cur.Token.Expiry
+	if now := s.c.TokenLife(); now.Gen == l.cur.Token.Gen {
+		expiry = now.Expiry // renewed since the mint
+	}
+	if err := s.state.save(l, expiry); err != nil {
+		s.log.Warn("lease not recorded in the state directory: a restart mints a new one", zap.String("lease_path", l.req.Path), zap.Error(err))
+	}
 }
 
 // exportExpiry sets the expiry gauge of every secret of the lease (the
@@ -374,6 +462,7 @@ func (s *Source) renew(l *lease) {
 		l.final = true
 	}
 	s.exportExpiry(l)
+	s.record(l)
 	s.log.Debug("lease renewed", zap.String("lease_path", l.req.Path), zap.Duration("ttl", d), zap.Bool("final", l.final))
 	s.plan(l, now)
 }
@@ -459,6 +548,11 @@ func (s *Source) Stop(ctx context.Context) error {
 			continue
 		}
 		s.rec.LeaseRevoked(metrics.ResultSuccess)
+		if s.state != nil {
+			if err := s.state.remove(l.fp); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		s.log.Info("lease revoked on shutdown", zap.String("lease_path", l.req.Path))
 	}
 	if !s.s.NoRevoke && s.s.Leases.RevokeOnShutdown == config.RevokeToken && len(leases) > 0 {
@@ -469,6 +563,9 @@ func (s *Source) Stop(ctx context.Context) error {
 			s.rec.LeaseRevoked(metrics.ResultSuccess)
 			s.log.Info("token revoked on shutdown, and with it every lease it made")
 		}
+	}
+	if s.state != nil {
+		errs = append(errs, s.state.close())
 	}
 	return errors.Join(errs...)
 }
@@ -485,6 +582,6 @@ func (s *Source) Apply(_ context.Context, cfg *config.Config) error {
 func sameLeases(a, b config.Leases) bool {
 	eqf := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	eqi := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.RevokeOnShutdown == b.RevokeOnShutdown &&
+	return a.StateDir == b.StateDir && a.RevokeOnShutdown == b.RevokeOnShutdown &&
 		eqf(a.RenewFraction, b.RenewFraction) && eqf(a.ReplaceFraction, b.ReplaceFraction) && eqi(a.MaxNewLeases, b.MaxNewLeases)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -118,6 +120,29 @@ func (w *wakes) taken() []string {
 	return out
 }
 
+func newSource(t *testing.T, c lease.Client, st lease.Settings, o lease.Options) *lease.Source {
+	t.Helper()
+	s, err := lease.New(c, st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fakeVault) Lookup(_ context.Context, id logging.Redacted) (time.Duration, bool, error) {
+	f.mu.Lock()
+	defer func() { f.mu.Unlock(); f.calls <- "lookup" }()
+	born, ok := f.born[id]
+	if !ok || slices.Contains(f.revoked, id) {
+		return 0, false, fmt.Errorf("%w: invalid lease", vault.ErrLeaseGone)
+	}
+	left := born.Add(min(f.ttl, f.maxTTL)).Sub(f.clock.Now())
+	if left <= 0 {
+		return 0, false, fmt.Errorf("%w: invalid lease", vault.ErrLeaseGone)
+	}
+	return left, f.renewable, nil
+}
+
 func leased(name, path string) *config.Secret {
 	return &config.Secret{Name: name, Lease: &config.Lease{Path: path, Method: http.MethodGet,
 		RenewFraction: new(2.0 / 3.0), ReplaceFraction: new(0.9)}}
@@ -154,7 +179,7 @@ func next(t *testing.T, f *fakeVault) string {
 func TestSecretsShareOneLease(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	f := newFakeVault(clock, time.Hour, 10*time.Hour)
-	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock})
 	user, pass := leased("db-user", "database/creds/app"), leased("db-pass", "database/creds/app")
 	a, b := fetch(t, s, user), fetch(t, s, pass)
 	next(t, f)
@@ -178,7 +203,7 @@ func TestRenewThenReplaceBeforeMaxTTL(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	f := newFakeVault(clock, time.Minute, 3*time.Minute)
 	w := &wakes{}
-	s := lease.New(f, settings(3), lease.Options{Clock: clock, Wake: w})
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock, Wake: w})
 	user, pass := leased("db-user", "database/creds/app"), leased("db-pass", "database/creds/app")
 	first := fetch(t, s, user)
 	fetch(t, s, pass)
@@ -229,7 +254,7 @@ func TestRenewalErrorsBackOff(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	f := newFakeVault(clock, time.Hour, 100*time.Hour)
 	f.renewErr = errors.New("vault: 500 internal error")
-	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock})
 	fetch(t, s, leased("db", "database/creds/app"))
 	next(t, f)
 	start := clock.Now()
@@ -259,7 +284,7 @@ func TestRenewalErrorsBackOff(t *testing.T) {
 func TestRevokedLeaseReplacedAtOnce(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	f := newFakeVault(clock, time.Hour, 100*time.Hour)
-	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock})
 	fetch(t, s, leased("db", "database/creds/app"))
 	next(t, f)
 	f.mu.Lock()
@@ -288,7 +313,7 @@ func TestNewLeaseCap(t *testing.T) {
 		f.renewable = false
 		st := settings(maxNew)
 		st.Handover = 12 * time.Second // replacements due every ~3s (20s - 12s - 5s)
-		s := lease.New(f, st, lease.Options{Clock: clock})
+		s := newSource(t, f, st, lease.Options{Clock: clock})
 		fetch(t, s, leased("db", "database/creds/app"))
 		start := clock.Now()
 		for clock.Since(start) < 10*time.Minute {
@@ -317,7 +342,7 @@ func TestNewLeaseCap(t *testing.T) {
 func TestPeekNeverMints(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	f := newFakeVault(clock, time.Hour, 10*time.Hour)
-	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock})
 	sec := leased("db", "database/creds/app")
 	if _, err := s.Fetch(t.Context(), sec, source.Peek); !errors.Is(err, source.ErrWouldChange) {
 		t.Fatalf("peek with no lease: %v, want ErrWouldChange", err)
@@ -344,7 +369,7 @@ func TestReplacedBeforeItsTokenEnds(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	f := newFakeVault(clock, 24*time.Hour, 100*time.Hour)
 	f.token = vault.TokenLife{Gen: 1, Expiry: clock.Now().Add(time.Hour), Final: true}
-	s := lease.New(f, settings(3), lease.Options{Clock: clock})
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock})
 	fetch(t, s, leased("db", "database/creds/app"))
 	next(t, f)
 	f.mu.Lock()
@@ -371,7 +396,7 @@ func TestRevokeOnShutdown(t *testing.T) {
 		f := newFakeVault(clock, time.Hour, 10*time.Hour)
 		st := settings(3)
 		st.NoRevoke = noRevoke
-		s := lease.New(f, st, lease.Options{Clock: clock})
+		s := newSource(t, f, st, lease.Options{Clock: clock})
 		fetch(t, s, leased("db", "database/creds/app"))
 		if err := s.Stop(t.Context()); err != nil {
 			t.Fatal(err)
@@ -382,5 +407,136 @@ func TestRevokeOnShutdown(t *testing.T) {
 		if want := map[bool]int{false: 1, true: 0}[noRevoke]; n != want {
 			t.Errorf("NoRevoke %v: %d revoked, want %d", noRevoke, n, want)
 		}
+	}
+}
+
+// A restarted sidecar (or the daemon after a once init container) with the
+// same state_dir adopts the recorded lease, checked with a lookup, instead
+// of minting; the record is written before the data is handed out, is
+// owner-only and holds no token; a lease Vault no longer knows is replaced
+// (reason restart); a second process cannot use the directory at once.
+func TestStateDirAdoption(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 10*time.Hour)
+	f.token = vault.TokenLife{Gen: 7, Expiry: clock.Now().Add(2 * time.Hour), Final: true}
+	dir := filepath.Join(t.TempDir(), "state")
+	st := settings(3)
+	st.Leases.StateDir = dir
+	st.NoRevoke = true // once
+	first := newSource(t, f, st, lease.Options{Clock: clock})
+	sec := leased("db", "database/creds/app")
+	got := fetch(t, first, sec)
+	next(t, f)
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 2 && len(entries) != 1 {
+		t.Fatalf("state dir after the mint: %v, %v", entries, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	var rec string
+	for _, e := range entries {
+		info, _ := e.Info()
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", e.Name(), info.Mode().Perm())
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		rec += string(b)
+	}
+	if !strings.Contains(rec, `"pw-1"`) || !strings.Contains(rec, "token_expiry") || strings.Contains(rec, "hvs.") {
+		t.Errorf("the record: %s", rec)
+	}
+	// While the first holds it, a second process cannot use it.
+	if _, err := lease.New(f, st, lease.Options{Clock: clock}); !errors.Is(err, lease.ErrStateDir) {
+		t.Errorf("a second source on a locked state_dir: %v", err)
+	}
+	if err := first.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The daemon starts 10 minutes later under a new token.
+	clock.Advance(10 * time.Minute)
+	f.mu.Lock()
+	f.token = vault.TokenLife{Gen: 1, Expiry: clock.Now().Add(24 * time.Hour)}
+	f.mu.Unlock()
+	st.NoRevoke = false
+	second := newSource(t, f, st, lease.Options{Clock: clock})
+	again := fetch(t, second, sec)
+	if c := next(t, f); c != "lookup" {
+		t.Fatalf("the restart's first call: %q, want a lookup", c)
+	}
+	if minted, _ := f.counts(); minted != 1 || again.Values["username"] != got.Values["username"] {
+		t.Fatalf("after the restart: %d leases minted, user %v (was %v); want the recorded lease", minted, again.Values["username"], got.Values["username"])
+	}
+	// The adopted lease lives under once's token, which ends 2h after the
+	// mint: it is replaced under the new token before then.
+	start := clock.Now()
+	for clock.Since(start) < 2*time.Hour {
+		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute)
+		if len(f.calls) > 0 {
+			if c := <-f.calls; c == "request" {
+				break
+			}
+		}
+	}
+	if minted, _ := f.counts(); minted != 2 || clock.Since(start) >= 110*time.Minute {
+		t.Fatalf("%d leases, replaced %s after the restart; want a replacement before once's token ends (110 min)", minted, clock.Since(start))
+	}
+	if err := second.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	// revoke_on_shutdown: lease revoked it and removed its record: the next
+	// start mints at once.
+	st.NoRevoke = true
+	third := newSource(t, f, st, lease.Options{Clock: clock})
+	fetch(t, third, sec)
+	if c := next(t, f); c != "request" {
+		t.Fatalf("%q after a revoking shutdown, want a new lease at once", c)
+	}
+	if err := third.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Revoked behind the sidecar's back while it was down: looked up, then
+	// replaced.
+	f.mu.Lock()
+	for id := range f.born {
+		f.revoked = append(f.revoked, id)
+	}
+	f.mu.Unlock()
+	fourth := newSource(t, f, st, lease.Options{Clock: clock})
+	fetch(t, fourth, sec)
+	if c := next(t, f); c != "lookup" {
+		t.Fatalf("%q, want the lookup first", c)
+	}
+	if c := next(t, f); c != "request" {
+		t.Fatalf("%q, want a new lease for a recorded one Vault no longer knows", c)
+	}
+}
+
+// A state_dir that others may read, or that another user owns, is refused
+// with the path in the error.
+func TestStateDirMustBePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	st := settings(3)
+	st.Leases.StateDir = dir
+	_, err := lease.New(newFakeVault(clockwork.NewFakeClock(), time.Hour, time.Hour), st, lease.Options{})
+	if !errors.Is(err, lease.ErrStateDir) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "0750") {
+		t.Fatalf("a 0750 state_dir: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	st.Leases.StateDir = link
+	if _, err := lease.New(newFakeVault(clockwork.NewFakeClock(), time.Hour, time.Hour), st, lease.Options{}); !errors.Is(err, lease.ErrStateDir) {
+		t.Fatalf("a state_dir that is a link: %v", err)
 	}
 }

@@ -31,10 +31,13 @@ type Params struct {
 	Lifecycle fx.Lifecycle
 }
 
-func newFx(p Params) *Source {
+func newFx(p Params) (*Source, error) {
 	n := p.Config.Notify
-	s := New(p.Client, Settings{Leases: p.Config.Leases, Handover: n.Debounce.Duration + n.Splay.Duration, NoRevoke: p.Run.NoRevoke},
+	s, err := New(p.Client, Settings{Leases: p.Config.Leases, Handover: n.Debounce.Duration + n.Splay.Duration, NoRevoke: p.Run.NoRevoke},
 		Options{Log: p.Log.Named("lease"), Wake: p.Wake, Recorder: p.Recorder})
+	if err != nil {
+		return nil, config.Problems{{File: p.Config.File, Field: "leases.state_dir", Msg: err.Error()}}
+	}
 	p.Lifecycle.Append(fx.StopHook(s.Stop))
-	return s
+	return s, nil
 }
