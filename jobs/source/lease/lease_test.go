@@ -40,6 +40,8 @@ type fakeVault struct {
 	token     vault.TokenLife
 	calls     chan string
 	renewable bool
+	mintedAt  []time.Time // on the fake clock, as each request came
+	renewedAt []time.Time
 }
 
 func newFakeVault(clock *clockwork.FakeClock, ttl, maxTTL time.Duration) *fakeVault {
@@ -54,6 +56,7 @@ func (f *fakeVault) Request(_ context.Context, req vault.LeaseRequest) (*vault.L
 		return nil, f.mintErr
 	}
 	f.minted++
+	f.mintedAt = append(f.mintedAt, f.clock.Now())
 	id := logging.Redacted(fmt.Sprintf("%s/lease-%d", req.Path, f.minted))
 	f.born[id] = f.clock.Now()
 	return &vault.Leased{
@@ -66,6 +69,7 @@ func (f *fakeVault) Renew(_ context.Context, id logging.Redacted, increment time
 	f.mu.Lock()
 	defer func() { f.mu.Unlock(); f.calls <- "renew" }()
 	f.renewals++
+	f.renewedAt = append(f.renewedAt, f.clock.Now())
 	if f.renewErr != nil {
 		return 0, false, f.renewErr
 	}
@@ -209,33 +213,35 @@ func TestRenewThenReplaceBeforeMaxTTL(t *testing.T) {
 	fetch(t, s, pass)
 	next(t, f)
 	start := clock.Now()
-	renewalsAt := []time.Duration{}
-	for {
+	for minted, _ := f.counts(); minted < 2; minted, _ = f.counts() {
 		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(time.Second)
-		select {
-		case c := <-f.calls:
-			if c == "request" {
-				goto replaced
-			}
-			renewalsAt = append(renewalsAt, clock.Now().Sub(start))
-		default:
-		}
 		if clock.Since(start) > 4*time.Minute {
-			t.Fatalf("no replacement within 4 minutes (renewals at %v)", renewalsAt)
+			t.Fatal("no replacement within 4 minutes")
+		}
+		if len(f.calls) > 0 && <-f.calls == "request" {
+			break
 		}
 	}
-replaced:
-	took := clock.Since(start)
-	if len(renewalsAt) == 0 || renewalsAt[0] < 36*time.Second || renewalsAt[0] > 45*time.Second {
-		t.Errorf("renewals at %v: the first should come at 2/3 of 60s (+-10%%)", renewalsAt)
+	for len(f.calls) > 0 {
+		<-f.calls
+	}
+	f.mu.Lock()
+	renewals, mints := slices.Clone(f.renewedAt), slices.Clone(f.mintedAt)
+	f.mu.Unlock()
+	if len(mints) != 2 || len(renewals) == 0 {
+		t.Fatalf("mints at %v, renewals at %v", mints, renewals)
+	}
+	// Times on the fake clock, as Vault saw each call.
+	if first := renewals[0].Sub(start); first < 36*time.Second || first > 44*time.Second {
+		t.Errorf("first renewal %s after the mint: want 2/3 of 60s (+-10%%)", first)
 	}
 	// The whole life is 3m from the mint: 0.9 of it is 162s (+-10%), and
 	// never later than 3m - (2s handover + 5s margin).
-	if took < 145*time.Second || took > 173*time.Second {
-		t.Errorf("replaced %s after the mint, want about 162s and before 173s", took)
+	if took := mints[1].Sub(start); took < 145*time.Second || took > 173*time.Second {
+		t.Errorf("replaced %s after the mint, want about 162s and no later than 173s", took)
 	}
 	if got := w.taken(); !slices.Equal(got, []string{"db-pass", "db-user"}) {
 		t.Errorf("woken: %v, want both secrets of the lease", got)
@@ -483,8 +489,12 @@ func TestStateDirAdoption(t *testing.T) {
 			}
 		}
 	}
-	if minted, _ := f.counts(); minted != 2 || clock.Since(start) >= 110*time.Minute {
-		t.Fatalf("%d leases, replaced %s after the restart; want a replacement before once's token ends (110 min)", minted, clock.Since(start))
+	f.mu.Lock()
+	mints := slices.Clone(f.mintedAt)
+	f.mu.Unlock()
+	onceTokenEnd := start.Add(110 * time.Minute) // 2h after the mint, which was 10 min before start
+	if len(mints) != 2 || !mints[1].Before(onceTokenEnd.Add(-7*time.Second)) {
+		t.Fatalf("mints at %v; want a replacement before once's token ends at %v (less the handover)", mints, onceTokenEnd)
 	}
 	if err := second.Stop(t.Context()); err != nil {
 		t.Fatal(err)
