@@ -54,6 +54,8 @@ type StatusSink interface {
 	Configure(secrets []status.SecretInfo)
 	Succeeded(name string, at time.Time, version int)
 	Failed(name string, at time.Time, errText string)
+	// LeaseExpiry records a leased secret's lease expiry.
+	LeaseExpiry(name string, at time.Time)
 }
 
 // ChangeNotifier hears of every destination whose content really changed
@@ -287,6 +289,9 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 		s.rec.FileWritten(sec.Name)
 	}
 	s.status.Succeeded(sec.Name, at, version)
+	if res.lease != nil {
+		s.status.LeaseExpiry(sec.Name, res.lease.Expires)
+	}
 	s.announce(ctx, sec, res)
 	j.mu.Lock()
 	recovered := j.state.Failures > 0
@@ -329,6 +334,7 @@ type writeResult struct {
 	files.Result
 	data       map[string]any
 	created    time.Time // the KV v2 version's created_time
+	lease      *source.Lease
 	certExpiry time.Time // the earliest certificate NotAfter in the content
 }
 
@@ -389,7 +395,7 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write f
 		s.log.Debug("PEM CERTIFICATE blocks that do not parse are left out of certificate_expiry_timestamp_seconds",
 			zap.String("secret_name", sec.Name), zap.Int("blocks", malformed))
 	}
-	return data.Version, writeResult{Result: wres, data: data.Values, created: data.Created, certExpiry: expiry},
+	return data.Version, writeResult{Result: wres, data: data.Values, created: data.Created, certExpiry: expiry, lease: data.Lease},
 		sha256.Sum256(content), nil
 }
 

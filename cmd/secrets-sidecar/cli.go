@@ -33,6 +33,8 @@ Commands:
   exec       sync once, run a command with the secrets, keep syncing; restart or
              signal it on changes; exit with its code (exec [flags] -- CMD ARGS)
   isready    exit 0 if the daemon's status file says ready and is fresh, else 1
+  status     print the daemon's status file as a table: each secret, its source,
+             version or lease expiry, last success and last error
   validate   check config files and templates offline: 0 good, 2 invalid
   version    print version, commit and Go version
 
@@ -91,6 +93,13 @@ func commands() []command {
 				file := fs.String("status-file", "", "status file (default: $SIDECAR_STATUS_FILE or /tmp/secrets-sidecar/status.json)")
 				maxAge := fs.Duration("max-age", 0, "oldest acceptable status update (default: 2x the longest refresh interval in the file)")
 				return func(_ []string, g globals) int { return cmdIsReady(g, *file, *maxAge) }
+			},
+		},
+		{
+			name: "status", summary: "print each secret's state from the daemon's status file (no network; 1 when unreadable)",
+			flags: func(fs *flag.FlagSet) func([]string, globals) int {
+				file := fs.String("status-file", "", "status file (default: $SIDECAR_STATUS_FILE or /tmp/secrets-sidecar/status.json)")
+				return func(_ []string, g globals) int { return cmdStatus(g, *file) }
 			},
 		},
 		{

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"text/tabwriter"
 	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/status"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 )
 
 // cmdIsReady answers Docker's HEALTHCHECK from the status file: exit 0
@@ -24,13 +26,7 @@ func cmdIsReady(g globals, statusFile string, maxAge time.Duration) int {
 		fmt.Fprintln(g.stderr, "isready: --max-age must not be negative")
 		return exitUsage
 	}
-	path := statusFile
-	if path == "" {
-		path = os.Getenv("SIDECAR_STATUS_FILE")
-	}
-	if path == "" {
-		path = status.DefaultFile
-	}
+	path := statusPath(statusFile)
 	snap, err := status.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -46,5 +42,71 @@ func cmdIsReady(g globals, statusFile string, maxAge time.Duration) int {
 		return exitFailure
 	}
 	fmt.Fprintf(g.stdout, "ready: %d secrets, updated %s ago\n", len(snap.Secrets), max(now.Sub(snap.UpdatedAt), 0).Round(time.Second))
+	return exitOK
+}
+
+// statusPath is --status-file, else $SIDECAR_STATUS_FILE, else the default.
+func statusPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if p := os.Getenv("SIDECAR_STATUS_FILE"); p != "" {
+		return p
+	}
+	return status.DefaultFile
+}
+
+// cmdStatus prints the status file (read as isready reads it: no network,
+// only a file the daemon's user owns) as a table an operator reads at a
+// glance, and exits 0; 1 when there is no file or it cannot be trusted.
+// It shows names, sources, versions, times and error texts: never a value,
+// a lease id or a token.
+func cmdStatus(g globals, statusFile string) int {
+	path := statusPath(statusFile)
+	snap, err := status.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		fmt.Fprintf(g.stderr, "status: no status file at %s (the daemon has not started, or SIDECAR_STATUS_FILE differs)\n", path)
+		return exitFailure
+	case err != nil:
+		fmt.Fprintln(g.stderr, "status:", err)
+		return exitFailure
+	}
+	now := time.Now()
+	state := "ready"
+	if err := snap.Check(now, 0); err != nil {
+		state = err.Error()
+	}
+	fmt.Fprintf(g.stdout, "%s (updated %s ago)\n\n", state, max(now.Sub(snap.UpdatedAt), 0).Round(time.Second))
+	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SECRET\tSOURCE\tREADY\tVERSION / LEASE EXPIRES\tLAST SUCCESS\tREFRESH\tLAST ERROR")
+	for _, s := range snap.Secrets {
+		ver := "-"
+		switch {
+		case !s.LeaseExpiry.IsZero():
+			ver = s.LeaseExpiry.Local().Format(time.DateTime) + " (in " + s.LeaseExpiry.Sub(now).Round(time.Second).String() + ")"
+			if s.Expiring {
+				ver += " EXPIRING"
+			}
+		case s.Version > 0:
+			ver = fmt.Sprintf("v%d", s.Version)
+		}
+		last := "never"
+		if !s.LastSuccess.IsZero() {
+			last = now.Sub(s.LastSuccess).Round(time.Second).String() + " ago"
+		}
+		src := s.Source
+		if src == "" {
+			src = "kv"
+		}
+		errText := "-"
+		if s.LastError != "" {
+			errText = logging.OneLine(s.LastError, 120)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%s\t%s\n", s.Name, src, s.Ready, ver, last, s.RefreshInterval, errText)
+	}
+	if err := w.Flush(); err != nil {
+		return exitFailure
+	}
 	return exitOK
 }

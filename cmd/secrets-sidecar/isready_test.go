@@ -216,3 +216,52 @@ func TestIsReadyRefusesForgedStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusCommand: `status` prints the tracker's file as a table, one
+// row per secret with its source, version or lease expiry and last error;
+// a lease with less than leases.min_remaining left is EXPIRING and makes
+// the sidecar not ready for isready too; a missing file is exit 1.
+func TestStatusCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "status.json")
+	tr := status.NewTracker(path, nil, nil, nil)
+	tr.Configure([]status.SecretInfo{
+		{Name: "db", VaultPath: "secret/db", RefreshInterval: time.Minute, Source: "kv"},
+		{Name: "pg", VaultPath: "database/creds/app", RefreshInterval: time.Minute, Source: "lease", MinRemaining: 10 * time.Minute},
+	})
+	if err := tr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Stop(context.Background()) })
+	tr.Succeeded("db", time.Now(), 4)
+	tr.Succeeded("pg", time.Now(), 0)
+	tr.LeaseExpiry("pg", time.Now().Add(time.Hour))
+	tr.Failed("db", time.Now(), "vault read secret/db: permission denied (HTTP 403)")
+	if err := tr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "status", "--status-file", path)
+	if code != exitOK {
+		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"ready (updated", "SECRET", "db", "kv", "v4", "permission denied (HTTP 403)", "pg", "lease", "(in "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "EXPIRING") {
+		t.Errorf("an hour left with min_remaining 10m is not expiring:\n%s", out)
+	}
+	tr.LeaseExpiry("pg", time.Now().Add(5*time.Minute))
+	if err := tr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, _ := runCLI(t, "status", "--status-file", path); !strings.Contains(out, "EXPIRING") || !strings.Contains(out, "not ready: leases expiring") {
+		t.Errorf("5 minutes left with min_remaining 10m:\n%s", out)
+	}
+	if code, _, errOut := runCLI(t, "isready", "--status-file", path); code != exitFailure || !strings.Contains(errOut, "pg (lease expires") {
+		t.Errorf("isready with an expiring lease: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "status", "--status-file", path+".missing"); code != exitFailure || !strings.Contains(errOut, "no status file") {
+		t.Errorf("status without a file: exit %d %q", code, errOut)
+	}
+}

@@ -445,7 +445,10 @@ func contains(list []string, s string) bool {
 func secretInfos(cfg *config.Config) []status.SecretInfo {
 	out := make([]status.SecretInfo, len(cfg.Secrets))
 	for i, s := range cfg.Secrets {
-		out[i] = status.SecretInfo{Name: s.Name, VaultPath: s.VaultPath(), RefreshInterval: s.RefreshInterval.Duration}
+		out[i] = status.SecretInfo{Name: s.Name, VaultPath: s.VaultPath(), RefreshInterval: s.RefreshInterval.Duration, Source: "kv"}
+		if s.IsLeased() {
+			out[i].Source, out[i].MinRemaining = "lease", cfg.Leases.MinRemaining.Duration
+		}
 	}
 	return out
 }

@@ -14,3 +14,6 @@ func (Discard) Succeeded(string, time.Time, int) {}
 
 // Failed keeps nothing.
 func (Discard) Failed(string, time.Time, string) {}
+
+// LeaseExpiry records nothing.
+func (Discard) LeaseExpiry(string, time.Time) {}

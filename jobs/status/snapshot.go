@@ -69,6 +69,15 @@ type SecretState struct {
 	// LastAction is the latest change action run this secret asked for
 	// (nil: none yet). A failed action never makes a secret not ready.
 	LastAction *ActionState
+	// Source is where the secret comes from: "kv" or "lease".
+	Source string
+	// LeaseExpiry is when a leased secret's lease expires, as last granted.
+	LeaseExpiry time.Time
+	// Expiring: less than leases.min_remaining is left of the lease; the
+	// sidecar is then not ready.
+	Expiring bool
+
+	minRemaining time.Duration
 }
 
 // ActionState is one change action run as the status file shows it:
@@ -100,6 +109,9 @@ type secretJSON struct {
 	LastErrorAt     time.Time    `json:"last_error_at,omitzero"`
 	Version         int          `json:"version,omitzero"`
 	LastAction      *ActionState `json:"last_action,omitempty"`
+	Source          string       `json:"source,omitempty"`
+	LeaseExpiry     time.Time    `json:"lease_expiry,omitzero"`
+	Expiring        bool         `json:"expiring,omitempty"`
 }
 
 // duration is a time.Duration as Go duration text in JSON.
@@ -146,7 +158,7 @@ func (s SecretState) MarshalJSON() ([]byte, error) {
 	return json.Marshal(secretJSON{
 		Name: s.Name, VaultPath: s.VaultPath, RefreshInterval: duration(s.RefreshInterval), Ready: s.Ready,
 		LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorAt: s.LastErrorAt, Version: s.Version,
-		LastAction: s.LastAction,
+		LastAction: s.LastAction, Source: s.Source, LeaseExpiry: s.LeaseExpiry, Expiring: s.Expiring,
 	})
 }
 
@@ -159,7 +171,7 @@ func (s *SecretState) UnmarshalJSON(b []byte) error {
 	*s = SecretState{
 		Name: j.Name, VaultPath: j.VaultPath, RefreshInterval: time.Duration(j.RefreshInterval), Ready: j.Ready,
 		LastSuccess: j.LastSuccess, LastError: j.LastError, LastErrorAt: j.LastErrorAt, Version: j.Version,
-		LastAction: j.LastAction,
+		LastAction: j.LastAction, Source: j.Source, LeaseExpiry: j.LeaseExpiry, Expiring: j.Expiring,
 	}
 	return nil
 }
@@ -234,6 +246,15 @@ func (s Snapshot) Check(now time.Time, maxAge time.Duration) error {
 	if age := now.Sub(s.UpdatedAt); age > maxAge {
 		return fmt.Errorf("stale: last updated %s ago at %s, more than the max age of %s",
 			age.Round(time.Second), s.UpdatedAt.Format(time.RFC3339), maxAge)
+	}
+	var expiring []string
+	for _, st := range s.Secrets {
+		if st.Expiring {
+			expiring = append(expiring, fmt.Sprintf("%s (lease expires %s)", st.Name, st.LeaseExpiry.Format(time.RFC3339)))
+		}
+	}
+	if len(expiring) > 0 {
+		return fmt.Errorf("not ready: leases expiring within leases.min_remaining: %s", strings.Join(expiring, ", "))
 	}
 	if s.Ready {
 		return nil

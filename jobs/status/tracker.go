@@ -41,6 +41,12 @@ type SecretInfo struct {
 	Name            string
 	VaultPath       string
 	RefreshInterval time.Duration
+	// Source is "kv" or "lease".
+	Source string
+	// MinRemaining (leased secrets, leases.min_remaining): a lease with
+	// less left than this makes the secret expiring and the sidecar not
+	// ready. 0: off.
+	MinRemaining time.Duration
 }
 
 // ReadyObserver is told every change of overall readiness (the metrics'
@@ -114,7 +120,7 @@ func (t *Tracker) Configure(secrets []SecretInfo) {
 		if old, ok := t.secrets[s.Name]; ok && old.VaultPath == s.VaultPath {
 			st = *old
 		}
-		st.RefreshInterval = s.RefreshInterval
+		st.RefreshInterval, st.Source, st.minRemaining = s.RefreshInterval, s.Source, s.MinRemaining
 		next[s.Name] = &st
 	}
 	t.order, t.secrets, t.configured = order, next, true
@@ -138,6 +144,16 @@ func (t *Tracker) Succeeded(name string, at time.Time, version int) {
 		news := !st.Ready || st.LastError != "" || st.Version != version
 		st.Ready, st.LastSuccess, st.Version = true, at, version
 		st.LastError, st.LastErrorAt = "", time.Time{}
+		return news
+	})
+}
+
+// LeaseExpiry records when the lease behind a leased secret's file
+// expires (after each successful sync of it).
+func (t *Tracker) LeaseExpiry(name string, at time.Time) {
+	t.update(name, func(st *SecretState) bool {
+		news := !st.LeaseExpiry.Equal(at)
+		st.LeaseExpiry = at
 		return news
 	})
 }
@@ -238,6 +254,10 @@ func (t *Tracker) snapshotLocked() Snapshot {
 	}
 	for _, name := range t.order {
 		st := *t.secrets[name]
+		st.Expiring = st.minRemaining > 0 && !st.LeaseExpiry.IsZero() && st.LeaseExpiry.Sub(s.UpdatedAt) < st.minRemaining
+		if st.Expiring {
+			s.Ready = false
+		}
 		s.Secrets = append(s.Secrets, st)
 		s.MaxRefreshInterval = max(s.MaxRefreshInterval, st.RefreshInterval)
 	}

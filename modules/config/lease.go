@@ -42,6 +42,10 @@ type Leases struct {
 	// RevokeOnShutdown: none (default), lease (revoke each lease) or
 	// token (revoke the sidecar's token, and with it every lease it made).
 	RevokeOnShutdown string `yaml:"revoke_on_shutdown"`
+	// MinRemaining, when set, makes a leased secret whose lease has less
+	// left than this "expiring" in the status file, and the sidecar not
+	// ready (/ready, isready). Off by default.
+	MinRemaining Duration `yaml:"min_remaining"`
 	// RenewFraction and ReplaceFraction are the defaults of every leased
 	// secret's lease settings.
 	RenewFraction   *float64 `yaml:"renew_fraction"`
@@ -126,6 +130,9 @@ func (v *validator) leases(c *Config) {
 		}
 	default:
 		v.add("leases.revoke_on_shutdown", "%q is not one of none, lease, token", l.RevokeOnShutdown)
+	}
+	if msg := l.MinRemaining.problem(); msg != "" {
+		v.add("leases.min_remaining", "%s", msg)
 	}
 	v.fraction("leases.renew_fraction", l.RenewFraction)
 	v.fraction("leases.replace_fraction", l.ReplaceFraction)

@@ -582,6 +582,6 @@ func (s *Source) Apply(_ context.Context, cfg *config.Config) error {
 func sameLeases(a, b config.Leases) bool {
 	eqf := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	eqi := func(x, y *int) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return a.StateDir == b.StateDir && a.RevokeOnShutdown == b.RevokeOnShutdown &&
+	return a.StateDir == b.StateDir && a.RevokeOnShutdown == b.RevokeOnShutdown && a.MinRemaining.Duration == b.MinRemaining.Duration &&
 		eqf(a.RenewFraction, b.RenewFraction) && eqf(a.ReplaceFraction, b.ReplaceFraction) && eqi(a.MaxNewLeases, b.MaxNewLeases)
 }
