@@ -201,48 +201,6 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	return nil
 }
 
-// wakeLoop runs the jobs of the secrets the sources wake, until Stop.
-func (d *Daemon) wakeLoop() {
-	for {
-		select {
-		case <-d.quit:
-			return
-		case <-d.wake.Ready():
-		}
-		for _, name := range d.wake.Take() {
-			d.runNow(name)
-		}
-	}
-}
-
-// runNow runs name's job at once; a run in flight syncs once more at its
-// end instead.
-func (d *Daemon) runNow(name string) {
-	d.mu.Lock()
-	e, ok := d.entries[name]
-	d.mu.Unlock()
-	if !ok {
-		return
-	}
-	e.rs.woken.Store(true)
-	if e.rs.busy.Load() {
-		select { // a run waiting its tail syncs again at once
-		case e.rs.kick <- struct{}{}:
-		default:
-		}
-		return
-	}
-	for _, j := range d.sched.Jobs() {
-		if j.ID() == e.id {
-			if err := j.RunNow(); err != nil {
-				d.log.Warn("could not run a woken secret's job now; it runs at its next refresh",
-					zap.String("secret_name", name), zap.Error(err))
-			}
-			return
-		}
-	}
-}
-
 // add schedules one secret. The caller holds d.mu.
 func (d *Daemon) add(sec config.Secret) error {
 	job, err := d.syncer.NewJob(sec)
@@ -452,11 +410,3 @@ func secretInfos(cfg *config.Config) []status.SecretInfo {
 	}
 	return out
 }
-
-// gocronLogger sends gocron's key/value logs to zap.
-type gocronLogger struct{ s *zap.SugaredLogger }
-
-func (l gocronLogger) Debug(msg string, args ...any) { l.s.Debugw(msg, args...) }
-func (l gocronLogger) Info(msg string, args ...any)  { l.s.Debugw(msg, args...) } // gocron's info is chatter for us
-func (l gocronLogger) Warn(msg string, args ...any)  { l.s.Warnw(msg, args...) }
-func (l gocronLogger) Error(msg string, args ...any) { l.s.Errorw(msg, args...) }

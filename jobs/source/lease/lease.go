@@ -10,7 +10,6 @@ package lease
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -206,51 +205,6 @@ func (s *Source) Fetch(ctx context.Context, sec *config.Secret, mode source.Mode
 	return l.data(), nil
 }
 
-// adoptRecorded takes over the lease the state directory recorded for l's
-// request, when Vault still knows it and it and its token outlive the
-// handover; it reports whether it did, and whether there was a record.
-// The caller holds l.mu.
-func (s *Source) adoptRecorded(ctx context.Context, l *lease, now time.Time) (adopted, recorded bool, _ error) {
-	rec, err := s.state.load(l.fp)
-	if err != nil || rec == nil {
-		if err != nil {
-			s.log.Warn("lease record unreadable; minting a new lease", zap.String("lease_path", l.req.Path), zap.Error(err))
-		}
-		return false, err != nil, nil
-	}
-	margin := s.s.Handover + handoverMargin
-	values, verr := rec.values()
-	switch {
-	case verr != nil:
-		s.log.Warn("lease record holds no data; minting a new lease", zap.String("lease_path", l.req.Path), zap.Error(verr))
-		return false, true, nil //nolint:nilerr // logged: a bad record means a new lease, not a failed sync
-	case rec.Path != l.req.Path, rec.Method != l.req.Method:
-		return false, true, nil
-	case !rec.End.After(now.Add(margin)):
-		s.log.Info("recorded lease too close to its end to adopt", zap.String("lease_path", l.req.Path))
-		return false, true, nil
-	case !rec.TokenExpiry.IsZero() && !rec.TokenExpiry.After(now.Add(margin)):
-		s.log.Info("recorded lease's token too close to its end to adopt", zap.String("lease_path", l.req.Path))
-		return false, true, nil
-	}
-	ttl, renewable, err := s.c.Lookup(ctx, rec.id())
-	switch {
-	case errors.Is(err, vault.ErrLeaseGone):
-		s.log.Info("recorded lease no longer known to Vault", zap.String("lease_path", l.req.Path))
-		return false, true, nil
-	case err != nil:
-		return false, true, err
-	}
-	l.cur = &vault.Leased{Data: values, ID: rec.id(), Duration: ttl, Renewable: renewable, Received: rec.Issued,
-		Token: vault.TokenLife{Expiry: rec.TokenExpiry, Final: true}}
-	l.granted, l.ttl, l.end, l.final = now, ttl, now.Add(ttl), rec.Final || !renewable
-	s.exportExpiry(l)
-	s.log.Info("lease adopted from the state directory", zap.String("lease_path", l.req.Path),
-		zap.Duration("ttl", ttl), zap.Time("token_expiry", rec.TokenExpiry), zap.Strings("secrets", l.names()))
-	s.plan(l, now)
-	return true, true, nil
-}
-
 // serves reports whether the current response is still the one to hand
 // out.
 func (l *lease) serves(now time.Time) bool {
@@ -321,23 +275,6 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 	return nil
 }
 
-// record saves l in the state directory, when there is one, before the
-// data is handed out (so before any file is written from it). A failure
-// is logged: the lease works, a restart will not find it. The caller
-// holds l.mu.
-func (s *Source) record(l *lease) {
-	if s.state == nil || l.cur == nil || l.cur.ID == "" {
-		return
-	}
-	expiry := l.cur.Token.Expiry
-	if now := s.c.TokenLife(); now.Gen == l.cur.Token.Gen {
-		expiry = now.Expiry // renewed since the mint
-	}
-	if err := s.state.save(l, expiry); err != nil {
-		s.log.Warn("lease not recorded in the state directory: a restart mints a new one", zap.String("lease_path", l.req.Path), zap.Error(err))
-	}
-}
-
 // exportExpiry sets the expiry gauge of every secret of the lease (the
 // caller holds l.mu).
 func (s *Source) exportExpiry(l *lease) {
@@ -352,169 +289,6 @@ func (l *lease) names() []string {
 		out = append(out, n)
 	}
 	return out
-}
-
-// tokenEnd is when the token the lease was made under ends for good, or
-// zero when it is kept alive: a token replaced since (a new login) ends
-// at its last known expiry; the current one when its expiry is final.
-func (s *Source) tokenEnd(l *lease) time.Time {
-	made := l.cur.Token
-	now := s.c.TokenLife()
-	switch {
-	case made.Gen != now.Gen:
-		return made.Expiry
-	case now.Final:
-		return now.Expiry
-	}
-	return time.Time{}
-}
-
-// plan sets the lease's timer: a renewal, a replacement, or, for a static
-// role, a wake-up at its ttl. The caller holds l.mu.
-func (s *Source) plan(l *lease, now time.Time) {
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timer = nil
-	}
-	if l.cur == nil {
-		return
-	}
-	if l.cur.ID == "" {
-		if ttl, ok := dataTTL(l.cur.Data); ok && l.req.Method == http.MethodGet {
-			// A static role: read again just after Vault rotates it.
-			l.timer = s.clock.AfterFunc(ttl+time.Second, func() { s.wakeAll(l) })
-		}
-		return
-	}
-	end, reason := l.end, "max_ttl"
-	if !l.cur.Renewable {
-		reason = "not_renewable"
-	}
-	if te := s.tokenEnd(l); !te.IsZero() && (end.IsZero() || te.Before(end)) {
-		end, reason = te, "token_end"
-	}
-	handover := s.s.Handover + handoverMargin
-	if l.cur.Renewable && !l.final && reason != "token_end" {
-		at := renewAt(l.granted, l.ttl, l.renewFrac)
-		l.timer = s.clock.AfterFunc(at.Sub(now), func() { s.renew(l) })
-		return
-	}
-	if end.IsZero() {
-		return // neither the lease nor its token ends
-	}
-	l.due = replaceAt(now, l.issued, end, l.replaceFrac, handover)
-	l.timer = s.clock.AfterFunc(l.due.Sub(now), func() { s.replace(l, reason) })
-}
-
-// dataTTL is a static role's "ttl" (seconds until Vault rotates it).
-func dataTTL(data map[string]any) (time.Duration, bool) {
-	switch v := data["ttl"].(type) {
-	case json.Number:
-		n, err := v.Int64()
-		return time.Duration(n) * time.Second, err == nil && n > 0
-	case float64:
-		return time.Duration(v) * time.Second, v > 0
-	}
-	return 0, false
-}
-
-// renew is a lease's renewal timer.
-func (s *Source) renew(l *lease) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cur == nil || s.ctx.Err() != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, callTimeout)
-	defer cancel()
-	asked := l.cur.Duration
-	d, renewable, err := s.c.Renew(ctx, l.cur.ID, asked)
-	now := s.clock.Now()
-	if err != nil {
-		s.rec.LeaseRenewed(metrics.ResultError)
-	} else {
-		s.rec.LeaseRenewed(metrics.ResultSuccess)
-	}
-	switch {
-	case errors.Is(err, vault.ErrLeaseGone):
-		s.log.Warn("lease revoked or lost: replacing it", zap.String("lease_path", l.req.Path), zap.Error(err))
-		s.replaceLocked(l, now, "revoked")
-		return
-	case err != nil:
-		l.fails++
-		wait := backoff(l.fails, now, l.end)
-		log := s.log.Debug
-		if l.fails == 1 || l.fails%10 == 0 {
-			log = s.log.Warn
-		}
-		log("lease renewal failed; the current credential stays", zap.String("lease_path", l.req.Path),
-			zap.Int("consecutive_failures", l.fails), zap.Duration("retry_in", wait), zap.Error(err))
-		// Past the point where a replacement must start, stop renewing.
-		if handoverAt := l.end.Add(-(s.s.Handover + handoverMargin)); !now.Add(wait).Before(handoverAt) {
-			s.replaceLocked(l, now, "max_ttl")
-			return
-		}
-		l.timer = s.clock.AfterFunc(wait, func() { s.renew(l) })
-		return
-	}
-	l.fails, l.granted, l.ttl, l.end = 0, now, d, now.Add(d)
-	if d < asked || !renewable {
-		l.final = true
-	}
-	s.exportExpiry(l)
-	s.record(l)
-	s.log.Debug("lease renewed", zap.String("lease_path", l.req.Path), zap.Duration("ttl", d), zap.Bool("final", l.final))
-	s.plan(l, now)
-}
-
-// replace is a lease's replacement timer.
-func (s *Source) replace(l *lease, reason string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return
-	}
-	s.replaceLocked(l, s.clock.Now(), reason)
-}
-
-// replaceLocked mints the lease's replacement and wakes its secrets; on
-// failure it tries again after a back-off while the old one is valid.
-func (s *Source) replaceLocked(l *lease, now time.Time, reason string) {
-	ctx, cancel := context.WithTimeout(s.ctx, callTimeout)
-	defer cancel()
-	if err := s.mint(ctx, l, now, reason); err != nil {
-		l.fails++
-		wait := backoff(l.fails, now, l.end)
-		if errors.Is(err, ErrCapReached) {
-			wait = max(wait, time.Minute)
-		}
-		s.log.Warn("lease replacement failed; trying again", zap.String("lease_path", l.req.Path),
-			zap.String("reason", reason), zap.Duration("retry_in", wait), zap.Error(err))
-		if l.due.IsZero() {
-			l.due = now
-		}
-		l.timer = s.clock.AfterFunc(wait, func() { s.replace(l, reason) })
-		return
-	}
-	// The old lease is left to expire; its secrets write the new one now.
-	s.wakeNames(l.names())
-}
-
-// wakeAll wakes the lease's secrets (a static role's timer).
-func (s *Source) wakeAll(l *lease) {
-	l.mu.Lock()
-	names := l.names()
-	l.mu.Unlock()
-	s.wakeNames(names)
-}
-
-func (s *Source) wakeNames(names []string) {
-	if s.wake == nil {
-		return
-	}
-	for _, n := range names {
-		s.wake.Wake(n)
-	}
 }
 
 // Stop ends the timers and, as revoke_on_shutdown says (never with

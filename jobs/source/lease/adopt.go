@@ -1,0 +1,73 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
+)
+
+// adoptRecorded takes over the lease the state directory recorded for l's
+// request, when Vault still knows it and it and its token outlive the
+// handover; it reports whether it did, and whether there was a record.
+// The caller holds l.mu.
+func (s *Source) adoptRecorded(ctx context.Context, l *lease, now time.Time) (adopted, recorded bool, _ error) {
+	rec, err := s.state.load(l.fp)
+	if err != nil || rec == nil {
+		if err != nil {
+			s.log.Warn("lease record unreadable; minting a new lease", zap.String("lease_path", l.req.Path), zap.Error(err))
+		}
+		return false, err != nil, nil
+	}
+	margin := s.s.Handover + handoverMargin
+	values, verr := rec.values()
+	switch {
+	case verr != nil:
+		s.log.Warn("lease record holds no data; minting a new lease", zap.String("lease_path", l.req.Path), zap.Error(verr))
+		return false, true, nil //nolint:nilerr // logged: a bad record means a new lease, not a failed sync
+	case rec.Path != l.req.Path, rec.Method != l.req.Method:
+		return false, true, nil
+	case !rec.End.After(now.Add(margin)):
+		s.log.Info("recorded lease too close to its end to adopt", zap.String("lease_path", l.req.Path))
+		return false, true, nil
+	case !rec.TokenExpiry.IsZero() && !rec.TokenExpiry.After(now.Add(margin)):
+		s.log.Info("recorded lease's token too close to its end to adopt", zap.String("lease_path", l.req.Path))
+		return false, true, nil
+	}
+	ttl, renewable, err := s.c.Lookup(ctx, rec.id())
+	switch {
+	case errors.Is(err, vault.ErrLeaseGone):
+		s.log.Info("recorded lease no longer known to Vault", zap.String("lease_path", l.req.Path))
+		return false, true, nil
+	case err != nil:
+		return false, true, err
+	}
+	l.cur = &vault.Leased{Data: values, ID: rec.id(), Duration: ttl, Renewable: renewable, Received: rec.Issued,
+		Token: vault.TokenLife{Expiry: rec.TokenExpiry, Final: true}}
+	l.granted, l.ttl, l.end, l.final = now, ttl, now.Add(ttl), rec.Final || !renewable
+	s.exportExpiry(l)
+	s.log.Info("lease adopted from the state directory", zap.String("lease_path", l.req.Path),
+		zap.Duration("ttl", ttl), zap.Time("token_expiry", rec.TokenExpiry), zap.Strings("secrets", l.names()))
+	s.plan(l, now)
+	return true, true, nil
+}
+
+// record saves l in the state directory, when there is one, before the
+// data is handed out (so before any file is written from it). A failure
+// is logged: the lease works, a restart will not find it. The caller
+// holds l.mu.
+func (s *Source) record(l *lease) {
+	if s.state == nil || l.cur == nil || l.cur.ID == "" {
+		return
+	}
+	expiry := l.cur.Token.Expiry
+	if now := s.c.TokenLife(); now.Gen == l.cur.Token.Gen {
+		expiry = now.Expiry // renewed since the mint
+	}
+	if err := s.state.save(l, expiry); err != nil {
+		s.log.Warn("lease not recorded in the state directory: a restart mints a new one", zap.String("lease_path", l.req.Path), zap.Error(err))
+	}
+}
