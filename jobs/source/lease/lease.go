@@ -346,9 +346,45 @@ func (s *Source) Stop(ctx context.Context) error {
 
 // Apply is the reload's settings phase: the leases: block cannot change
 // while the sidecar runs (its leases and state were made under it).
+//
+// A lease no secret of cfg asks for any more is dropped: its timers stop
+// and it is left to expire (its record goes too).
 func (s *Source) Apply(_ context.Context, cfg *config.Config) error {
 	if !sameLeases(cfg.Leases, s.s.Leases) {
 		return errors.New("the leases: block cannot change on a reload; restart the sidecar to apply it")
+	}
+	wanted := map[string]map[string]struct{}{}
+	for i := range cfg.Secrets {
+		if sec := &cfg.Secrets[i]; sec.Lease != nil {
+			fp := sec.Lease.Fingerprint()
+			if wanted[fp] == nil {
+				wanted[fp] = map[string]struct{}{}
+			}
+			wanted[fp][sec.Name] = struct{}{}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fp, l := range s.leases {
+		names, keep := wanted[fp]
+		l.mu.Lock()
+		if keep {
+			l.secrets = names
+			l.mu.Unlock()
+			continue
+		}
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		l.cur = nil
+		l.mu.Unlock()
+		delete(s.leases, fp)
+		if s.state != nil {
+			if err := s.state.remove(fp); err != nil {
+				s.log.Warn("lease record not removed", zap.String("lease_path", l.req.Path), zap.Error(err))
+			}
+		}
+		s.log.Info("lease no longer configured: left to expire", zap.String("lease_path", l.req.Path))
 	}
 	return nil
 }

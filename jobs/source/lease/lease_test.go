@@ -550,3 +550,43 @@ func TestStateDirMustBePrivate(t *testing.T) {
 		t.Fatalf("a state_dir that is a link: %v", err)
 	}
 }
+
+// A reload that drops the last secret of a request stops renewing its
+// lease; one that keeps it changes nothing; a changed leases: block is
+// refused.
+func TestReloadDropsUnusedLeases(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 10*time.Hour)
+	st := settings(3)
+	s := newSource(t, f, st, lease.Options{Clock: clock})
+	keep, drop := leased("keep", "database/creds/a"), leased("drop", "database/creds/b")
+	fetch(t, s, keep)
+	fetch(t, s, drop)
+	next(t, f)
+	next(t, f)
+	cfg := &config.Config{Leases: st.Leases, Secrets: []config.Secret{*keep}}
+	if err := s.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Two hours on: only the kept lease is renewed (every ~40 minutes).
+	for range 120 {
+		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Minute)
+		for len(f.calls) > 0 {
+			<-f.calls
+		}
+	}
+	f.mu.Lock()
+	renewals := len(f.renewedAt)
+	f.mu.Unlock()
+	if renewals < 2 || renewals > 4 {
+		t.Errorf("%d renewals in 2h with one hour-long lease left, want about 3", renewals)
+	}
+	changed := *cfg
+	changed.Leases.RevokeOnShutdown = config.RevokeNone
+	if err := s.Apply(t.Context(), &changed); err == nil {
+		t.Error("a reload that changes the leases: block was accepted")
+	}
+}
