@@ -19,6 +19,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/lease"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
@@ -588,5 +589,40 @@ func TestReloadDropsUnusedLeases(t *testing.T) {
 	changed.Leases.RevokeOnShutdown = config.RevokeNone
 	if err := s.Apply(t.Context(), &changed); err == nil {
 		t.Error("a reload that changes the leases: block was accepted")
+	}
+}
+
+// A record that is not JSON (a truncated write, a co-tenant's junk) means
+// a new lease, and the log names the file and the byte, never the
+// content.
+func TestCorruptRecordLogsNoContent(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 10*time.Hour)
+	dir := filepath.Join(t.TempDir(), "state")
+	st := settings(3)
+	st.Leases.StateDir = dir
+	st.NoRevoke = true
+	sec := leased("db", "database/creds/app")
+	first := newSource(t, f, st, lease.Options{Clock: clock})
+	fetch(t, first, sec)
+	next(t, f)
+	if err := first.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("%v %v", entries, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, entries[0].Name()), []byte(`{"data": Zsecretcharacters`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, logs := logtest.New(t)
+	second := newSource(t, f, st, lease.Options{Clock: clock, Log: log})
+	fetch(t, second, sec)
+	if c := next(t, f); c != "request" {
+		t.Fatalf("%q, want a new lease", c)
+	}
+	if out := logs.String(); strings.Contains(out, "Z") && strings.Contains(out, "'Z'") || !strings.Contains(out, "malformed JSON at byte") {
+		t.Errorf("the log: %s", out)
 	}
 }

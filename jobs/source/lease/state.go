@@ -103,7 +103,13 @@ func (s *stateDir) load(fp string) (*record, error) {
 	}
 	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("lease record %s: not a record (%w)", recordName(fp), err)
+		// encoding/json's messages quote the character they stopped at,
+		// which may be a credential's: say where, never what.
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("lease record %s: not a record (malformed JSON at byte %d)", recordName(fp), se.Offset)
+		}
+		return nil, fmt.Errorf("lease record %s: not a record", recordName(fp))
 	}
 	return &rec, nil
 }
