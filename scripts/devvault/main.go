@@ -4,7 +4,8 @@
 // It is not the Vault binary: it links Vault's core and HTTP handler with an
 // in-memory (or file) storage backend, the KV secrets engine and the AppRole,
 // JWT and Kubernetes auth methods, initialises and unseals itself, mounts
-// KV v2 at secret/ and KV v1 at kv/, prints one JSON line with the address
+// KV v2 at secret/, KV v1 at kv/ and the PKI engine at pki/ (with an EC P-256
+// root CA, "devvault root CA", and no roles: tests make their own), prints one JSON line with the address
 // and root token on stdout, and serves until SIGTERM or SIGINT.
 //
 // With -data-dir the storage, unseal key and root token persist across
@@ -30,6 +31,7 @@ import (
 	kubeauth "github.com/hashicorp/vault-plugin-auth-kubernetes"
 	kv "github.com/hashicorp/vault-plugin-secrets-kv"
 	"github.com/hashicorp/vault/builtin/credential/approle"
+	"github.com/hashicorp/vault/builtin/logical/pki"
 	"github.com/hashicorp/vault/helper/namespace"
 	vaulthttp "github.com/hashicorp/vault/http"
 	"github.com/hashicorp/vault/sdk/helper/consts"
@@ -101,7 +103,7 @@ func run() error {
 		Logger:          logger,
 		DisableMlock:    true,
 		BuiltinRegistry: noPlugins{},
-		LogicalBackends: map[string]logical.Factory{"kv": kv.Factory},
+		LogicalBackends: map[string]logical.Factory{"kv": kv.Factory, "pki": pki.Factory},
 		CredentialBackends: map[string]logical.Factory{
 			"approle":    approle.Factory,
 			"jwt":        jwtauth.Factory,
@@ -201,6 +203,16 @@ func initAndUnseal(ctx context.Context, core *vault.Core, dataDir, wantToken str
 		}); err != nil {
 			return "", fmt.Errorf("mount %s/: %w", m.path, err)
 		}
+	}
+	if err := request(ctx, core, rootToken, "sys/mounts/pki", map[string]interface{}{
+		"type": "pki", "config": map[string]interface{}{"max_lease_ttl": "87600h"},
+	}); err != nil {
+		return "", fmt.Errorf("mount pki/: %w", err)
+	}
+	if err := request(ctx, core, rootToken, "pki/root/generate/internal", map[string]interface{}{
+		"common_name": "devvault root CA", "key_type": "ec", "key_bits": 256, "ttl": "87600h",
+	}); err != nil {
+		return "", fmt.Errorf("pki/ root CA: %w", err)
 	}
 	if dataDir != "" {
 		raw, err := json.Marshal(persisted{UnsealKey: res.SecretShares[0], RootToken: rootToken})
