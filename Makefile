@@ -23,9 +23,9 @@ build: ## static binary in bin/
 	CGO_ENABLED=0 $(GO) build -trimpath $(GCFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/secrets-sidecar
 
 .PHONY: test
-test: ## every test, with -race, including integration tests against the real Vault dev server
-	@bin=$$(scripts/devvault.sh) && \
-	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -race -count=1 -timeout 20m ./...
+test: ## every test, with -race, including integration tests against the real Vault dev servers and PostgreSQL
+	@bin=$$(scripts/devvault.sh) && dbbin=$$(scripts/devvault.sh --db) && pg=$$(scripts/postgres.sh) && \
+	SIDECAR_DEVVAULT_BIN=$$bin SIDECAR_DEVVAULT_DB_BIN=$$dbbin SIDECAR_POSTGRES_BINDIR=$$pg $(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: lint
 lint: $(TOOLS)/golangci-lint ## gofmt, go vet and golangci-lint

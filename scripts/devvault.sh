@@ -4,6 +4,13 @@
 # runs reuse the cached binary. A cold build downloads Vault v1.14.0's module
 # graph and compiles its core: several minutes on 2 cores.
 #
+#   devvault.sh            the demo's server: KV, PKI, AppRole, JWT, Kubernetes
+#   devvault.sh --db       the same plus the database engine and its built-in
+#                          PostgreSQL plugin (cmd/devvault-db), for `make test`;
+#                          built after the first it recompiles only the
+#                          database packages
+#   devvault.sh --prepare  only the sdk copy below (for go vet and the linters)
+#
 #   SIDECAR_DEVVAULT_CACHE  cache directory (default ~/.cache/secrets-sidecar)
 #
 # Vault 1.14.0's PKI engine calls certutil.ParseBasicConstraintExtension,
@@ -38,23 +45,32 @@ prepare() {
 	rm -rf "$sdk" && mv "$sdk.tmp" "$sdk" && touch "$stamp"
 }
 
-if [[ ${1:-} == --prepare ]]; then
+flavour=devvault pkg=.
+case ${1:-} in
+--prepare)
 	prepare
 	exit 0
-fi
+	;;
+--db) flavour=devvault-db pkg=./cmd/devvault-db ;;
+"") ;;
+*)
+	echo "usage: devvault.sh [--db | --prepare]" >&2
+	exit 2
+	;;
+esac
 key=$( (cat "$src/go.mod" "$src/go.sum" "$0"; find "$src" -name '*.go' -not -path "$src/.sdk/*" | LC_ALL=C sort | xargs cat) | sha256sum | cut -c1-16)
 cache=${SIDECAR_DEVVAULT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/secrets-sidecar}
-bin=$cache/devvault-$key
+bin=$cache/$flavour-$key
 
 if [[ ! -x $bin ]]; then
 	mkdir -p "$cache"
 	exec 9>"$cache/devvault.lock"
 	flock 9 # parallel test packages wait for one build
 	if [[ ! -x $bin ]]; then
-		echo "devvault: building the Vault dev server once (cached as $bin)..." >&2
+		echo "devvault: building the Vault dev server ($flavour) once (cached as $bin)..." >&2
 		start=$(date +%s)
 		prepare
-		(cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin.tmp.$$" .)
+		(cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin.tmp.$$" "$pkg")
 		mv "$bin.tmp.$$" "$bin"
 		echo "devvault: built in $(($(date +%s) - start))s" >&2
 	fi

@@ -33,6 +33,9 @@ import (
 // Makefile sets it).
 const BinEnv = "SIDECAR_DEVVAULT_BIN"
 
+// DBBinEnv names the database flavour's binary (the Makefile sets it).
+const DBBinEnv = "SIDECAR_DEVVAULT_DB_BIN"
+
 const startTimeout = 90 * time.Second
 
 // Server is one running dev server.
@@ -43,6 +46,7 @@ type Server struct {
 	Token string
 
 	dataDir string
+	bin     string
 	cmd     *exec.Cmd
 	stderr  *lockedBuffer
 	exited  chan struct{}
@@ -52,6 +56,7 @@ type Server struct {
 type options struct {
 	persistent bool
 	rootToken  string
+	database   bool
 }
 
 // Option configures Start.
@@ -64,10 +69,25 @@ func Persistent() Option { return func(o *options) { o.persistent = true } }
 // RootToken fixes the root token's ID instead of a random one.
 func RootToken(id string) Option { return func(o *options) { o.rootToken = id } }
 
+// Database starts the dev server flavour with the database secrets engine
+// mounted at database/ and Vault's PostgreSQL plugin built in (see
+// DatabaseBinary and StartPostgres).
+func Database() Option { return func(o *options) { o.database = true } }
+
 // Start starts a dev server for this test; it is stopped when the test ends.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
-	s, err := start(Binary(tb), opts...)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bin := ""
+	if o.database {
+		bin = DatabaseBinary(tb)
+	} else {
+		bin = Binary(tb)
+	}
+	s, err := start(bin, opts...)
 	if err != nil {
 		tb.Fatalf("vaulttest: %v", err)
 	}
@@ -85,7 +105,7 @@ func start(bin string, opts ...Option) (*Server, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Server{}
+	s := &Server{bin: bin}
 	if o.persistent {
 		dir, err := os.MkdirTemp("", "devvault-*")
 		if err != nil {
@@ -201,7 +221,7 @@ func (s *Server) Restart(tb testing.TB) {
 	host := strings.TrimPrefix(s.Addr, "http://")
 	var err error
 	for attempt := 0; attempt < 50; attempt++ { // the old socket may linger briefly
-		if err = s.launch(Binary(tb), []string{"-addr", host}); err == nil {
+		if err = s.launch(s.bin, []string{"-addr", host}); err == nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -274,9 +294,12 @@ func (s *Server) Write(tb testing.TB, path string, data map[string]any) *api.Sec
 }
 
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	binOnce   sync.Once
+	binPath   string
+	binErr    error
+	dbBinOnce sync.Once
+	dbBinPath string
+	dbBinErr  error
 )
 
 // Binary returns the dev server's path: $SIDECAR_DEVVAULT_BIN, else the
@@ -284,17 +307,28 @@ var (
 // packages) when it is missing. It fails the test loudly if it cannot.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	binOnce.Do(func() { binPath, binErr = findOrBuild() })
+	binOnce.Do(func() { binPath, binErr = findOrBuild(BinEnv) })
 	if binErr != nil {
 		tb.Fatalf("vaulttest: the dev server is required and could not be built: %v", binErr)
 	}
 	return binPath
 }
 
-func findOrBuild() (string, error) {
-	if p := os.Getenv(BinEnv); p != "" {
+// DatabaseBinary is Binary for the database flavour (cmd/devvault-db):
+// $SIDECAR_DEVVAULT_DB_BIN, else `scripts/devvault.sh --db`.
+func DatabaseBinary(tb testing.TB) string {
+	tb.Helper()
+	dbBinOnce.Do(func() { dbBinPath, dbBinErr = findOrBuild(DBBinEnv, "--db") })
+	if dbBinErr != nil {
+		tb.Fatalf("vaulttest: the database dev server is required and could not be built: %v", dbBinErr)
+	}
+	return dbBinPath
+}
+
+func findOrBuild(env string, args ...string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w", BinEnv, p, err)
+			return "", fmt.Errorf("%s=%s: %w", env, p, err)
 		}
 		return p, nil
 	}
@@ -302,7 +336,7 @@ func findOrBuild() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(context.Background(), "bash", filepath.Join(root, "scripts", "devvault.sh"))
+	cmd := exec.CommandContext(context.Background(), "bash", append([]string{filepath.Join(root, "scripts", "devvault.sh")}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
