@@ -44,6 +44,11 @@ type Data struct {
 	// Lease is the data's lease (leased sources; nil for KV): what the
 	// template's lease functions tell, never the lease id.
 	Lease *Lease
+	// NextAction is what the source will do next on its own ("renew",
+	// "replace", "read" for a static role) and NextAt when; empty for a
+	// source that waits for the next refresh.
+	NextAction string
+	NextAt     time.Time
 }
 
 // Lease is what is known of a lease.

@@ -61,5 +61,8 @@ func (Discard) LeaseRenewed(Result) {}
 // LeaseRevoked records nothing.
 func (Discard) LeaseRevoked(Result) {}
 
+// LeaseCapReached records nothing.
+func (Discard) LeaseCapReached(string) {}
+
 // LeaseExpiry records nothing.
 func (Discard) LeaseExpiry(string, time.Time) {}

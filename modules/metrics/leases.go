@@ -16,6 +16,7 @@ type leases struct {
 	issued      *prometheus.CounterVec
 	renewals    *prometheus.CounterVec
 	revocations *prometheus.CounterVec
+	capped      *prometheus.CounterVec
 }
 
 func newLeases() *leases {
@@ -36,6 +37,10 @@ func newLeases() *leases {
 			Namespace: Namespace, Name: "lease_revocations_total",
 			Help: "Lease revocations on shutdown by result (success or error).",
 		}, []string{"result"}),
+		capped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "lease_cap_reached_total",
+			Help: "New leases refused because the secret's request reached leases.max_new_leases within one lease period.",
+		}, []string{"secret_name"}),
 	}
 	for _, r := range LeaseReasons {
 		l.issued.WithLabelValues(r)
@@ -48,7 +53,7 @@ func newLeases() *leases {
 }
 
 func (l *leases) collectors() []prometheus.Collector {
-	return []prometheus.Collector{l.expiry, l.issued, l.renewals, l.revocations}
+	return []prometheus.Collector{l.expiry, l.issued, l.renewals, l.revocations, l.capped}
 }
 
 // LeaseIssued counts a minted lease.
@@ -59,6 +64,9 @@ func (l *leases) LeaseRenewed(res Result) { l.renewals.WithLabelValues(result(re
 
 // LeaseRevoked counts a revocation.
 func (l *leases) LeaseRevoked(res Result) { l.revocations.WithLabelValues(result(res)).Inc() }
+
+// LeaseCapReached counts a new lease refused by the cap, for one secret.
+func (l *leases) LeaseCapReached(secret string) { l.capped.WithLabelValues(secret).Inc() }
 
 // LeaseExpiry exports when a secret's lease expires; the zero time drops
 // the series.

@@ -41,6 +41,7 @@ type Recorder interface {
 	LeaseIssued(reason string)
 	LeaseRenewed(res metrics.Result)
 	LeaseRevoked(res metrics.Result)
+	LeaseCapReached(secret string)
 	LeaseExpiry(secret string, t time.Time)
 }
 
@@ -142,6 +143,18 @@ type lease struct {
 	fails   int
 	adopt   bool // the state directory was consulted
 	timer   clockwork.Timer
+	next    string    // what the timer does: renew, replace or read
+	nextAt  time.Time // when
+}
+
+// after sets the lease's timer: fn, what (for the status) after d. The
+// caller holds l.mu.
+func (s *Source) after(l *lease, now time.Time, what string, d time.Duration, fn func()) {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.next, l.nextAt = what, now.Add(d)
+	l.timer = s.clock.AfterFunc(d, fn)
 }
 
 func (s *Source) lease(sec *config.Secret) *lease {
@@ -222,7 +235,7 @@ func (l *lease) serves(now time.Time) bool {
 }
 
 func (l *lease) data() *source.Data {
-	d := &source.Data{Values: l.cur.Data}
+	d := &source.Data{Values: l.cur.Data, NextAction: l.next, NextAt: l.nextAt}
 	if l.cur.ID != "" {
 		d.Lease = &source.Lease{Expires: l.end, TTL: l.ttl, Renewable: l.cur.Renewable && !l.final}
 	}
@@ -247,6 +260,9 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 			s.log.Error("new-lease cap reached: no new lease for this request until one lease period has passed",
 				zap.String("lease_path", l.req.Path), zap.String("reason", reason), zap.Int("new_leases", recent),
 				zap.Duration("period", period), zap.Strings("secrets", l.names()))
+			for n := range l.secrets {
+				s.rec.LeaseCapReached(n)
+			}
 			return fmt.Errorf("%s %s: %w (%d new leases within %s)", l.req.Method, l.req.Path, ErrCapReached, recent, period)
 		}
 	}
@@ -265,12 +281,17 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 	if resp.Duration > 0 {
 		l.end = resp.Received.Add(resp.Duration)
 	}
-	s.rec.LeaseIssued(reason)
 	s.exportExpiry(l)
 	s.record(l)
-	s.log.Info("lease minted", zap.String("lease_path", l.req.Path), zap.String("reason", reason),
-		zap.Duration("ttl", resp.Duration), zap.Bool("renewable", resp.Renewable), zap.Bool("lease", resp.ID != ""),
-		zap.Strings("secrets", l.names()))
+	if resp.ID == "" && l.req.Method == http.MethodGet {
+		// A static role's read (again at each refresh) issues nothing.
+		s.log.Debug("static credential read", zap.String("lease_path", l.req.Path), zap.Strings("secrets", l.names()))
+	} else {
+		s.rec.LeaseIssued(reason)
+		s.log.Info("lease minted", zap.String("lease_path", l.req.Path), zap.String("reason", reason),
+			zap.Duration("ttl", resp.Duration), zap.Bool("renewable", resp.Renewable), zap.Bool("lease", resp.ID != ""),
+			zap.Strings("secrets", l.names()))
+	}
 	s.plan(l, now)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging/logtest"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
@@ -214,6 +216,9 @@ func TestRenewThenReplaceBeforeMaxTTL(t *testing.T) {
 	fetch(t, s, pass)
 	next(t, f)
 	start := clock.Now()
+	if in := first.NextAt.Sub(start); first.NextAction != "renew" || in < 36*time.Second || in > 44*time.Second {
+		t.Errorf("next action %q in %s, want a renewal in about 40s (for the status file)", first.NextAction, in)
+	}
 	for minted, _ := f.counts(); minted < 2; minted, _ = f.counts() {
 		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
 			t.Fatal(err)
@@ -247,8 +252,12 @@ func TestRenewThenReplaceBeforeMaxTTL(t *testing.T) {
 	if got := w.taken(); !slices.Equal(got, []string{"db-pass", "db-user"}) {
 		t.Errorf("woken: %v, want both secrets of the lease", got)
 	}
-	if d := fetch(t, s, user); d.Values["username"] == first.Values["username"] {
+	d := fetch(t, s, user)
+	if d.Values["username"] == first.Values["username"] {
 		t.Error("after the replacement the secret still gets the old credential")
+	}
+	if d.NextAction != "renew" || !d.NextAt.After(clock.Now()) {
+		t.Errorf("after the replacement: next action %q at %s, want the new lease's renewal", d.NextAction, d.NextAt)
 	}
 	if minted, _ := f.counts(); minted != 2 {
 		t.Errorf("%d leases minted, want 2", minted)
@@ -320,7 +329,8 @@ func TestNewLeaseCap(t *testing.T) {
 		f.renewable = false
 		st := settings(maxNew)
 		st.Handover = 12 * time.Second // replacements due every ~3s (20s - 12s - 5s)
-		s := newSource(t, f, st, lease.Options{Clock: clock})
+		rec := &capCounter{}
+		s := newSource(t, f, st, lease.Options{Clock: clock, Recorder: rec})
 		fetch(t, s, leased("db", "database/creds/app"))
 		start := clock.Now()
 		for clock.Since(start) < 10*time.Minute {
@@ -333,6 +343,9 @@ func TestNewLeaseCap(t *testing.T) {
 			}
 		}
 		n, _ := f.counts()
+		if hits := rec.hits.Load(); maxNew < 10 && hits == 0 {
+			t.Errorf("cap %d: %d leases minted and the cap metric never counted a refusal", maxNew, n)
+		}
 		return n
 	}
 	uncapped, capped := minted(1000), minted(2)
@@ -342,6 +355,43 @@ func TestNewLeaseCap(t *testing.T) {
 		t.Fatalf("%d leases minted in 10 minutes with the cap at 2, %d without", capped, uncapped)
 	}
 	t.Logf("in 10 minutes: %d leases with max_new_leases 2, %d without a cap", capped, uncapped)
+}
+
+// capCounter is a Recorder that counts the cap's refusals.
+type capCounter struct {
+	metrics.Discard
+	hits atomic.Int64
+}
+
+func (c *capCounter) LeaseCapReached(string) { c.hits.Add(1) }
+
+// Sizing: one hour of a database role with default_ttl 60s and max_ttl
+// 10m, on the fake clock. A lease is renewed about every 40s (2/3 of its
+// TTL) and replaced at about 0.9 of its 10 minutes: about 7 leases and 90
+// renewals an hour. The README's sizing paragraph quotes this test.
+func TestRequestsPerLeasePerHour(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Minute, 10*time.Minute)
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock})
+	fetch(t, s, leased("db", "database/creds/app"))
+	next(t, f)
+	start := clock.Now()
+	for clock.Since(start) < time.Hour {
+		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+		for len(f.calls) > 0 {
+			<-f.calls
+		}
+	}
+	minted, renewals := f.counts()
+	// 3600s / ~540s a lease: the first and 6 or 7 replacements; 13 or 14
+	// renewals each (40s apart until the 10-minute cap truncates one).
+	if minted < 6 || minted > 9 || renewals < 60 || renewals > 110 {
+		t.Errorf("in one hour: %d leases minted and %d renewals; want about 7 and 90", minted, renewals)
+	}
+	t.Logf("default_ttl 60s, max_ttl 10m, one hour: %d leases minted, %d renewals, %d requests", minted, renewals, minted+renewals)
 }
 
 // A dry run never mints: it answers from the current lease or says it

@@ -35,13 +35,14 @@ func (s *Source) plan(l *lease, now time.Time) {
 		l.timer.Stop()
 		l.timer = nil
 	}
+	l.next, l.nextAt = "", time.Time{}
 	if l.cur == nil {
 		return
 	}
 	if l.cur.ID == "" {
 		if ttl, ok := dataTTL(l.cur.Data); ok && l.req.Method == http.MethodGet {
 			// A static role: read again just after Vault rotates it.
-			l.timer = s.clock.AfterFunc(ttl+time.Second, func() { s.wakeAll(l) })
+			s.after(l, now, "read", ttl+time.Second, func() { s.wakeAll(l) })
 		}
 		return
 	}
@@ -55,14 +56,14 @@ func (s *Source) plan(l *lease, now time.Time) {
 	handover := s.s.Handover + handoverMargin
 	if l.cur.Renewable && !l.final && reason != "token_end" {
 		at := renewAt(l.granted, l.ttl, l.renewFrac)
-		l.timer = s.clock.AfterFunc(at.Sub(now), func() { s.renew(l) })
+		s.after(l, now, "renew", at.Sub(now), func() { s.renew(l) })
 		return
 	}
 	if end.IsZero() {
 		return // neither the lease nor its token ends
 	}
 	l.due = replaceAt(now, l.issued, end, l.replaceFrac, handover)
-	l.timer = s.clock.AfterFunc(l.due.Sub(now), func() { s.replace(l, reason) })
+	s.after(l, now, "replace", l.due.Sub(now), func() { s.replace(l, reason) })
 }
 
 // dataTTL is a static role's "ttl" (seconds until Vault rotates it).
@@ -113,7 +114,7 @@ func (s *Source) renew(l *lease) {
 			s.replaceLocked(l, now, "max_ttl")
 			return
 		}
-		l.timer = s.clock.AfterFunc(wait, func() { s.renew(l) })
+		s.after(l, now, "renew", wait, func() { s.renew(l) })
 		return
 	}
 	l.fails, l.granted, l.ttl, l.end = 0, now, d, now.Add(d)
@@ -152,7 +153,7 @@ func (s *Source) replaceLocked(l *lease, now time.Time, reason string) {
 		if l.due.IsZero() {
 			l.due = now
 		}
-		l.timer = s.clock.AfterFunc(wait, func() { s.replace(l, reason) })
+		s.after(l, now, "replace", wait, func() { s.replace(l, reason) })
 		return
 	}
 	// The old lease is left to expire; its secrets write the new one now.
