@@ -56,6 +56,10 @@ type StatusSink interface {
 	Failed(name string, at time.Time, errText string)
 	// LeaseExpiry records a leased secret's lease expiry.
 	LeaseExpiry(name string, at time.Time)
+	// Next records what the source does next on its own, and when.
+	Next(name, action string, at time.Time)
+	// Changed records that the file got new content.
+	Changed(name string, at time.Time)
 }
 
 // ChangeNotifier hears of every destination whose content really changed
@@ -292,6 +296,12 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	if res.lease != nil {
 		s.status.LeaseExpiry(sec.Name, res.lease.Expires)
 	}
+	if res.next != "" || res.lease != nil {
+		s.status.Next(sec.Name, res.next, res.nextAt)
+	}
+	if res.ContentChanged {
+		s.status.Changed(sec.Name, at)
+	}
 	s.announce(ctx, sec, res)
 	j.mu.Lock()
 	recovered := j.state.Failures > 0
@@ -336,6 +346,8 @@ type writeResult struct {
 	created    time.Time // the KV v2 version's created_time
 	lease      *source.Lease
 	certExpiry time.Time // the earliest certificate NotAfter in the content
+	next       string    // the source's own next action (source.Data.NextAction)
+	nextAt     time.Time
 }
 
 // pipeline fetches j's data (in mode), renders it and hands the file to
@@ -395,7 +407,8 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write f
 		s.log.Debug("PEM CERTIFICATE blocks that do not parse are left out of certificate_expiry_timestamp_seconds",
 			zap.String("secret_name", sec.Name), zap.Int("blocks", malformed))
 	}
-	return data.Version, writeResult{Result: wres, data: data.Values, created: data.Created, certExpiry: expiry, lease: data.Lease},
+	return data.Version, writeResult{Result: wres, data: data.Values, created: data.Created, certExpiry: expiry, lease: data.Lease,
+			next: data.NextAction, nextAt: data.NextAt},
 		sha256.Sum256(content), nil
 }
 

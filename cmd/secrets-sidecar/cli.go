@@ -34,7 +34,7 @@ Commands:
              signal it on changes; exit with its code (exec [flags] -- CMD ARGS)
   isready    exit 0 if the daemon's status file says ready and is fresh, else 1
   status     print the daemon's status file as a table: each secret, its source,
-             version or lease expiry, last success and last error
+             version or lease expiry, last change, next action and last error
   validate   check config files and templates offline: 0 good, 2 invalid
   version    print version, commit and Go version
 

@@ -79,7 +79,7 @@ func cmdStatus(g globals, statusFile string) int {
 	}
 	fmt.Fprintf(g.stdout, "%s (updated %s ago)\n\n", state, max(now.Sub(snap.UpdatedAt), 0).Round(time.Second))
 	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SECRET\tSOURCE\tREADY\tVERSION / LEASE EXPIRES\tLAST SUCCESS\tREFRESH\tLAST ERROR")
+	fmt.Fprintln(w, "SECRET\tSOURCE\tREADY\tVERSION / LEASE EXPIRES\tLAST SUCCESS\tLAST CHANGE\tNEXT\tLAST ERROR")
 	for _, s := range snap.Secrets {
 		ver := "-"
 		switch {
@@ -103,10 +103,41 @@ func cmdStatus(g globals, statusFile string) int {
 		if s.LastError != "" {
 			errText = logging.OneLine(s.LastError, 120)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%s\t%s\n", s.Name, src, s.Ready, ver, last, s.RefreshInterval, errText)
+		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\n", s.Name, src, s.Ready, ver, last, ago(now, s.LastChange), nextStep(now, s), errText)
 	}
 	if err := w.Flush(); err != nil {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// ago is how long before now t was, "-" for the zero time.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return max(now.Sub(t), 0).Round(time.Second).String() + " ago"
+}
+
+// nextStep is what happens next to a secret: its source's own action (a
+// lease's renewal or replacement, a static role's read) when that comes
+// before the next refresh, else the refresh.
+func nextStep(now time.Time, s status.SecretState) string {
+	in := func(what string, at time.Time) string {
+		if !at.After(now) {
+			return what + " now"
+		}
+		return what + " in " + at.Sub(now).Round(time.Second).String()
+	}
+	refresh := time.Time{}
+	if !s.LastSuccess.IsZero() && s.RefreshInterval > 0 {
+		refresh = s.LastSuccess.Add(s.RefreshInterval)
+	}
+	switch {
+	case s.NextAction != "" && (refresh.IsZero() || s.NextAt.Before(refresh)):
+		return in(s.NextAction, s.NextAt)
+	case !refresh.IsZero():
+		return in("refresh", refresh)
+	}
+	return "-"
 }

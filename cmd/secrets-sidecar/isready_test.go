@@ -218,7 +218,8 @@ func TestIsReadyRefusesForgedStatus(t *testing.T) {
 }
 
 // TestStatusCommand: `status` prints the tracker's file as a table, one
-// row per secret with its source, version or lease expiry and last error;
+// row per secret with its source, version or lease expiry, last change,
+// next action (a lease's renewal before the next refresh) and last error;
 // a lease with less than leases.min_remaining left is EXPIRING and makes
 // the sidecar not ready for isready too; a missing file is exit 1.
 func TestStatusCommand(t *testing.T) {
@@ -234,7 +235,9 @@ func TestStatusCommand(t *testing.T) {
 	t.Cleanup(func() { _ = tr.Stop(context.Background()) })
 	tr.Succeeded("db", time.Now(), 4)
 	tr.Succeeded("pg", time.Now(), 0)
+	tr.Changed("pg", time.Now().Add(-90*time.Second))
 	tr.LeaseExpiry("pg", time.Now().Add(time.Hour))
+	tr.Next("pg", "renew", time.Now().Add(40*time.Second))
 	tr.Failed("db", time.Now(), "vault read secret/db: permission denied (HTTP 403)")
 	if err := tr.Flush(); err != nil {
 		t.Fatal(err)
@@ -243,7 +246,7 @@ func TestStatusCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"ready (updated", "SECRET", "db", "kv", "v4", "permission denied (HTTP 403)", "pg", "lease", "(in "} {
+	for _, want := range []string{"ready (updated", "SECRET", "db", "kv", "v4", "permission denied (HTTP 403)", "pg", "lease", "(in ", "1m30s ago", "renew in 4", "refresh in 1m0s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

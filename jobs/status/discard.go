@@ -17,3 +17,9 @@ func (Discard) Failed(string, time.Time, string) {}
 
 // LeaseExpiry records nothing.
 func (Discard) LeaseExpiry(string, time.Time) {}
+
+// Next records nothing.
+func (Discard) Next(string, string, time.Time) {}
+
+// Changed records nothing.
+func (Discard) Changed(string, time.Time) {}

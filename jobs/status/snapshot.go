@@ -76,6 +76,14 @@ type SecretState struct {
 	// Expiring: less than leases.min_remaining is left of the lease; the
 	// sidecar is then not ready.
 	Expiring bool
+	// LastChange is when the secret's file last got new content (zero:
+	// not since start).
+	LastChange time.Time
+	// NextAction is what the secret's source does next on its own (a
+	// lease's "renew" or "replace", a static role's "read") and NextAt
+	// when; empty: the next refresh.
+	NextAction string
+	NextAt     time.Time
 
 	minRemaining time.Duration
 }
@@ -112,6 +120,9 @@ type secretJSON struct {
 	Source          string       `json:"source,omitempty"`
 	LeaseExpiry     time.Time    `json:"lease_expiry,omitzero"`
 	Expiring        bool         `json:"expiring,omitempty"`
+	LastChange      time.Time    `json:"last_change,omitzero"`
+	NextAction      string       `json:"next_action,omitempty"`
+	NextAt          time.Time    `json:"next_at,omitzero"`
 }
 
 // duration is a time.Duration as Go duration text in JSON.
@@ -159,6 +170,7 @@ func (s SecretState) MarshalJSON() ([]byte, error) {
 		Name: s.Name, VaultPath: s.VaultPath, RefreshInterval: duration(s.RefreshInterval), Ready: s.Ready,
 		LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorAt: s.LastErrorAt, Version: s.Version,
 		LastAction: s.LastAction, Source: s.Source, LeaseExpiry: s.LeaseExpiry, Expiring: s.Expiring,
+		LastChange: s.LastChange, NextAction: s.NextAction, NextAt: s.NextAt,
 	})
 }
 
@@ -172,6 +184,7 @@ func (s *SecretState) UnmarshalJSON(b []byte) error {
 		Name: j.Name, VaultPath: j.VaultPath, RefreshInterval: time.Duration(j.RefreshInterval), Ready: j.Ready,
 		LastSuccess: j.LastSuccess, LastError: j.LastError, LastErrorAt: j.LastErrorAt, Version: j.Version,
 		LastAction: j.LastAction, Source: j.Source, LeaseExpiry: j.LeaseExpiry, Expiring: j.Expiring,
+		LastChange: j.LastChange, NextAction: j.NextAction, NextAt: j.NextAt,
 	}
 	return nil
 }

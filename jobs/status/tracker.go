@@ -158,6 +158,24 @@ func (t *Tracker) LeaseExpiry(name string, at time.Time) {
 	})
 }
 
+// Next records what the secret's source does next on its own and when
+// (after each successful sync; "" when it waits for the next refresh).
+func (t *Tracker) Next(name, action string, at time.Time) {
+	t.update(name, func(st *SecretState) bool {
+		news := st.NextAction != action || !st.NextAt.Equal(at)
+		st.NextAction, st.NextAt = action, at
+		return news
+	})
+}
+
+// Changed records that the secret's file got new content at at.
+func (t *Tracker) Changed(name string, at time.Time) {
+	t.update(name, func(st *SecretState) bool {
+		st.LastChange = at
+		return true
+	})
+}
+
 // Failed records a failed sync. errText must already be free of secret
 // values (it is stored and shown as given, cut to 1 KiB). The last success
 // and the secret's readiness are kept: its file is still in place.
