@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,7 +202,7 @@ secrets:
 	}
 	cfg := config("none")
 	// once's status file is its own: a daemon's readiness is the daemon's.
-	env := append(r.env, "SIDECAR_STATUS_FILE="+filepath.Join(t.TempDir(), "status.json"), "SIDECAR_HTTP_ADDR=")
+	env := slices.Concat(r.env, []string{"SIDECAR_STATUS_FILE=" + filepath.Join(t.TempDir(), "status.json"), "SIDECAR_HTTP_ADDR="})
 	if code, _, stderr := runBinary(t, env, "once", "--config", cfg, "--timeout", "30s"); code != exitOK {
 		t.Fatalf("once: exit %d\n%s", code, stderr)
 	}

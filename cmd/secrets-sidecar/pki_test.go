@@ -5,10 +5,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
 )
@@ -99,6 +101,114 @@ secrets:
 	if after := statFile(t, filepath.Join(out, "tls.crt")); !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
 		t.Errorf("a second run rewrote an unchanged certificate")
 	}
+}
+
+// TestPKICertificateRenewedByItsOwnClock: a PKI role without
+// generate_lease (PKI's default) issues certificates with no lease. The
+// certificate is its own clock: the daemon issues it again at about 2/3 of
+// its 20s life, not at every 1s refresh. A TLS server that loads the
+// written files at each handshake and a client that trusts only the dev CA
+// see the serial change; Vault lists exactly one new certificate.
+func TestPKICertificateRenewedByItsOwnClock(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	role := strings.ReplaceAll(p, "/", "-")
+	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	out := filepath.Join(dir, "out")
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+secrets:
+  - name: tls-cert
+    lease:
+      path: pki/issue/%[1]s
+      method: POST
+      parameters: {common_name: app.example, ttl: 20s}
+    refresh_interval: 1s
+    destination: %[2]s/tls.crt
+    key: certificate
+  - name: tls-key
+    lease:
+      path: pki/issue/%[1]s
+      method: POST
+      parameters: {common_name: app.example, ttl: 20s}
+    refresh_interval: 1s
+    destination: %[2]s/tls.key
+    key: private_key
+`, role, out))
+	d := startDaemon(t, cfg, dir, "VAULT_ADDR="+srv.Addr, "VAULT_TOKEN="+srv.Token, "SIDECAR_HTTP_ADDR="+freeAddr(t))
+	d.waitReady(t, time.Minute)
+
+	issued := func() int {
+		sec, err := srv.Client(t).Logical().List("pki/certs")
+		if err != nil || sec == nil {
+			t.Fatalf("list pki/certs: %v", err)
+		}
+		keys, _ := sec.Data["keys"].([]any)
+		return len(keys)
+	}
+	before := issued()
+	serve := tlsFromFiles(t, filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key"))
+	roots := x509.NewCertPool()
+	caSecret, err := srv.Client(t).Logical().Read("pki/cert/ca")
+	if err != nil || caSecret == nil || !roots.AppendCertsFromPEM([]byte(caSecret.Data["certificate"].(string))) {
+		t.Fatalf("read pki/cert/ca: %v", err)
+	}
+	serial := func() string {
+		conn, err := tls.Dial("tcp", serve, &tls.Config{RootCAs: roots, ServerName: "app.example", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return "" // the files are between the two writes
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	var first string
+	waitFor(t, time.Minute, "a TLS handshake with the written certificate", func() bool { first = serial(); return first != "" })
+	var second string
+	waitFor(t, 2*time.Minute, "the certificate issued again, served with its key", func() bool {
+		second = serial()
+		return second != "" && second != first
+	})
+	m := d.metrics(t)
+	if n := metricSum(m, "secrets_sidecar_leases_issued_total", `reason="certificate"`); n < 1 {
+		t.Errorf("%v issuances for reason certificate", n)
+	}
+	// Issued again once (both files from one issuance), not at every refresh.
+	if n := metricSum(m, "secrets_sidecar_leases_issued_total"); n < 2 || n > 3 {
+		t.Errorf("%v issuances in the metrics for a 20s certificate, want 2 (or 3 if the next one came due)", n)
+	}
+	if got := issued() - before; got < 1 || got > 2 {
+		t.Errorf("Vault issued %d certificates after the first, want 1 (2 if the next one came due)", got)
+	}
+	t.Logf("20s certificate without a lease, refreshed every 1s: serial %s then %s; %d issued by Vault since start", first, second, issued()-before+1)
+}
+
+// tlsFromFiles serves TLS on 127.0.0.1 with the key pair loaded from the
+// files at every handshake (a server that reloads its certificate), and
+// returns its address.
+func tlsFromFiles(t *testing.T, certFile, keyFile string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		return &pair, err
+	}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = tls.Server(c, cfg).Handshake()
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 func statFile(t *testing.T, path string) os.FileInfo {

@@ -69,6 +69,9 @@ type Lease struct {
 	// RenewFraction and ReplaceFraction override the leases: block's.
 	RenewFraction   *float64 `yaml:"renew_fraction"`
 	ReplaceFraction *float64 `yaml:"replace_fraction"`
+	// RenewBefore, when set, issues a certificate again this long before
+	// its NotAfter instead of at RenewFraction of its life.
+	RenewBefore Duration `yaml:"renew_before"`
 }
 
 // Fingerprint identifies the request: secrets with the same path, method
@@ -163,8 +166,8 @@ func (v *validator) leases(c *Config) {
 			continue
 		}
 		o := c.Secrets[j].Lease
-		if *o.RenewFraction != *s.Lease.RenewFraction || *o.ReplaceFraction != *s.Lease.ReplaceFraction {
-			v.add(p, "the same request as secrets[%d] %q (line %d), which shares its lease, with other lease settings: renew_fraction and replace_fraction must agree",
+		if *o.RenewFraction != *s.Lease.RenewFraction || *o.ReplaceFraction != *s.Lease.ReplaceFraction || o.RenewBefore.Duration != s.Lease.RenewBefore.Duration {
+			v.add(p, "the same request as secrets[%d] %q (line %d), which shares its lease, with other lease settings: renew_fraction, replace_fraction and renew_before must agree",
 				j, c.Secrets[j].Name, v.idx.line(fmt.Sprintf("secrets[%d].lease", j)))
 		}
 	}
@@ -234,6 +237,9 @@ func (v *validator) leaseSecret(s *Secret, p string) {
 	}
 	if own("lease.replace_fraction") {
 		v.fraction(lp+".replace_fraction", l.ReplaceFraction)
+	}
+	if l.RenewBefore.Duration < 0 {
+		v.add(lp+".renew_before", "%s must not be negative", l.RenewBefore.Duration)
 	}
 }
 

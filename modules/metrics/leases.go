@@ -8,7 +8,7 @@ import (
 
 // LeaseReasons are why a lease was minted: the reason label of
 // leases_issued_total, all known up front.
-var LeaseReasons = []string{"initial", "max_ttl", "not_renewable", "revoked", "token_end", "restart"}
+var LeaseReasons = []string{"initial", "max_ttl", "not_renewable", "revoked", "token_end", "restart", "certificate", "expired"}
 
 // leases holds the leased secrets' metrics.
 type leases struct {
@@ -27,7 +27,7 @@ func newLeases() *leases {
 		}, []string{"secret_name"}),
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "leases_issued_total",
-			Help: "Leases minted, by reason (initial, max_ttl, not_renewable, revoked, token_end, restart).",
+			Help: "Leases minted, by reason (initial, max_ttl, not_renewable, revoked, token_end, restart, certificate, expired).",
 		}, []string{"reason"}),
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "lease_renewals_total",

@@ -37,6 +37,9 @@ func (s *Source) adoptRecorded(ctx context.Context, l *lease, now time.Time) (ad
 		s.log.Info("recorded lease's token too close to its end to adopt", zap.String("lease_path", l.req.Path))
 		return false, true, nil
 	}
+	if rec.LeaseID == "" {
+		return s.adoptCertificate(l, rec, values, now), true, nil
+	}
 	ttl, renewable, err := s.c.Lookup(ctx, rec.id())
 	switch {
 	case errors.Is(err, vault.ErrLeaseGone):
@@ -55,12 +58,29 @@ func (s *Source) adoptRecorded(ctx context.Context, l *lease, now time.Time) (ad
 	return true, true, nil
 }
 
+// adoptCertificate takes over a recorded certificate issued without a
+// lease: nothing to look up in Vault, its own NotAfter is its end (the
+// caller checked it outlives the handover). The caller holds l.mu.
+func (s *Source) adoptCertificate(l *lease, rec *record, values map[string]any, now time.Time) bool {
+	l.cur = &vault.Leased{Data: values, Received: rec.Issued, Token: vault.TokenLife{Expiry: rec.TokenExpiry, Final: true}}
+	l.end, l.ttl, l.granted, l.final = time.Time{}, 0, now, true
+	if l.certClock(rec.Issued); !l.cert || !l.end.After(now.Add(s.s.Handover+handoverMargin)) {
+		l.cur, l.cert, l.end = nil, false, time.Time{}
+		return false
+	}
+	s.exportExpiry(l)
+	s.log.Info("certificate adopted from the state directory", zap.String("lease_path", l.req.Path),
+		zap.Time("not_after", l.end), zap.Strings("secrets", l.names()))
+	s.plan(l, now)
+	return true
+}
+
 // record saves l in the state directory, when there is one, before the
 // data is handed out (so before any file is written from it). A failure
 // is logged: the lease works, a restart will not find it. The caller
 // holds l.mu.
 func (s *Source) record(l *lease) {
-	if s.state == nil || l.cur == nil || l.cur.ID == "" {
+	if s.state == nil || l.cur == nil || (l.cur.ID == "" && !l.cert) {
 		return
 	}
 	expiry := l.cur.Token.Expiry

@@ -129,6 +129,7 @@ type lease struct {
 	req         vault.LeaseRequest
 	renewFrac   float64
 	replaceFrac float64
+	renewBefore time.Duration
 
 	mu      sync.Mutex // one call at a time per lease
 	secrets map[string]struct{}
@@ -139,22 +140,28 @@ type lease struct {
 	end     time.Time     // when it expires as far as known
 	final   bool          // cannot be renewed past end
 	due     time.Time     // replaced from then on (zero: not planned)
+	dueWhy  string        // the planned replacement's reason
 	mints   []time.Time   // when each replacement was minted
 	fails   int
+	cert    bool // the response's certificate is its clock (see certClock)
 	adopt   bool // the state directory was consulted
 	timer   clockwork.Timer
 	next    string    // what the timer does: renew, replace or read
 	nextAt  time.Time // when
+	gen     uint64    // the timer's generation: a fired timer of an older one does nothing
 }
 
-// after sets the lease's timer: fn, what (for the status) after d. The
-// caller holds l.mu.
-func (s *Source) after(l *lease, now time.Time, what string, d time.Duration, fn func()) {
+// after sets the lease's timer: fn, what (for the status) after d; fn
+// gets the timer's generation, to check under l.mu that it is still the
+// current one. The caller holds l.mu.
+func (s *Source) after(l *lease, now time.Time, what string, d time.Duration, fn func(gen uint64)) {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
+	l.gen++
+	gen := l.gen
 	l.next, l.nextAt = what, now.Add(d)
-	l.timer = s.clock.AfterFunc(d, fn)
+	l.timer = s.clock.AfterFunc(d, func() { fn(gen) })
 }
 
 func (s *Source) lease(sec *config.Secret) *lease {
@@ -165,7 +172,7 @@ func (s *Source) lease(sec *config.Secret) *lease {
 	if !ok {
 		l = &lease{fp: fp, secrets: map[string]struct{}{},
 			req:       vault.LeaseRequest{Method: sec.Lease.Method, Path: sec.Lease.Path, Parameters: sec.Lease.Parameters},
-			renewFrac: *sec.Lease.RenewFraction, replaceFrac: *sec.Lease.ReplaceFraction}
+			renewFrac: *sec.Lease.RenewFraction, replaceFrac: *sec.Lease.ReplaceFraction, renewBefore: sec.Lease.RenewBefore.Duration}
 		s.leases[fp] = l
 	}
 	l.mu.Lock()
@@ -200,6 +207,12 @@ func (s *Source) Fetch(ctx context.Context, sec *config.Secret, mode source.Mode
 		return nil, fmt.Errorf("GET %s: would read (and for a dynamic role mint) a credential: %w", l.req.Path, source.ErrWouldChange)
 	}
 	reason := "initial"
+	switch {
+	case l.cur != nil && l.dueWhy != "":
+		reason = l.dueWhy // a refresh came before the replacement's timer
+	case l.cur != nil:
+		reason = "expired" // it ended before it could be renewed or replaced
+	}
 	if l.cur == nil && s.state != nil && !l.adopt {
 		l.adopt = true
 		adopted, recorded, err := s.adoptRecorded(ctx, l, now)
@@ -245,7 +258,7 @@ func (l *lease) data() *source.Data {
 // mint sends the request for a new lease (the caller holds l.mu), within
 // the cap on replacements, and plans what comes next.
 func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason string) error {
-	if l.cur != nil && l.cur.ID != "" {
+	if l.cur != nil && (l.cur.ID != "" || l.cert) {
 		period := max(l.ttl, time.Minute)
 		if l.end.After(l.issued) {
 			period = max(l.end.Sub(l.issued), time.Minute)
@@ -270,17 +283,18 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 	if err != nil {
 		return err
 	}
-	if l.cur != nil && l.cur.ID != "" {
+	if l.cur != nil && (l.cur.ID != "" || l.cert) {
 		l.mints = append(l.mints, now)
 		if len(l.mints) > 64 {
 			l.mints = l.mints[len(l.mints)-64:]
 		}
 	}
 	l.cur, l.issued, l.granted, l.ttl, l.final, l.fails, l.due = resp, resp.Received, resp.Received, resp.Duration, !resp.Renewable, 0, time.Time{}
-	l.end = time.Time{}
+	l.end, l.dueWhy = time.Time{}, ""
 	if resp.Duration > 0 {
 		l.end = resp.Received.Add(resp.Duration)
 	}
+	l.certClock(resp.Received)
 	s.exportExpiry(l)
 	s.record(l)
 	if resp.ID == "" && l.req.Method == http.MethodGet {

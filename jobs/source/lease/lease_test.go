@@ -45,6 +45,7 @@ type fakeVault struct {
 	renewable bool
 	mintedAt  []time.Time // on the fake clock, as each request came
 	renewedAt []time.Time
+	cert      time.Duration // > 0: answer like PKI without generate_lease, a certificate of this life and no lease
 }
 
 func newFakeVault(clock *clockwork.FakeClock, ttl, maxTTL time.Duration) *fakeVault {
@@ -62,6 +63,10 @@ func (f *fakeVault) Request(_ context.Context, req vault.LeaseRequest) (*vault.L
 	f.mintedAt = append(f.mintedAt, f.clock.Now())
 	id := logging.Redacted(fmt.Sprintf("%s/lease-%d", req.Path, f.minted))
 	f.born[id] = f.clock.Now()
+	if f.cert > 0 {
+		return &vault.Leased{Data: map[string]any{"certificate": testCert(f.clock.Now(), f.cert, f.minted)},
+			Received: f.clock.Now(), Token: f.token}, nil
+	}
 	return &vault.Leased{
 		Data: map[string]any{"username": fmt.Sprintf("user-%d", f.minted), "password": fmt.Sprintf("pw-%d", f.minted)},
 		ID:   id, Duration: f.ttl, Renewable: f.renewable, Received: f.clock.Now(), Token: f.token,

@@ -36,13 +36,25 @@ func (s *Source) plan(l *lease, now time.Time) {
 		l.timer = nil
 	}
 	l.next, l.nextAt = "", time.Time{}
+	l.gen++ // a timer already firing finds itself stale
 	if l.cur == nil {
+		return
+	}
+	handover := s.s.Handover + handoverMargin
+	if l.cert {
+		end, reason := l.end, "certificate"
+		if te := s.tokenEnd(l); l.cur.ID != "" && !te.IsZero() && te.Before(end) {
+			end, reason = te, "token_end" // its lease dies with the token
+		}
+		l.due = certRenewAt(now, l.issued, end, l.renewFrac, l.renewBefore, handover)
+		l.dueWhy = reason
+		s.after(l, now, "replace", l.due.Sub(now), func(g uint64) { s.replace(l, reason, g) })
 		return
 	}
 	if l.cur.ID == "" {
 		if ttl, ok := dataTTL(l.cur.Data); ok && l.req.Method == http.MethodGet {
 			// A static role: read again just after Vault rotates it.
-			s.after(l, now, "read", ttl+time.Second, func() { s.wakeAll(l) })
+			s.after(l, now, "read", ttl+time.Second, func(uint64) { s.wakeAll(l) })
 		}
 		return
 	}
@@ -53,17 +65,17 @@ func (s *Source) plan(l *lease, now time.Time) {
 	if te := s.tokenEnd(l); !te.IsZero() && (end.IsZero() || te.Before(end)) {
 		end, reason = te, "token_end"
 	}
-	handover := s.s.Handover + handoverMargin
 	if l.cur.Renewable && !l.final && reason != "token_end" {
 		at := renewAt(l.granted, l.ttl, l.renewFrac)
-		s.after(l, now, "renew", at.Sub(now), func() { s.renew(l) })
+		s.after(l, now, "renew", at.Sub(now), func(g uint64) { s.renew(l, g) })
 		return
 	}
 	if end.IsZero() {
 		return // neither the lease nor its token ends
 	}
 	l.due = replaceAt(now, l.issued, end, l.replaceFrac, handover)
-	s.after(l, now, "replace", l.due.Sub(now), func() { s.replace(l, reason) })
+	l.dueWhy = reason
+	s.after(l, now, "replace", l.due.Sub(now), func(g uint64) { s.replace(l, reason, g) })
 }
 
 // dataTTL is a static role's "ttl" (seconds until Vault rotates it).
@@ -78,12 +90,12 @@ func dataTTL(data map[string]any) (time.Duration, bool) {
 	return 0, false
 }
 
-// renew is a lease's renewal timer.
-func (s *Source) renew(l *lease) {
+// renew is a lease's renewal timer (generation gen).
+func (s *Source) renew(l *lease, gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cur == nil || s.ctx.Err() != nil {
-		return
+	if l.cur == nil || s.ctx.Err() != nil || l.gen != gen {
+		return // stopped, or a timer that fired while a fetch replaced the lease
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, callTimeout)
 	defer cancel()
@@ -114,7 +126,7 @@ func (s *Source) renew(l *lease) {
 			s.replaceLocked(l, now, "max_ttl")
 			return
 		}
-		s.after(l, now, "renew", wait, func() { s.renew(l) })
+		s.after(l, now, "renew", wait, func(g uint64) { s.renew(l, g) })
 		return
 	}
 	l.fails, l.granted, l.ttl, l.end = 0, now, d, now.Add(d)
@@ -127,12 +139,12 @@ func (s *Source) renew(l *lease) {
 	s.plan(l, now)
 }
 
-// replace is a lease's replacement timer.
-func (s *Source) replace(l *lease, reason string) {
+// replace is a lease's replacement timer (generation gen).
+func (s *Source) replace(l *lease, reason string, gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return
+	if s.ctx.Err() != nil || l.gen != gen {
+		return // stopped, or a timer that fired while a fetch replaced the lease
 	}
 	s.replaceLocked(l, s.clock.Now(), reason)
 }
@@ -153,7 +165,7 @@ func (s *Source) replaceLocked(l *lease, now time.Time, reason string) {
 		if l.due.IsZero() {
 			l.due = now
 		}
-		s.after(l, now, "replace", wait, func() { s.replace(l, reason) })
+		s.after(l, now, "replace", wait, func(g uint64) { s.replace(l, reason, g) })
 		return
 	}
 	// The old lease is left to expire; its secrets write the new one now.

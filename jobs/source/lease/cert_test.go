@@ -1,0 +1,162 @@
+package lease_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/lease"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+)
+
+// testCert is a PEM certificate valid from 30s before now (PKI backdates
+// NotBefore) for life, with serial n.
+func testCert(now time.Time, life time.Duration, n int) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(n)), Subject: pkix.Name{CommonName: "web.internal"},
+		NotBefore: now.Add(-30 * time.Second), NotAfter: now.Add(life)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func pkiSecret(name string) *config.Secret {
+	sec := leased(name, "pki/issue/web")
+	sec.Lease.Method = "POST"
+	sec.Lease.Parameters = map[string]any{"common_name": "web.internal", "ttl": "60s"}
+	return sec
+}
+
+// runFor advances the fake clock by step until d has passed, fetching sec
+// at every step (a refresh each step) and draining the calls.
+func runFor(t *testing.T, clock *clockwork.FakeClock, f *fakeVault, s *lease.Source, sec *config.Secret, d, step time.Duration) {
+	t.Helper()
+	start := clock.Now()
+	for clock.Since(start) < d {
+		if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(step)
+		for len(f.calls) > 0 {
+			<-f.calls
+		}
+		fetch(t, s, sec)
+		for len(f.calls) > 0 {
+			<-f.calls
+		}
+	}
+}
+
+// A certificate issued without a lease (PKI's default) is its own clock:
+// issued again at 2/3 of its usable life, not at every refresh and not
+// never. Ten minutes of a 60s certificate, refreshed every second: about
+// 15 issuances.
+func TestCertificateIsItsOwnClock(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, 0, 0)
+	f.cert = time.Minute
+	st := settings(3)
+	st.Handover = 2 * time.Second
+	s := newSource(t, f, st, lease.Options{Clock: clock})
+	sec := pkiSecret("tls")
+	d := fetch(t, s, sec)
+	if d.Lease != nil || d.NextAction != "replace" {
+		t.Fatalf("a certificate without a lease: lease %v, next %q; want no lease and a planned replacement", d.Lease, d.NextAction)
+	}
+	// Its usable life starts when it arrived, not at the backdated NotBefore.
+	if in := d.NextAt.Sub(clock.Now()); in < 35*time.Second || in > 45*time.Second { // NotAfter has whole seconds
+		t.Errorf("first re-issue planned in %s, want 2/3 of 60s (+-10%%)", in)
+	}
+	runFor(t, clock, f, s, sec, 10*time.Minute, time.Second)
+	issued, _ := f.counts()
+	if issued < 13 || issued > 17 {
+		t.Errorf("%d certificates in 10 minutes of a 60s certificate refreshed every second, want about 15", issued)
+	}
+	t.Logf("60s certificate, 10 minutes, refreshed every second: %d issuances", issued)
+}
+
+// renew_before issues the certificate again that long before NotAfter,
+// but never in the first third of its life.
+func TestCertificateRenewBefore(t *testing.T) {
+	for _, tc := range []struct {
+		before   time.Duration
+		min, max time.Duration // from the issuance
+	}{
+		{10 * time.Minute, 49 * time.Minute, 51 * time.Minute},             // 50m +- 1m
+		{55 * time.Minute, 20*time.Minute - time.Second, 20 * time.Minute}, // 5m: inside the first third, so 20m (NotAfter has whole seconds)
+	} {
+		clock := clockwork.NewFakeClock()
+		f := newFakeVault(clock, 0, 0)
+		f.cert = time.Hour
+		s := newSource(t, f, settings(3), lease.Options{Clock: clock})
+		sec := pkiSecret("tls")
+		sec.Lease.RenewBefore = config.Duration{Duration: tc.before}
+		d := fetch(t, s, sec)
+		if in := d.NextAt.Sub(clock.Now()); in < tc.min || in > tc.max {
+			t.Errorf("renew_before %s: re-issue in %s, want %s-%s", tc.before, in, tc.min, tc.max)
+		}
+	}
+}
+
+// A fleet of sidecars issued the same 60s certificate at the same moment
+// spreads its re-issues: real jitter, not a shared instant.
+func TestCertificateFleetSpread(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	var at []time.Duration
+	for range 100 {
+		f := newFakeVault(clock, 0, 0)
+		f.cert = time.Minute
+		s := newSource(t, f, settings(3), lease.Options{Clock: clock})
+		d := fetch(t, s, pkiSecret("tls"))
+		at = append(at, d.NextAt.Sub(clock.Now()))
+	}
+	spread := slices.Max(at) - slices.Min(at)
+	if frac := float64(spread) / float64(time.Minute); frac < 0.05 {
+		t.Errorf("100 sidecars re-issue within %s of each other (%.3f of the TTL): no real jitter", spread, frac)
+	}
+	t.Logf("100 sidecars, 60s certificate: re-issues from %s to %s, spread %s = %.3f of the TTL",
+		slices.Min(at), slices.Max(at), spread, float64(spread)/float64(time.Minute))
+}
+
+// With a state_dir a certificate issued without a lease is recorded and a
+// restart adopts it (no new issuance) while it outlives the handover.
+func TestCertificateAdoptedFromStateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, 0, 0)
+	f.cert = time.Hour
+	st := settings(3)
+	st.Leases.StateDir = dir
+	first := newSource(t, f, st, lease.Options{Clock: clock})
+	want := fetch(t, first, pkiSecret("tls")).Values["certificate"]
+	if err := first.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	second := newSource(t, f, st, lease.Options{Clock: clock})
+	got := fetch(t, second, pkiSecret("tls"))
+	if issued, _ := f.counts(); issued != 1 || got.Values["certificate"] != want {
+		t.Fatalf("after a restart: %d issuances, same certificate %v; want 1 and the recorded one", issued, got.Values["certificate"] == want)
+	}
+	if got.NextAction != "replace" {
+		t.Errorf("the adopted certificate's next action %q, want a planned replacement", got.NextAction)
+	}
+}
