@@ -588,7 +588,7 @@ func (s Set) dirMode() fs.FileMode {
 }
 
 func (f SetFile) entry() Entry {
-	return Entry{Name: f.Name, Content: f.Content, Mode: f.Mode, UID: f.UID, GID: f.GID}
+	return Entry(f) // the same fields: a field added to one must be added to the other
 }
 
 // checkSetName accepts a set's or a set file's name: one path component
