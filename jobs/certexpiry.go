@@ -3,30 +3,58 @@ package jobs
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"strings"
 	"time"
 )
 
-// certificateExpiry is the earliest NotAfter of the PEM CERTIFICATE blocks
-// in a rendered file (the zero time when it holds none), and how many such
-// blocks did not parse. Those are skipped: the file is the application's,
-// and a bad block there is for the application to find, not for the sync
-// to fail on. Nothing of the content leaves this function.
-func certificateExpiry(content []byte) (earliest time.Time, malformed int) {
+// certs is what a rendered file's PEM CERTIFICATE blocks say: the
+// earliest NotAfter (the zero time when there is none), the first
+// certificate's (the leaf's) serial and NotAfter, and how many blocks did
+// not parse. Those are skipped: the file is the application's, and a bad
+// block there is for the application to find, not for the sync to fail
+// on. Nothing else of the content leaves this function; a serial is
+// public (it is in every handshake and on the CRL).
+type certs struct {
+	earliest     time.Time
+	leafSerial   string // hex pairs joined by ':', as Vault writes it
+	leafNotAfter time.Time
+	malformed    int
+}
+
+func certificates(content []byte) certs {
+	var out certs
 	for rest := content; ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
-			return earliest, malformed
+			return out
 		}
 		if b.Type != "CERTIFICATE" {
 			continue
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			malformed++
+			out.malformed++
 			continue
 		}
-		if earliest.IsZero() || c.NotAfter.Before(earliest) {
-			earliest = c.NotAfter
+		if out.leafSerial == "" {
+			out.leafSerial, out.leafNotAfter = serialText(c), c.NotAfter
+		}
+		if out.earliest.IsZero() || c.NotAfter.Before(out.earliest) {
+			out.earliest = c.NotAfter
 		}
 	}
+}
+
+// serialText is a certificate's serial as Vault prints it (pki/cert/SERIAL):
+// two lower-case hex digits per byte, joined by ':'.
+func serialText(c *x509.Certificate) string {
+	b := c.SerialNumber.Bytes()
+	if len(b) == 0 {
+		return "00"
+	}
+	parts := make([]string, len(b))
+	for i, x := range b {
+		parts[i] = string("0123456789abcdef"[x>>4]) + string("0123456789abcdef"[x&15])
+	}
+	return strings.Join(parts, ":")
 }

@@ -60,6 +60,8 @@ type StatusSink interface {
 	Next(name, action string, at time.Time)
 	// Changed records that the file got new content.
 	Changed(name string, at time.Time)
+	// Certificate records the file's first certificate ("" when none).
+	Certificate(name, serial string, notAfter time.Time)
 }
 
 // ChangeNotifier hears of every destination whose content really changed
@@ -288,7 +290,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	span.SetAttributes(attribute.String("result", string(metrics.ResultSuccess)), attribute.Bool("file.written", written))
 	s.rec.LastSuccess(sec.Name, at)
 	s.rec.VersionCreated(sec.Name, res.created)
-	s.rec.CertificateExpiry(sec.Name, res.certExpiry)
+	s.rec.CertificateExpiry(sec.Name, res.certs.earliest)
 	if written {
 		s.rec.FileWritten(sec.Name)
 	}
@@ -302,6 +304,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	if res.ContentChanged {
 		s.status.Changed(sec.Name, at)
 	}
+	s.status.Certificate(sec.Name, res.certs.leafSerial, res.certs.leafNotAfter)
 	s.announce(ctx, sec, res)
 	j.mu.Lock()
 	recovered := j.state.Failures > 0
@@ -342,12 +345,12 @@ func (s *Syncer) announce(ctx context.Context, sec *config.Secret, res writeResu
 // scrubbing the change actions' output; dropped once announced).
 type writeResult struct {
 	files.Result
-	data       map[string]any
-	created    time.Time // the KV v2 version's created_time
-	lease      *source.Lease
-	certExpiry time.Time // the earliest certificate NotAfter in the content
-	next       string    // the source's own next action (source.Data.NextAction)
-	nextAt     time.Time
+	data    map[string]any
+	created time.Time // the KV v2 version's created_time
+	lease   *source.Lease
+	certs   certs  // the content's PEM certificates
+	next    string // the source's own next action (source.Data.NextAction)
+	nextAt  time.Time
 }
 
 // pipeline fetches j's data (in mode), renders it and hands the file to
@@ -402,12 +405,12 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write f
 	if err != nil {
 		return fail(metrics.StageWrite, err)
 	}
-	expiry, malformed := certificateExpiry(content)
-	if malformed > 0 {
+	cs := certificates(content)
+	if cs.malformed > 0 {
 		s.log.Debug("PEM CERTIFICATE blocks that do not parse are left out of certificate_expiry_timestamp_seconds",
-			zap.String("secret_name", sec.Name), zap.Int("blocks", malformed))
+			zap.String("secret_name", sec.Name), zap.Int("blocks", cs.malformed))
 	}
-	return data.Version, writeResult{Result: wres, data: data.Values, created: data.Created, certExpiry: expiry, lease: data.Lease,
+	return data.Version, writeResult{Result: wres, data: data.Values, created: data.Created, certs: cs, lease: data.Lease,
 			next: data.NextAction, nextAt: data.NextAt},
 		sha256.Sum256(content), nil
 }

@@ -79,7 +79,7 @@ func cmdStatus(g globals, statusFile string) int {
 	}
 	fmt.Fprintf(g.stdout, "%s (updated %s ago)\n\n", state, max(now.Sub(snap.UpdatedAt), 0).Round(time.Second))
 	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SECRET\tSOURCE\tREADY\tVERSION / LEASE EXPIRES\tLAST SUCCESS\tLAST CHANGE\tNEXT\tLAST ERROR")
+	fmt.Fprintln(w, "SECRET\tSOURCE\tREADY\tVERSION / LEASE EXPIRES\tCERTIFICATE\tLAST SUCCESS\tLAST CHANGE\tNEXT\tLAST ERROR")
 	for _, s := range snap.Secrets {
 		ver := "-"
 		switch {
@@ -103,7 +103,11 @@ func cmdStatus(g globals, statusFile string) int {
 		if s.LastError != "" {
 			errText = logging.OneLine(s.LastError, 120)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\n", s.Name, src, s.Ready, ver, last, ago(now, s.LastChange), nextStep(now, s), errText)
+		cert := "-"
+		if s.CertSerial != "" {
+			cert = s.CertSerial + " until " + s.CertNotAfter.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, src, s.Ready, ver, cert, last, ago(now, s.LastChange), nextStep(now, s), errText)
 	}
 	if err := w.Flush(); err != nil {
 		return exitFailure

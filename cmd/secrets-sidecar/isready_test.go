@@ -238,6 +238,7 @@ func TestStatusCommand(t *testing.T) {
 	tr.Changed("pg", time.Now().Add(-90*time.Second))
 	tr.LeaseExpiry("pg", time.Now().Add(time.Hour))
 	tr.Next("pg", "renew", time.Now().Add(40*time.Second))
+	tr.Certificate("db", "3a:0f:c2", time.Date(2031, 5, 4, 12, 0, 0, 0, time.Local))
 	tr.Failed("db", time.Now(), "vault read secret/db: permission denied (HTTP 403)")
 	if err := tr.Flush(); err != nil {
 		t.Fatal(err)
@@ -246,7 +247,7 @@ func TestStatusCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("status: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"ready (updated", "SECRET", "db", "kv", "v4", "permission denied (HTTP 403)", "pg", "lease", "(in ", "1m30s ago", "renew in 4", "refresh in 1m0s"} {
+	for _, want := range []string{"ready (updated", "SECRET", "db", "kv", "v4", "permission denied (HTTP 403)", "pg", "lease", "(in ", "1m30s ago", "renew in 4", "refresh in 1m0s", "3a:0f:c2 until 2031-05-04 12:00:00"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

@@ -168,6 +168,21 @@ secrets:
 		second = serial()
 		return second != "" && second != first
 	})
+	// status shows the file's certificate by serial, as Vault writes it.
+	waitFor(t, time.Minute, "the status file to show the certificate in the file", func() bool {
+		block, _ := pem.Decode([]byte(readFile(t, filepath.Join(out, "tls.crt"))))
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hexed := fmt.Sprintf("%x", leaf.SerialNumber.Bytes())
+		var pairs []string
+		for i := 0; i < len(hexed); i += 2 {
+			pairs = append(pairs, hexed[i:i+2])
+		}
+		_, table, _ := runBinary(t, nil, "status", "--status-file", d.status)
+		return strings.Contains(table, strings.Join(pairs, ":")+" until ")
+	})
 	m := d.metrics(t)
 	if n := metricSum(m, "secrets_sidecar_leases_issued_total", `reason="certificate"`); n < 1 {
 		t.Errorf("%v issuances for reason certificate", n)

@@ -21,5 +21,8 @@ func (Discard) LeaseExpiry(string, time.Time) {}
 // Next records nothing.
 func (Discard) Next(string, string, time.Time) {}
 
+// Certificate records nothing.
+func (Discard) Certificate(string, string, time.Time) {}
+
 // Changed records nothing.
 func (Discard) Changed(string, time.Time) {}

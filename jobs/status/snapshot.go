@@ -84,6 +84,10 @@ type SecretState struct {
 	// when; empty: the next refresh.
 	NextAction string
 	NextAt     time.Time
+	// CertSerial and CertNotAfter are the file's first certificate's
+	// (a serial is public; "" when the file holds no certificate).
+	CertSerial   string
+	CertNotAfter time.Time
 
 	minRemaining time.Duration
 }
@@ -123,6 +127,8 @@ type secretJSON struct {
 	LastChange      time.Time    `json:"last_change,omitzero"`
 	NextAction      string       `json:"next_action,omitempty"`
 	NextAt          time.Time    `json:"next_at,omitzero"`
+	CertSerial      string       `json:"certificate_serial,omitempty"`
+	CertNotAfter    time.Time    `json:"certificate_not_after,omitzero"`
 }
 
 // duration is a time.Duration as Go duration text in JSON.
@@ -171,6 +177,7 @@ func (s SecretState) MarshalJSON() ([]byte, error) {
 		LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorAt: s.LastErrorAt, Version: s.Version,
 		LastAction: s.LastAction, Source: s.Source, LeaseExpiry: s.LeaseExpiry, Expiring: s.Expiring,
 		LastChange: s.LastChange, NextAction: s.NextAction, NextAt: s.NextAt,
+		CertSerial: s.CertSerial, CertNotAfter: s.CertNotAfter,
 	})
 }
 
@@ -185,6 +192,7 @@ func (s *SecretState) UnmarshalJSON(b []byte) error {
 		LastSuccess: j.LastSuccess, LastError: j.LastError, LastErrorAt: j.LastErrorAt, Version: j.Version,
 		LastAction: j.LastAction, Source: j.Source, LeaseExpiry: j.LeaseExpiry, Expiring: j.Expiring,
 		LastChange: j.LastChange, NextAction: j.NextAction, NextAt: j.NextAt,
+		CertSerial: j.CertSerial, CertNotAfter: j.CertNotAfter,
 	}
 	return nil
 }

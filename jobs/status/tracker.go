@@ -168,6 +168,16 @@ func (t *Tracker) Next(name, action string, at time.Time) {
 	})
 }
 
+// Certificate records the serial and NotAfter of the first certificate
+// in the secret's file (serial "": it holds none).
+func (t *Tracker) Certificate(name, serial string, notAfter time.Time) {
+	t.update(name, func(st *SecretState) bool {
+		news := st.CertSerial != serial || !st.CertNotAfter.Equal(notAfter)
+		st.CertSerial, st.CertNotAfter = serial, notAfter
+		return news
+	})
+}
+
 // Changed records that the secret's file got new content at at.
 func (t *Tracker) Changed(name string, at time.Time) {
 	t.update(name, func(st *SecretState) bool {

@@ -76,8 +76,8 @@ func TestCertificateIsItsOwnClock(t *testing.T) {
 	s := newSource(t, f, st, lease.Options{Clock: clock})
 	sec := pkiSecret("tls")
 	d := fetch(t, s, sec)
-	if d.Lease != nil || d.NextAction != "replace" {
-		t.Fatalf("a certificate without a lease: lease %v, next %q; want no lease and a planned replacement", d.Lease, d.NextAction)
+	if d.Lease == nil || d.Lease.Renewable || d.Lease.Expires.Sub(clock.Now()) > time.Minute || d.NextAction != "replace" {
+		t.Fatalf("a certificate without a lease: lease %+v, next %q; want its NotAfter as the lease's end and a planned replacement", d.Lease, d.NextAction)
 	}
 	// Its usable life starts when it arrived, not at the backdated NotBefore.
 	if in := d.NextAt.Sub(clock.Now()); in < 35*time.Second || in > 45*time.Second { // NotAfter has whole seconds

@@ -249,8 +249,9 @@ func (l *lease) serves(now time.Time) bool {
 
 func (l *lease) data() *source.Data {
 	d := &source.Data{Values: l.cur.Data, NextAction: l.next, NextAt: l.nextAt}
-	if l.cur.ID != "" {
-		d.Lease = &source.Lease{Expires: l.end, TTL: l.ttl, Renewable: l.cur.Renewable && !l.final}
+	if l.cur.ID != "" || l.cert {
+		// A certificate without a lease: its own life is the lease's.
+		d.Lease = &source.Lease{Expires: l.end, TTL: l.ttl, Renewable: l.cur.ID != "" && l.cur.Renewable && !l.final}
 	}
 	return d
 }
