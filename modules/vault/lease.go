@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/secrets-sidecar/secrets-sidecar/modules/breaker"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/logging"
 )
 
@@ -59,6 +61,27 @@ func (l Leased) GoString() string { return l.summary() }
 
 // Format implements fmt.Formatter: every verb prints the redacted summary.
 func (l Leased) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, l.summary()) }
+
+// MayHaveExecuted reports whether a request that failed may still have
+// been carried out by Vault, a credential minted whose answer was lost: a
+// 5xx answer, a timeout or a connection lost after the request went out.
+// A request never sent (the breaker open, no token, a refused
+// connection) or refused by Vault (4xx, nothing at the path) was not.
+func MayHaveExecuted(err error) bool {
+	var re *api.ResponseError
+	var oe *net.OpError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &re):
+		return re.StatusCode >= http.StatusInternalServerError
+	case errors.Is(err, breaker.ErrOpen), errors.Is(err, ErrNotFound), IsAuthError(err):
+		return false
+	case errors.As(err, &oe) && oe.Op == "dial":
+		return false
+	}
+	return true
+}
 
 // TokenLife is what the client knows of its token's life: its generation
 // (a new login or token file makes a new one), when it expires, and

@@ -1,12 +1,15 @@
 package lease_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -14,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
 	"github.com/jonboulle/clockwork"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/source/lease"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
 )
@@ -158,5 +163,36 @@ func TestCertificateAdoptedFromStateDir(t *testing.T) {
 	}
 	if got.NextAction != "replace" {
 		t.Errorf("the adopted certificate's next action %q, want a planned replacement", got.NextAction)
+	}
+}
+
+// A failed request that may have minted (a timeout, a 5xx: the answer was
+// lost, perhaps not the credential) counts against max_new_leases; one
+// Vault refused (4xx) or never saw does not.
+func TestFailedRequestsCountAgainstTheCap(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		sent int
+	}{
+		{fmt.Errorf("vault post pki/issue/web: %w", context.DeadlineExceeded), 3},
+		{&api.ResponseError{StatusCode: 502}, 3},
+		{&api.ResponseError{StatusCode: 400, Errors: []string{"unknown role"}}, 6},
+	} {
+		clock := clockwork.NewFakeClock()
+		f := newFakeVault(clock, 0, 0)
+		f.mintErr = tc.err
+		s := newSource(t, f, settings(3), lease.Options{Clock: clock})
+		capped := 0
+		for range 6 {
+			_, err := s.Fetch(t.Context(), pkiSecret("tls"), source.Live)
+			if errors.Is(err, lease.ErrCapReached) {
+				capped++
+			} else if err == nil {
+				t.Fatal("a failing request succeeded")
+			}
+		}
+		if sent := len(f.calls); sent != tc.sent || capped != 6-tc.sent {
+			t.Errorf("%v: %d requests sent and %d refused by the cap, want %d sent", tc.err, sent, capped, tc.sent)
+		}
 	}
 }

@@ -247,6 +247,12 @@ func (l *lease) serves(now time.Time) bool {
 	return true
 }
 
+// static reports whether the request is known to be a static role's
+// read: a GET answered without a lease or a certificate.
+func (l *lease) static() bool {
+	return l.cur != nil && l.cur.ID == "" && !l.cert && l.req.Method == http.MethodGet
+}
+
 func (l *lease) data() *source.Data {
 	d := &source.Data{Values: l.cur.Data, NextAction: l.next, NextAt: l.nextAt}
 	if l.cur.ID != "" || l.cert {
@@ -259,10 +265,15 @@ func (l *lease) data() *source.Data {
 // mint sends the request for a new lease (the caller holds l.mu), within
 // the cap on replacements, and plans what comes next.
 func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason string) error {
-	if l.cur != nil && (l.cur.ID != "" || l.cert) {
-		period := max(l.ttl, time.Minute)
-		if l.end.After(l.issued) {
-			period = max(l.end.Sub(l.issued), time.Minute)
+	// The cap counts replacements and failed requests that may have minted
+	// (a lost answer is a credential too); the first mint is free.
+	if len(l.mints) > 0 {
+		period := time.Minute
+		if l.cur != nil {
+			period = max(l.ttl, time.Minute)
+			if l.end.After(l.issued) {
+				period = max(l.end.Sub(l.issued), time.Minute)
+			}
 		}
 		recent := 0
 		for _, t := range l.mints {
@@ -282,6 +293,9 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 	}
 	resp, err := s.c.Request(ctx, l.req)
 	if err != nil {
+		if vault.MayHaveExecuted(err) && !l.static() {
+			l.mints = append(l.mints, now)
+		}
 		return err
 	}
 	if l.cur != nil && (l.cur.ID != "" || l.cert) {
