@@ -301,7 +301,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	if res.next != "" || res.lease != nil {
 		s.status.Next(sec.Name, res.next, res.nextAt)
 	}
-	if res.ContentChanged {
+	if res.ContentChanged || res.Created {
 		s.status.Changed(sec.Name, at)
 	}
 	s.status.Certificate(sec.Name, res.certs.leafSerial, res.certs.leafNotAfter)

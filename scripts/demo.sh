@@ -31,7 +31,7 @@ pids+=($!)
 for _ in $(seq 100); do [[ -s $out/vault.json ]] && break; sleep 0.1; done
 VAULT_ADDR=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$out/vault.json")
 export VAULT_ADDR VAULT_TOKEN=demo-root
-echo "Vault at $VAULT_ADDR (KV v2 at secret/, KV v1 at kv/)"
+echo "Vault at $VAULT_ADDR (KV v2 at secret/, KV v1 at kv/, PKI at pki/)"
 
 put() { # put <api path> <json>
 	curl -fsS -H "X-Vault-Token: $VAULT_TOKEN" -X POST -d "$2" "$VAULT_ADDR/v1/$1" >/dev/null
@@ -41,6 +41,7 @@ put secret/data/demo/db '{"data":{"host":"db.internal","username":"app","passwor
 put secret/data/demo/api '{"data":{"api_key":"k-12345"}}'
 put secret/data/demo/config '{"data":{"feature_x":true,"limits":{"rps":100},"name":"demo"}}'
 put kv/demo/legacy '{"jdbc.url":"jdbc:postgresql://db:5432/app","user":"legacy"}'
+put pki/roles/demo '{"allowed_domains":"internal","allow_subdomains":true,"max_ttl":"1h","key_type":"ec","key_bits":256}'
 
 say "validating examples/demo/config.yaml"
 "$bin" validate --config examples/demo/config.yaml
@@ -55,8 +56,14 @@ for _ in $(seq 150); do "$bin" isready >/dev/null 2>&1 && break; sleep 0.2; done
 
 for f in "$out"/secrets/*; do
 	printf -- '--- %s (mode %s)\n' "$f" "$(stat -c %a "$f")"
-	cat "$f"; echo
+	case $f in
+	*.crt | *.key) echo "(PEM, $(wc -c <"$f") bytes)" ;;
+	*) cat "$f"; echo ;;
+	esac
 done
+serial() { "$bin" status | awk '$1 == "tls-cert" { for (i = 1; i <= NF; i++) if ($i == "until") { print $(i - 1); exit } }'; }
+first=$(serial)
+"$bin" status
 
 say "changing demo/db's password in Vault"
 put secret/data/demo/db '{"data":{"host":"db.internal","username":"app","password":"rotated-42"}}'
@@ -68,6 +75,12 @@ for _ in $(seq 50); do [[ -s $out/reloads.log ]] && break; sleep 0.2; done
 [[ -s $out/reloads.log ]] || { echo "demo: the change action did not run" >&2; cat "$out/sidecar.log" >&2; exit 1; }
 echo "--- the db secret's change action ran once (on_change: exec):"
 cat "$out/reloads.log"
+
+say "waiting for the 15s certificate to be issued again before it expires"
+for _ in $(seq 150); do [[ $(serial) != "$first" ]] && break; sleep 0.2; done
+[[ $(serial) != "$first" ]] || { echo "demo: the certificate was not issued again" >&2; cat "$out/sidecar.log" >&2; exit 1; }
+echo "certificate serial $first -> $(serial)"
+"$bin" status
 
 say "stopping the sidecar (SIGTERM) and Vault"
 kill -TERM "$sidecar"

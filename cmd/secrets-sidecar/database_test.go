@@ -132,9 +132,10 @@ secrets:
 	if n := r.minted(t); n != 1 {
 		t.Fatalf("%d roles minted at start, want 1", n)
 	}
-	// The status table says what comes next for the lease, never a value.
+	// The status table says when the file last changed (it was created)
+	// and what comes next for the lease, never a value.
 	code, table, stderr := runBinary(t, nil, "status", "--status-file", d.status)
-	if code != exitOK || !regexp.MustCompile(`\bdb\s+lease\s+true\b.*\b(renew|replace) (in|now)`).MatchString(table) || strings.Contains(table, pass1) {
+	if code != exitOK || !regexp.MustCompile(`\bdb\s+lease\s+true\b.* ago\s+\S+ ago\s+(renew|replace) (in|now)`).MatchString(table) || strings.Contains(table, pass1) {
 		t.Errorf("status: exit %d\n%s%s", code, table, stderr)
 	}
 	first := r.validUntil(t, user1)

@@ -124,8 +124,8 @@ func ago(now, t time.Time) string {
 }
 
 // nextStep is what happens next to a secret: its source's own action (a
-// lease's renewal or replacement, a static role's read) when that comes
-// before the next refresh, else the refresh.
+// lease's renewal or replacement, a static role's read; between them a
+// refresh only renders the credential it holds), else the next refresh.
 func nextStep(now time.Time, s status.SecretState) string {
 	in := func(what string, at time.Time) string {
 		if !at.After(now) {
@@ -138,7 +138,7 @@ func nextStep(now time.Time, s status.SecretState) string {
 		refresh = s.LastSuccess.Add(s.RefreshInterval)
 	}
 	switch {
-	case s.NextAction != "" && (refresh.IsZero() || s.NextAt.Before(refresh)):
+	case s.NextAction != "":
 		return in(s.NextAction, s.NextAt)
 	case !refresh.IsZero():
 		return in("refresh", refresh)

@@ -219,7 +219,7 @@ func TestIsReadyRefusesForgedStatus(t *testing.T) {
 
 // TestStatusCommand: `status` prints the tracker's file as a table, one
 // row per secret with its source, version or lease expiry, last change,
-// next action (a lease's renewal before the next refresh) and last error;
+// next action (a lease's renewal rather than a refresh) and last error;
 // a lease with less than leases.min_remaining left is EXPIRING and makes
 // the sidecar not ready for isready too; a missing file is exit 1.
 func TestStatusCommand(t *testing.T) {
