@@ -233,10 +233,22 @@ secrets:
 	}
 
 	// Each daemon has its own status file: one killed leaves "ready" behind.
+	// A dry run answers from the state directory: nothing to mint, the
+	// file unchanged; also while a daemon holds the directory.
+	dry := func(when string) {
+		t.Helper()
+		code, stdout := dryRun(t, env, cfg, dir, pass)
+		if code != exitOK || strings.TrimSpace(stdout) != "unchanged db "+out {
+			t.Errorf("dry run %s: exit %d, %q; want 0 and the file unchanged", when, code, stdout)
+		}
+	}
+	dry("after once")
+
 	d := startDaemon(t, cfg, t.TempDir(), append(r.env, "SIDECAR_HTTP_ADDR="+freeAddr(t))...)
 	d.waitReady(t, time.Minute)
 	adopted(d)
 	unchanged("daemon after once")
+	dry("beside the daemon")
 	d.kill(t)
 
 	d = startDaemon(t, cfg, t.TempDir(), append(r.env, "SIDECAR_HTTP_ADDR="+freeAddr(t))...)

@@ -153,7 +153,7 @@ func reloadSettings[T any](newApplier func(T) reload.ApplierFunc) fx.Option {
 // onceOptions composes the init-container run: every secret once, then exit.
 func onceOptions(g globals, env config.Env, settings modes.OnceSettings) []fx.Option {
 	return append(baseOptions(g, env),
-		fx.Supply(settings, lease.RunSettings{NoRevoke: true}),
+		fx.Supply(settings, lease.RunSettings{NoRevoke: true, DryRun: settings.DryRun}),
 		modes.OnceModule,
 		// No metrics endpoint, status file or change actions: once reports
 		// by its exit code and writes files before the application starts.

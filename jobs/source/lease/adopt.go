@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
@@ -56,6 +57,29 @@ func (s *Source) adoptRecorded(ctx context.Context, l *lease, now time.Time) (ad
 		zap.Duration("ttl", ttl), zap.Time("token_expiry", rec.TokenExpiry), zap.Strings("secrets", l.names()))
 	s.plan(l, now)
 	return true, true, nil
+}
+
+// peekRecorded is a dry run's answer from the state directory: the
+// recorded data of l's request when a run would adopt it (by its record:
+// a dry run asks Vault nothing about leases), else nil. It changes
+// nothing. The caller holds l.mu.
+func (s *Source) peekRecorded(l *lease, now time.Time) *source.Data {
+	if s.state == nil {
+		return nil
+	}
+	rec, err := s.state.load(l.fp)
+	if err != nil || rec == nil || rec.Path != l.req.Path || rec.Method != l.req.Method {
+		return nil
+	}
+	margin := s.s.Handover + handoverMargin
+	if !rec.End.After(now.Add(margin)) || (!rec.TokenExpiry.IsZero() && !rec.TokenExpiry.After(now.Add(margin))) {
+		return nil
+	}
+	values, err := rec.values()
+	if err != nil {
+		return nil
+	}
+	return &source.Data{Values: values, Lease: &source.Lease{Expires: rec.End, TTL: rec.End.Sub(now), Renewable: rec.Renewable && !rec.Final}}
 }
 
 // adoptCertificate takes over a recorded certificate issued without a

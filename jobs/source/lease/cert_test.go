@@ -196,3 +196,36 @@ func TestFailedRequestsCountAgainstTheCap(t *testing.T) {
 		}
 	}
 }
+
+// A dry run's source opens the state directory without making or locking
+// it: a missing one has no records, and one a daemon holds still answers.
+func TestReadOnlyStateDir(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Hour, 2*time.Hour)
+	missing := filepath.Join(t.TempDir(), "state")
+	st := settings(3)
+	st.Leases.StateDir, st.ReadOnly = missing, true
+	s := newSource(t, f, st, lease.Options{Clock: clock})
+	if _, err := s.Fetch(t.Context(), leased("db", "database/creds/app"), source.Peek); !errors.Is(err, source.ErrWouldChange) {
+		t.Errorf("a dry run without records: %v, want would mint", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run made the state directory: %v", err)
+	}
+
+	if err := os.Mkdir(missing, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st.ReadOnly = false
+	daemon := newSource(t, f, st, lease.Options{Clock: clock})
+	want := fetch(t, daemon, leased("db", "database/creds/app")).Values["password"]
+	st.ReadOnly = true
+	dry := newSource(t, f, st, lease.Options{Clock: clock}) // the daemon holds the lock
+	d, err := dry.Fetch(t.Context(), leased("db", "database/creds/app"), source.Peek)
+	if err != nil || d.Values["password"] != want {
+		t.Fatalf("a dry run beside the daemon: %v, %v; want the recorded lease's data", d, err)
+	}
+	if minted, _ := f.counts(); minted != 1 {
+		t.Errorf("%d leases minted, want 1", minted)
+	}
+}

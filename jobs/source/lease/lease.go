@@ -68,6 +68,9 @@ type Settings struct {
 	// NoRevoke keeps Stop from revoking whatever revoke_on_shutdown says
 	// (once: the daemon after it adopts its leases).
 	NoRevoke bool
+	// ReadOnly opens leases.state_dir to read only (a dry run): unlocked,
+	// not made when missing, never written.
+	ReadOnly bool
 }
 
 // Options are the source's collaborators; nil ones get harmless defaults.
@@ -110,7 +113,7 @@ func New(c Client, s Settings, o Options) (*Source, error) {
 		src.log = zap.NewNop()
 	}
 	if s.Leases.StateDir != "" {
-		st, err := openState(s.Leases.StateDir)
+		st, err := openState(s.Leases.StateDir, s.ReadOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -198,6 +201,9 @@ func (s *Source) Fetch(ctx context.Context, sec *config.Secret, mode source.Mode
 	if mode == source.Peek {
 		if l.cur != nil && now.Before(l.end) {
 			return l.data(), nil
+		}
+		if d := s.peekRecorded(l, now); d != nil {
+			return d, nil
 		}
 		if l.req.Method != http.MethodGet {
 			return nil, fmt.Errorf("%s %s: would mint a new lease: %w", l.req.Method, l.req.Path, source.ErrWouldChange)

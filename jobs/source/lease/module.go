@@ -16,6 +16,9 @@ var Module = fx.Module("lease", fx.Provide(newFx))
 // daemon that follows it takes its leases over).
 type RunSettings struct {
 	NoRevoke bool
+	// DryRun: once --dry-run reads the state directory without locking or
+	// making it (a daemon may hold it), and never writes it.
+	DryRun bool
 }
 
 // Params are the source's dependencies in fx.
@@ -33,7 +36,8 @@ type Params struct {
 
 func newFx(p Params) (*Source, error) {
 	n := p.Config.Notify
-	s, err := New(p.Client, Settings{Leases: p.Config.Leases, Handover: n.Debounce.Duration + n.Splay.Duration, NoRevoke: p.Run.NoRevoke},
+	s, err := New(p.Client, Settings{Leases: p.Config.Leases, Handover: n.Debounce.Duration + n.Splay.Duration,
+		NoRevoke: p.Run.NoRevoke, ReadOnly: p.Run.DryRun},
 		Options{Log: p.Log.Named("lease"), Wake: p.Wake, Recorder: p.Recorder})
 	if err != nil {
 		return nil, config.Problems{{File: p.Config.File, Field: "leases.state_dir", Msg: err.Error()}}

@@ -23,7 +23,8 @@ const maxRecord = 1 << 20
 // no-follow; the directory is the sidecar user's alone (0700, checked)
 // and flock'ed by one process at a time.
 type stateDir struct {
-	dir *files.Dir
+	dir      *files.Dir
+	readOnly bool // a dry run's: never written
 }
 
 // ErrStateDir is a state_dir the sidecar cannot use safely.
@@ -31,8 +32,17 @@ var ErrStateDir = errors.New("unusable leases.state_dir")
 
 // openState opens (making it 0700 when missing) and locks path. It must
 // be owned by this process's user with no group or other permissions.
-func openState(path string) (*stateDir, error) {
-	d, err := files.OpenDir(path, 0o700)
+// With readOnly (a dry run) it is neither made nor locked: a missing one
+// is a state directory with no records (nil, nil).
+func openState(path string, readOnly bool) (*stateDir, error) {
+	create := fs.FileMode(0o700)
+	if readOnly {
+		create = 0
+	}
+	d, err := files.OpenDir(path, create)
+	if readOnly && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrStateDir, path, err)
 	}
@@ -52,6 +62,9 @@ func openState(path string) (*stateDir, error) {
 		return fail("owned by uid %d, not by the sidecar's uid %d", st.Uid, os.Geteuid())
 	case fi.Mode().Perm()&0o077 != 0:
 		return fail("mode %04o gives group or others access; it holds credentials: chmod 0700", fi.Mode().Perm())
+	}
+	if readOnly {
+		return &stateDir{dir: d, readOnly: true}, nil
 	}
 	if err := d.Lock(); err != nil {
 		return fail("%v (another sidecar uses it)", err)
@@ -78,6 +91,9 @@ func recordName(fp string) string { return fp + ".json" }
 // save writes l's record atomically and durably (temporary file, fsync,
 // rename, directory fsync), owner-only. The caller holds l.mu.
 func (s *stateDir) save(l *lease, tokenExpiry time.Time) error {
+	if s.readOnly {
+		return nil
+	}
 	data, err := json.Marshal(l.cur.Data)
 	if err != nil {
 		return fmt.Errorf("lease record: %w", err)
@@ -126,7 +142,12 @@ func (r *record) values() (map[string]any, error) {
 	return m, nil
 }
 
-func (s *stateDir) remove(fp string) error { return s.dir.Remove(recordName(fp)) }
+func (s *stateDir) remove(fp string) error {
+	if s.readOnly {
+		return nil
+	}
+	return s.dir.Remove(recordName(fp))
+}
 
 func (s *stateDir) close() error { return s.dir.Close() }
 
