@@ -229,3 +229,36 @@ func TestReadOnlyStateDir(t *testing.T) {
 		t.Errorf("%d leases minted, want 1", minted)
 	}
 }
+
+// A certificate with a lease (generate_lease: never renewable) keeps its
+// own clock, also after a restart adopted its lease.
+func TestCertificateWithLeaseAdopted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, time.Minute, time.Minute)
+	f.cert, f.certLease, f.renewable = time.Minute, true, false
+	st := settings(3)
+	st.Leases.StateDir = dir
+	st.Handover = time.Second
+	st.NoRevoke = true // as once: the next process adopts
+	first := newSource(t, f, st, lease.Options{Clock: clock})
+	d := fetch(t, first, pkiSecret("tls"))
+	if in := d.NextAt.Sub(clock.Now()); d.NextAction != "replace" || in < 35*time.Second || in > 45*time.Second {
+		t.Errorf("a leased certificate: %s in %s, want replace at 2/3 of its 60s", d.NextAction, in)
+	}
+	if err := first.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(10 * time.Second)
+	second := newSource(t, f, st, lease.Options{Clock: clock})
+	d = fetch(t, second, pkiSecret("tls"))
+	if issued, _ := f.counts(); issued != 1 {
+		t.Fatalf("%d issuances after a restart, want the recorded lease adopted", issued)
+	}
+	if in := d.NextAt.Sub(clock.Now()); d.NextAction != "replace" || in < 25*time.Second || in > 35*time.Second {
+		t.Errorf("after adoption 10s later: %s in %s, want replace still at 2/3 of its life (about 30s from now)", d.NextAction, in)
+	}
+}

@@ -46,6 +46,7 @@ type fakeVault struct {
 	mintedAt  []time.Time // on the fake clock, as each request came
 	renewedAt []time.Time
 	cert      time.Duration // > 0: answer like PKI without generate_lease, a certificate of this life and no lease
+	certLease bool          // with cert: and a non-renewable lease of its life (generate_lease)
 }
 
 func newFakeVault(clock *clockwork.FakeClock, ttl, maxTTL time.Duration) *fakeVault {
@@ -64,8 +65,12 @@ func (f *fakeVault) Request(_ context.Context, req vault.LeaseRequest) (*vault.L
 	id := logging.Redacted(fmt.Sprintf("%s/lease-%d", req.Path, f.minted))
 	f.born[id] = f.clock.Now()
 	if f.cert > 0 {
-		return &vault.Leased{Data: map[string]any{"certificate": testCert(f.clock.Now(), f.cert, f.minted)},
-			Received: f.clock.Now(), Token: f.token}, nil
+		l := &vault.Leased{Data: map[string]any{"certificate": testCert(f.clock.Now(), f.cert, f.minted)},
+			Received: f.clock.Now(), Token: f.token}
+		if f.certLease { // PKI with generate_lease: a lease of the certificate's life, never renewable
+			l.ID, l.Duration = id, f.cert
+		}
+		return l, nil
 	}
 	return &vault.Leased{
 		Data: map[string]any{"username": fmt.Sprintf("user-%d", f.minted), "password": fmt.Sprintf("pw-%d", f.minted)},
