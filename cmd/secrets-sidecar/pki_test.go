@@ -197,6 +197,60 @@ secrets:
 	t.Logf("20s certificate without a lease, refreshed every 1s: serial %s then %s; %d issued by Vault since start", first, second, issued()-before+1)
 }
 
+// TestPKICertificateKeptAcrossReload: a config reload that keeps the
+// certificate's request (here it adds a KV secret and changes the key's
+// mode) issues no new certificate and leaves the certificate file alone.
+func TestPKICertificateKeptAcrossReload(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	role := strings.ReplaceAll(p, "/", "-")
+	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	srv.PutKV2(t, "secret", p+"/app", map[string]any{"name": "app"})
+	out := filepath.Join(dir, "out")
+	config := func(keyMode, extra string) string {
+		return fmt.Sprintf(`
+secrets:
+  - name: tls-cert
+    lease: {path: pki/issue/%[1]s, method: POST, parameters: {common_name: app.example, ttl: 30m}}
+    refresh_interval: 1s
+    destination: %[2]s/tls.crt
+    key: certificate
+  - name: tls-key
+    lease: {path: pki/issue/%[1]s, method: POST, parameters: {common_name: app.example, ttl: 30m}}
+    refresh_interval: 1s
+    mode: "%[3]s"
+    destination: %[2]s/tls.key
+    key: private_key
+%[4]s`, role, out, keyMode, extra)
+	}
+	cfg := writeConfig(t, dir, config("0400", ""))
+	d := startDaemon(t, cfg, dir, "VAULT_ADDR="+srv.Addr, "VAULT_TOKEN="+srv.Token, "SIDECAR_HTTP_ADDR="+freeAddr(t))
+	d.waitReady(t, time.Minute)
+	cert := readFile(t, filepath.Join(out, "tls.crt"))
+	before := statFile(t, filepath.Join(out, "tls.crt"))
+
+	writeConfig(t, dir, config("0440", fmt.Sprintf(`  - name: app
+    path: %s/app
+    destination: %s/app
+    key: name
+`, p, out)))
+	waitFor(t, time.Minute, "the reload's new secret", func() bool {
+		_, err := os.Stat(filepath.Join(out, "app"))
+		return err == nil
+	})
+	waitFor(t, time.Minute, "the key's new mode", func() bool { return statFile(t, filepath.Join(out, "tls.key")).Mode().Perm() == 0o440 })
+	if got := readFile(t, filepath.Join(out, "tls.crt")); got != cert {
+		t.Error("a reload that keeps the request issued a new certificate")
+	}
+	if after := statFile(t, filepath.Join(out, "tls.crt")); !os.SameFile(before, after) {
+		t.Error("a reload rewrote the unchanged certificate")
+	}
+	if n := metricSum(d.metrics(t), "secrets_sidecar_leases_issued_total"); n != 1 {
+		t.Errorf("%v issuances across a reload, want 1", n)
+	}
+}
+
 // tlsFromFiles serves TLS on 127.0.0.1 with the key pair loaded from the
 // files at every handshake (a server that reloads its certificate), and
 // returns its address.
