@@ -162,23 +162,26 @@ type Secret struct {
 	Name string `yaml:"name"`
 	// Path is the KV secret's path inside its mount; a leased secret has
 	// Lease instead.
-	Path            string   `yaml:"path"`
-	Lease           *Lease   `yaml:"lease"`
-	Destination     string   `yaml:"destination"`
-	Mount           string   `yaml:"mount"`
-	KVVersion       string   `yaml:"kv_version"`
-	Version         int      `yaml:"version"`
-	RefreshInterval Duration `yaml:"refresh_interval"`
-	Mode            FileMode `yaml:"mode"`
-	DirMode         FileMode `yaml:"dir_mode"`
-	Owner           *int     `yaml:"owner"`
-	Group           *int     `yaml:"group"`
-	Template        string   `yaml:"template"`
-	TemplateFile    string   `yaml:"template_file"`
-	Key             string   `yaml:"key"`
-	Format          string   `yaml:"format"`
-	LeftDelimiter   string   `yaml:"left_delimiter"`
-	RightDelimiter  string   `yaml:"right_delimiter"`
+	Path        string `yaml:"path"`
+	Lease       *Lease `yaml:"lease"`
+	Destination string `yaml:"destination"`
+	// Files, instead of Destination and an output, writes several files
+	// from one response as one set that changes all at once.
+	Files           []OutputFile `yaml:"files"`
+	Mount           string       `yaml:"mount"`
+	KVVersion       string       `yaml:"kv_version"`
+	Version         int          `yaml:"version"`
+	RefreshInterval Duration     `yaml:"refresh_interval"`
+	Mode            FileMode     `yaml:"mode"`
+	DirMode         FileMode     `yaml:"dir_mode"`
+	Owner           *int         `yaml:"owner"`
+	Group           *int         `yaml:"group"`
+	Template        string       `yaml:"template"`
+	TemplateFile    string       `yaml:"template_file"`
+	Key             string       `yaml:"key"`
+	Format          string       `yaml:"format"`
+	LeftDelimiter   string       `yaml:"left_delimiter"`
+	RightDelimiter  string       `yaml:"right_delimiter"`
 	// OnChange are the actions run after the destination's content really
 	// changed. Unset: the defaults' list; set (even to []): this list.
 	OnChange []Action `yaml:"on_change"`

@@ -179,15 +179,16 @@ func (v *validator) leases(c *Config) {
 func (v *validator) stateDirApart(c *Config) {
 	dir := c.Leases.StateDir
 	for i := range c.Secrets {
-		d := c.Secrets[i].Destination
-		if !filepath.IsAbs(d) {
-			continue
-		}
-		dest := filepath.Dir(filepath.Clean(d))
-		if within(dir, dest) || within(dest, dir) {
-			v.add("leases.state_dir", "%q overlaps secrets[%d] %q's directory %q: keep the lease state off the application's volume",
-				dir, i, c.Secrets[i].Name, dest)
-			return
+		for _, d := range c.Secrets[i].Destinations() {
+			if !filepath.IsAbs(d) {
+				continue
+			}
+			dest := filepath.Dir(filepath.Clean(d))
+			if within(dir, dest) || within(dest, dir) {
+				v.add("leases.state_dir", "%q overlaps secrets[%d] %q's directory %q: keep the lease state off the application's volume",
+					dir, i, c.Secrets[i].Name, dest)
+				return
+			}
 		}
 	}
 }

@@ -97,6 +97,7 @@ func (v *validator) applyDefaults(c *Config) {
 		if s.Group == nil {
 			s.Group = d.Group
 		}
+		fileDefaults(s)
 		s.Mount = strings.Trim(s.Mount, "/")
 		s.Path = strings.Trim(s.Path, "/")
 	}
@@ -130,11 +131,18 @@ func (v *validator) validate(c *Config) {
 				names[s.Name] = i
 			}
 		}
-		if filepath.IsAbs(s.Destination) {
-			clean := filepath.Clean(s.Destination)
-			if j, dup := dests[clean]; dup {
-				v.add(p+".destination", "duplicate destination %q (also secrets[%d] %q)", s.Destination, j, c.Secrets[j].Name)
-			} else {
+		for k, d := range s.Destinations() {
+			if !filepath.IsAbs(d) {
+				continue
+			}
+			field := p + ".destination"
+			if s.HasFiles() {
+				field = fmt.Sprintf("%s.files[%d].destination", p, k)
+			}
+			clean := filepath.Clean(d)
+			if j, dup := dests[clean]; dup && j != i {
+				v.add(field, "duplicate destination %q (also secrets[%d] %q)", d, j, c.Secrets[j].Name)
+			} else if !dup {
 				dests[clean] = i
 			}
 		}
@@ -198,17 +206,8 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 	} else if s.Path == "" {
 		v.add(p+".path", "required (the secret's path inside its mount, without data/), or a lease:")
 	}
-	switch {
-	case s.Destination == "":
-		v.add(p+".destination", "required")
-	case !filepath.IsAbs(s.Destination):
-		v.add(p+".destination", "%q must be an absolute path", s.Destination)
-	case strings.HasSuffix(s.Destination, "/") || filepath.Base(s.Destination) == "..":
-		v.add(p+".destination", "%q must name a file, not a directory", s.Destination)
-	case filepath.Clean(s.Destination) != s.Destination:
-		// Cleaning it silently could write somewhere the reader did not
-		// expect ("/vol/sub/../../etc/x").
-		v.add(p+".destination", "%q is not a clean path; did you mean %q?", s.Destination, filepath.Clean(s.Destination))
+	if !s.HasFiles() {
+		v.destination(p+".destination", s.Destination)
 	}
 	// Inherited values were checked under defaults:, so only report what
 	// this secret sets itself.
@@ -243,6 +242,10 @@ func (v *validator) secret(c *Config, s *Secret, p string) {
 	}
 	if v.idx.given(p + ".on_change") {
 		v.actions(p+".on_change", s.OnChange)
+	}
+	if s.HasFiles() {
+		v.fileSet(c, s, p)
+		return
 	}
 	v.output(c, s, p)
 }
