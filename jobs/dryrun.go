@@ -1,10 +1,12 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -35,6 +37,9 @@ type Plan struct {
 	Changes     []string // for PlanUpdate: "content", "mode", "owner", "group"
 	Keys        KeyDiff  // for a format (env, properties, json, yaml) whose content changes
 	Err         error    // for PlanError
+	// Files are a files: set's plans, one per file (Action then sums
+	// them up: create when all are new, update when any changes).
+	Files []Plan
 }
 
 // Changed reports whether a sync would write the destination.
@@ -42,8 +47,16 @@ func (p Plan) Changed() bool {
 	return p.Action == PlanCreate || p.Action == PlanUpdate || p.Action == PlanMint
 }
 
-// String is the plan as one line: "update db /s/db.env (content) keys: +A ~B".
+// String is the plan as one line: "update db /s/db.env (content) keys: +A ~B";
+// a files: set's plan is one such line per file.
 func (p Plan) String() string {
+	if len(p.Files) > 0 {
+		lines := make([]string, len(p.Files))
+		for i, f := range p.Files {
+			lines[i] = f.String()
+		}
+		return strings.Join(lines, "\n")
+	}
 	line := p.Action + " " + p.Secret + " " + p.Destination
 	switch p.Action {
 	case PlanUpdate:
@@ -76,15 +89,63 @@ func (e destError) Unwrap() error { return e.error }
 // comparison a write acts on, and writes nothing: no file, directory,
 // status, metric or change action.
 func (s *Syncer) Plan(ctx context.Context, j *Job) (Plan, error) {
-	pl := planner{plan: Plan{Secret: j.Secret.Name, Destination: j.Secret.Destination}, format: j.Secret.Format}
-	if _, _, _, serr := s.pipeline(ctx, j, source.Peek, pl.write); serr != nil {
+	pl := planner{plan: Plan{Secret: j.Secret.Name, Destination: destinationText(&j.Secret)}, format: j.Secret.Format}
+	if _, _, _, serr := s.pipeline(ctx, j, source.Peek, pl.write, pl.writeSet); serr != nil {
 		if errors.Is(serr, source.ErrWouldChange) {
 			pl.plan.Action = PlanMint
+			if j.Secret.HasFiles() {
+				pl.plan.Files = nil
+				for _, d := range j.Secret.Destinations() {
+					pl.plan.Files = append(pl.plan.Files, Plan{Secret: j.Secret.Name, Destination: d, Action: PlanMint})
+				}
+			}
 			return pl.plan, nil
 		}
 		return pl.plan, serr
 	}
 	return pl.plan, nil
+}
+
+// writeSet is the dry run's set stage: each file against what the set's
+// data link shows now (content only; a set a sync would find not its own
+// is all new).
+func (p *planner) writeSet(dir string, _ fs.FileMode, set files.Set) (files.SetResult, error) {
+	var cur map[string][]byte
+	d, err := files.OpenDir(dir, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return files.SetResult{}, destError{err}
+	default:
+		defer d.Close()
+		cur, err = d.ReadSet(set.Name, maxExisting)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, files.ErrNotSet) {
+			return files.SetResult{}, destError{err}
+		}
+	}
+	created, changed := 0, 0
+	for _, f := range set.Files {
+		fp := Plan{Secret: p.plan.Secret, Destination: filepath.Join(dir, f.Name), Action: PlanUnchanged}
+		old, ok := cur[f.Name]
+		switch {
+		case !ok:
+			fp.Action = PlanCreate
+			created++
+		case !bytes.Equal(old, f.Content):
+			fp.Action, fp.Changes = PlanUpdate, []string{"content"}
+			changed++
+		}
+		p.plan.Files = append(p.plan.Files, fp)
+	}
+	switch {
+	case created == len(set.Files):
+		p.plan.Action = PlanCreate
+	case created+changed > 0:
+		p.plan.Action = PlanUpdate
+	default:
+		p.plan.Action = PlanUnchanged
+	}
+	return files.SetResult{}, nil
 }
 
 // planner is the dry run's write stage: it records what a write would do.

@@ -135,6 +135,7 @@ type Job struct {
 	Secret   config.Secret
 	source   Source
 	renderer Renderer
+	outputs  []output // a files: set's files, in order (renderer is then nil)
 
 	mu    sync.Mutex
 	state State
@@ -239,13 +240,32 @@ func (s *Syncer) NewJob(sec config.Secret) (*Job, error) {
 	if !s.source.Serves(&sec) {
 		return nil, fmt.Errorf("secret %s: no source serves it", sec.Name)
 	}
-	r, err := s.tmpl.Renderer(&sec)
-	if err != nil {
-		return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
+	j := &Job{Secret: sec, source: s.source}
+	if sec.HasFiles() {
+		for i := range sec.Files {
+			o := sec.Output(i)
+			r, err := s.tmpl.Renderer(&o)
+			if err != nil {
+				return nil, fmt.Errorf("secret %s: files[%d]: %w", sec.Name, i, err)
+			}
+			j.outputs = append(j.outputs, output{file: sec.Files[i], renderer: r})
+		}
+	} else {
+		r, err := s.tmpl.Renderer(&sec)
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", sec.Name, err)
+		}
+		j.renderer = r
 	}
 	s.rec.Init(sec.Name, sec.VaultPath())
 	s.rec.RefreshInterval(sec.Name, sec.RefreshInterval.Duration)
-	return &Job{Secret: sec, source: s.source, renderer: r}, nil
+	return j, nil
+}
+
+// output is one file of a files: set and its compiled output.
+type output struct {
+	file     config.OutputFile
+	renderer Renderer
 }
 
 // Sync runs one attempt for j and records the outcome in metrics, status,
@@ -263,7 +283,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	if s.batch != nil {
 		write = s.batch.Write
 	}
-	version, res, checksum, serr := s.pipeline(ctx, j, source.Live, write)
+	version, res, checksum, serr := s.pipeline(ctx, j, source.Live, write, writeSetLive)
 	written := res.Written
 	at := time.Now()
 	if serr != nil {
@@ -314,7 +334,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	}
 	j.mu.Unlock()
 	fields := []zap.Field{zap.String("secret_name", sec.Name), zap.String("vault_path", vaultPath),
-		zap.Int("vault_version", version), zap.String("destination", sec.Destination)}
+		zap.Int("vault_version", version), zap.String("destination", destinationText(sec))}
 	switch {
 	case written:
 		s.log.Info("secret file written", fields...)
@@ -335,10 +355,16 @@ func (s *Syncer) announce(ctx context.Context, sec *config.Secret, res writeResu
 	if s.notify == nil || !news {
 		return
 	}
-	s.notify.Changed(notify.Change{
-		Secret: sec.Name, Destination: sec.Destination, Created: res.Created, Actions: sec.OnChange,
-		Link: trace.SpanContextFromContext(ctx), Redact: notify.Values(res.data),
-	})
+	paths := []string{sec.Destination}
+	if sec.HasFiles() {
+		paths = res.paths // one change per file of the set
+	}
+	for _, p := range paths {
+		s.notify.Changed(notify.Change{
+			Secret: sec.Name, Destination: p, Created: res.Created, Actions: sec.OnChange,
+			Link: trace.SpanContextFromContext(ctx), Redact: notify.Values(res.data),
+		})
+	}
 }
 
 // writeResult is what the write stage did, with the data it rendered (for
@@ -351,14 +377,15 @@ type writeResult struct {
 	certs   certs  // the content's PEM certificates
 	next    string // the source's own next action (source.Data.NextAction)
 	nextAt  time.Time
+	paths   []string // a files: set's paths whose content changed (or were created)
 }
 
 // pipeline fetches j's data (in mode), renders it and hands the file to
 // write: files.Write or a Batch for a sync, a planner for a dry run, which
 // then also skips the data observers.
-func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write func(files.File) (files.Result, error)) (
-	version int, res writeResult, checksum [32]byte, serr *SyncError,
-) {
+func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write func(files.File) (files.Result, error),
+	writeSet setWriter,
+) (version int, res writeResult, checksum [32]byte, serr *SyncError) {
 	sec := &j.Secret
 	fail := func(stage metrics.Stage, err error) (int, writeResult, [32]byte, *SyncError) {
 		return 0, writeResult{}, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
@@ -385,6 +412,9 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write f
 		if s.hold != nil {
 			s.hold.Hold(sec.Name, notify.Values(data.Values))
 		}
+	}
+	if len(j.outputs) > 0 {
+		return s.setStage(ctx, j, data, writeSet)
 	}
 
 	_, rspan := s.tracer.Start(ctx, "render")

@@ -70,6 +70,9 @@ type SetResult struct {
 	// Removed names the files of the previous set that s no longer has,
 	// whose stable links were removed.
 	Removed []string
+	// Created is set when there was no set before (no data link of ours):
+	// every file is new.
+	Created bool
 }
 
 // WriteSet makes d hold the set s so that it changes all at once. When
@@ -202,7 +205,7 @@ func (d *Dir) applySet(s Set, plan *setPlan) (SetResult, error) {
 			_ = removeAll(d.fd, d.path, dir, 0) // ours, never made live
 			return SetResult{}, err
 		}
-		res = SetResult{Written: true, Changed: plan.changed}
+		res = SetResult{Written: true, Changed: plan.changed, Created: plan.live == ""}
 		plan.live = dir
 	}
 	for _, n := range plan.fix {

@@ -90,7 +90,7 @@ func TestWriteSetBasic(t *testing.T) {
 	d, base := openSetDir(t)
 	s := certSet("1")
 	res := writeSet(t, d, s)
-	if !res.Written || !slices.Equal(res.Changed, []string{"tls.crt", "tls.key", "ca.crt"}) {
+	if !res.Written || !res.Created || !slices.Equal(res.Changed, []string{"tls.crt", "tls.key", "ca.crt"}) {
 		t.Fatalf("first write: %+v", res)
 	}
 	checkStable(t, base, s)
@@ -115,7 +115,7 @@ func TestWriteSetBasic(t *testing.T) {
 	s2 := certSet("1")
 	s2.Files[0].Content = []byte("cert 2")
 	s2.Files[1].Content = []byte("key 2")
-	if res := writeSet(t, d, s2); !res.Written || !slices.Equal(res.Changed, []string{"tls.crt", "tls.key"}) {
+	if res := writeSet(t, d, s2); !res.Written || res.Created || !slices.Equal(res.Changed, []string{"tls.crt", "tls.key"}) {
 		t.Fatalf("changed set: %+v, want tls.crt and tls.key changed", res)
 	}
 	checkStable(t, base, s2)

@@ -92,6 +92,18 @@ func open(f File) (*Dir, Entry, error) {
 	return d, Entry{Name: name, Content: f.Content, Mode: f.Mode, UID: f.UID, GID: f.GID}, nil
 }
 
+// CleanSets removes the set name's stale directories in dir (a crash's
+// leftovers or a co-tenant's), best effort, never through a link, and
+// nothing when the directory is missing or its path holds a link.
+func CleanSets(dir, name string) {
+	d, err := OpenDir(dir, 0)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	_ = d.CleanSets(name)
+}
+
 // CleanTemp removes temporary files an earlier, killed process left next
 // to path. It touches only names this package creates for that file, and
 // nothing when the directory is missing or its path holds a link.

@@ -207,7 +207,11 @@ func (d *Daemon) add(sec config.Secret) error {
 	if err != nil {
 		return err
 	}
-	files.CleanTemp(sec.Destination)
+	if sec.HasFiles() {
+		files.CleanSets(sec.SetDir(), sec.Name)
+	} else {
+		files.CleanTemp(sec.Destination)
+	}
 	sched := schedule.Every(sec.RefreshInterval.Duration)
 	start := gocron.WithStartImmediately()
 	rs := &runState{kick: make(chan struct{}, 1)}

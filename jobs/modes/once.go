@@ -2,6 +2,7 @@ package modes
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +101,7 @@ func (o *Once) Run(ctx context.Context) error {
 			sec := o.cfg.Secrets[i]
 			failed = append(failed, Failure{Secret: sec.Name, Err: err})
 			if o.dryRun {
-				o.plans[i] = jobs.Plan{Secret: sec.Name, Destination: sec.Destination, Action: jobs.PlanError, Err: err}
+				o.plans[i] = jobs.Plan{Secret: sec.Name, Destination: strings.Join(sec.Destinations(), " "), Action: jobs.PlanError, Err: err}
 			}
 		}
 	}

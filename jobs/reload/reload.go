@@ -308,6 +308,9 @@ func sourceSum(cfg *config.Config) [32]byte {
 	h := sha256.New()
 	for _, s := range cfg.Secrets {
 		_, _ = h.Write([]byte(s.Name + "\x00" + s.Destination + "\x00" + s.TemplateText + "\x00"))
+		for _, f := range s.Files {
+			_, _ = h.Write([]byte(f.Destination + "\x00" + f.TemplateText + "\x00"))
+		}
 	}
 	_, _ = h.Write(cfg.Digest[:])
 	var sum [32]byte

@@ -1,0 +1,97 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"io/fs"
+	"path/filepath"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/config"
+	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
+)
+
+// setWriter writes a files: set into its directory: writeSetLive for a
+// sync, a planner's for a dry run.
+type setWriter func(dir string, dirMode fs.FileMode, set files.Set) (files.SetResult, error)
+
+// writeSetLive opens the set's directory (made with dirMode when
+// missing, never through a link) and writes the set.
+func writeSetLive(dir string, dirMode fs.FileMode, set files.Set) (files.SetResult, error) {
+	d, err := files.OpenDir(dir, dirMode)
+	if err != nil {
+		return files.SetResult{}, err
+	}
+	defer d.Close()
+	return d.WriteSet(set)
+}
+
+// setStage renders every file of j's set from data and hands the set to
+// write. The result's Written, Created and ContentChanged are the set's;
+// changed lists the paths whose content changed (every path when the
+// set was created).
+func (s *Syncer) setStage(ctx context.Context, j *Job, data *source.Data, write setWriter) (
+	int, writeResult, [32]byte, *SyncError,
+) {
+	sec := &j.Secret
+	fail := func(stage metrics.Stage, err error) (int, writeResult, [32]byte, *SyncError) {
+		return 0, writeResult{}, [32]byte{}, &SyncError{Secret: sec.Name, Stage: stage, Err: err}
+	}
+	dir := sec.SetDir()
+	set := files.Set{Name: sec.Name, DirMode: sec.DirMode.FileMode}
+	sum := sha256.New()
+	var cs certs
+	_, rspan := s.tracer.Start(ctx, "render")
+	for _, o := range j.outputs {
+		content, err := o.renderer.RenderLease(data.Values, (*render.Lease)(data.Lease))
+		if err != nil {
+			endSpan(rspan, err)
+			return fail(metrics.StageRender, err)
+		}
+		name := filepath.Base(o.file.Destination)
+		set.Files = append(set.Files, files.SetFile{Name: name, Content: content, Mode: o.file.Mode.FileMode, UID: o.file.Owner, GID: o.file.Group})
+		_, _ = sum.Write([]byte(name + "\x00"))
+		_, _ = sum.Write(content)
+		c := certificates(content)
+		if cs.leafSerial == "" {
+			cs.leafSerial, cs.leafNotAfter = c.leafSerial, c.leafNotAfter
+		}
+		if !c.earliest.IsZero() && (cs.earliest.IsZero() || c.earliest.Before(cs.earliest)) {
+			cs.earliest = c.earliest
+		}
+		cs.malformed += c.malformed
+	}
+	endSpan(rspan, nil)
+
+	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", dir), attribute.Int("files", len(set.Files))))
+	sr, err := write(dir, sec.DirMode.FileMode, set)
+	wspan.SetAttributes(attribute.Bool("file.written", sr.Written), attribute.Int("file.content_changed", len(sr.Changed)))
+	endSpan(wspan, err)
+	if err != nil {
+		return fail(metrics.StageWrite, err)
+	}
+	res := writeResult{
+		Result: files.Result{Written: sr.Written, Created: sr.Created, ContentChanged: !sr.Created && len(sr.Changed) > 0},
+		data:   data.Values, created: data.Created, certs: cs, lease: data.Lease, next: data.NextAction, nextAt: data.NextAt,
+	}
+	for _, n := range sr.Changed {
+		res.paths = append(res.paths, filepath.Join(dir, n))
+	}
+	var checksum [32]byte
+	copy(checksum[:], sum.Sum(nil))
+	return data.Version, res, checksum, nil
+}
+
+// destinationText is what logs call a secret's destination: its file, or
+// its set's directory.
+func destinationText(sec *config.Secret) string {
+	if sec.HasFiles() {
+		return sec.SetDir() + "/"
+	}
+	return sec.Destination
+}
