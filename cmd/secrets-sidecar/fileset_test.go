@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/modules/vault/vaulttest"
+)
+
+// TestPKICertificateFileSet: a files: set from one PKI issuance. The
+// dry run lists one path per file; the daemon writes the set in the
+// projected-volume layout (stable links through ..NAME.data); the
+// certificate, the key, the chain and the bundle come from one issuance;
+// when the 20s certificate is issued again, one rename switches the set:
+// a reader that resolves the data link once never sees the new
+// certificate with the old key (the count of name-by-name mismatches is
+// logged), the change action runs once with every path, and the old set
+// directory is gone.
+func TestPKICertificateFileSet(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	role := strings.ReplaceAll(p, "/", "-")
+	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	out := filepath.Join(dir, "tls")
+	changes := filepath.Join(dir, "changes.log")
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+notify: {debounce: 200ms}
+secrets:
+  - name: web-tls
+    lease:
+      path: pki/issue/%[1]s
+      method: POST
+      parameters: {common_name: app.example, ttl: 20s}
+    refresh_interval: 1s
+    mode: "0440"
+    files:
+      - {destination: %[2]s/tls.crt, key: certificate}
+      - {destination: %[2]s/tls.key, key: private_key, mode: "0400"}
+      - {destination: %[2]s/chain.pem, content: chain}
+      - {destination: %[2]s/bundle.pem, content: bundle}
+    on_change:
+      - exec: {command: ["sh", "-c", "echo \"$SIDECAR_CHANGED_FILES\" >> %[3]s"]}
+`, role, out, changes))
+	env := []string{"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token, "SIDECAR_STATUS_FILE=" + filepath.Join(t.TempDir(), "status.json"), "SIDECAR_HTTP_ADDR="}
+	names := []string{"tls.crt", "tls.key", "chain.pem", "bundle.pem"}
+
+	if code, _, stderr := runBinary(t, env, "validate", "--config", cfg); code != exitOK {
+		t.Fatalf("validate: exit %d\n%s", code, stderr)
+	}
+	code, stdout := dryRun(t, env, cfg, dir)
+	var want []string
+	for _, n := range names {
+		want = append(want, "mint web-tls "+filepath.Join(out, n)+" (would mint a new lease; a dry run does not)")
+	}
+	if code != exitChanges {
+		t.Errorf("dry run: exit %d, want 3", code)
+	}
+	wantLines(t, stdout, want...)
+
+	d := startDaemon(t, cfg, dir, "VAULT_ADDR="+srv.Addr, "VAULT_TOKEN="+srv.Token, "SIDECAR_HTTP_ADDR="+freeAddr(t))
+	d.waitReady(t, time.Minute)
+	for _, n := range names {
+		target, err := os.Readlink(filepath.Join(out, n))
+		if err != nil || target != "..web-tls.data/"+n {
+			t.Errorf("%s: a link to %q (%v), want ..web-tls.data/%s", n, target, err, n)
+		}
+	}
+	if fi := statFile(t, filepath.Join(out, "tls.key")); fi.Mode().Perm() != 0o400 {
+		t.Errorf("tls.key mode %o, want 0400", fi.Mode().Perm())
+	}
+	if fi := statFile(t, filepath.Join(out, "tls.crt")); fi.Mode().Perm() != 0o440 {
+		t.Errorf("tls.crt mode %o, want the secret's 0440", fi.Mode().Perm())
+	}
+	first, err := readPair(filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key"))
+	if err != nil {
+		t.Fatalf("the set's certificate and key: %v", err)
+	}
+	if b, err := readPair(filepath.Join(out, "bundle.pem"), filepath.Join(out, "bundle.pem")); err != nil || b != first {
+		t.Errorf("bundle.pem: serial %s (%v), want the set's %s", b, err, first)
+	}
+	if chain := readFile(t, filepath.Join(out, "chain.pem")); strings.Count(chain, "BEGIN CERTIFICATE") != 2 {
+		t.Errorf("chain.pem holds %d certificates, want the certificate and the CA", strings.Count(chain, "BEGIN CERTIFICATE"))
+	}
+
+	// Readers while the certificate is issued again.
+	var reads, torn, byName, byNameTorn atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Through the data link, resolved once.
+			if target, err := os.Readlink(filepath.Join(out, "..web-tls.data")); err == nil {
+				setDir := filepath.Join(out, target)
+				if _, err := readPair(filepath.Join(setDir, "tls.crt"), filepath.Join(setDir, "tls.key")); err == nil {
+					reads.Add(1)
+				} else if !errors.Is(err, os.ErrNotExist) {
+					torn.Add(1)
+				}
+			}
+			// Name by name.
+			if _, err := readPair(filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key")); err == nil {
+				byName.Add(1)
+			} else {
+				byNameTorn.Add(1)
+			}
+		}
+	}()
+	var second string
+	waitFor(t, 2*time.Minute, "the certificate issued again", func() bool {
+		s, err := readPair(filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key"))
+		second = s
+		return err == nil && s != first
+	})
+	waitFor(t, time.Minute, "the change action", func() bool {
+		b, _ := os.ReadFile(changes)
+		return len(b) > 0
+	})
+	close(stop)
+	wg.Wait()
+	if torn.Load() > 0 {
+		t.Errorf("%d reads through the data link saw a certificate with another issuance's key", torn.Load())
+	}
+	log := strings.TrimSpace(readFile(t, changes))
+	if strings.Count(log, "\n") != 0 {
+		t.Errorf("the change action ran more than once for one issuance:\n%s", log)
+	}
+	for _, n := range names {
+		if !strings.Contains(log, filepath.Join(out, n)) {
+			t.Errorf("SIDECAR_CHANGED_FILES %q lacks %s", log, n)
+		}
+	}
+	sets, _ := filepath.Glob(filepath.Join(out, "..web-tls_*"))
+	if len(sets) != 1 {
+		t.Errorf("set directories after the switch: %v, want the live one only", sets)
+	}
+	if _, code := d.term(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	t.Logf("serial %s then %s; through the data link %d consistent reads, %d torn; name by name %d consistent, %d mismatched",
+		first, second, reads.Load(), torn.Load(), byName.Load(), byNameTorn.Load())
+}
+
+// readPair loads a certificate and key from two files (or one bundle) and
+// returns the certificate's serial; an error when they are not one pair.
+func readPair(certFile, keyFile string) (string, error) {
+	c, err := os.ReadFile(certFile)
+	if err != nil {
+		return "", err
+	}
+	k, err := os.ReadFile(keyFile)
+	if err != nil {
+		return "", err
+	}
+	pair, err := tls.X509KeyPair(bytes.Clone(c), k)
+	if err != nil {
+		return "", fmt.Errorf("not one pair: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return "", err
+	}
+	return leaf.SerialNumber.String(), nil
+}
