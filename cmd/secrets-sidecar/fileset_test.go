@@ -179,3 +179,65 @@ func readPair(certFile, keyFile string) (string, error) {
 	}
 	return leaf.SerialNumber.String(), nil
 }
+
+// TestFileSetReusedAfterKill: a certificate set with a state_dir, the
+// daemon killed with -9 and started again: no new issuance, the set not
+// rewritten (the same data link target), no change action.
+func TestFileSetReusedAfterKill(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	role := strings.ReplaceAll(p, "/", "-")
+	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "tls")
+	changes := filepath.Join(dir, "changes.log")
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+leases: {state_dir: %[4]s}
+secrets:
+  - name: web-tls
+    lease: {path: pki/issue/%[1]s, method: POST, parameters: {common_name: app.example, ttl: 30m}}
+    on_start: true
+    files:
+      - {destination: %[2]s/tls.crt, key: certificate}
+      - {destination: %[2]s/tls.key, key: private_key}
+    on_change:
+      - exec: {command: ["sh", "-c", "echo \"$SIDECAR_CHANGED_FILES\" >> %[3]s"]}
+`, role, out, changes, state))
+	env := []string{"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token, "SIDECAR_HTTP_ADDR=" + freeAddr(t)}
+	d := startDaemon(t, cfg, t.TempDir(), env...)
+	d.waitReady(t, time.Minute)
+	waitFor(t, time.Minute, "on_start's change action for the new set", func() bool {
+		b, _ := os.ReadFile(changes)
+		return len(b) > 0
+	})
+	link, err := os.Readlink(filepath.Join(out, "..web-tls.data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := readPair(filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.kill(t)
+
+	env[2] = "SIDECAR_HTTP_ADDR=" + freeAddr(t)
+	d = startDaemon(t, cfg, t.TempDir(), env...)
+	d.waitReady(t, time.Minute)
+	if n := metricSum(d.metrics(t), "secrets_sidecar_leases_issued_total"); n != 0 {
+		t.Errorf("%v certificates issued after kill -9, want 0 (the recorded one adopted)", n)
+	}
+	if again, err := os.Readlink(filepath.Join(out, "..web-tls.data")); err != nil || again != link {
+		t.Errorf("the set was rewritten after kill -9: %s -> %s (%v)", link, again, err)
+	}
+	if s, err := readPair(filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key")); err != nil || s != serial {
+		t.Errorf("after kill -9: serial %s (%v), want %s", s, err, serial)
+	}
+	if log := strings.TrimSpace(readFile(t, changes)); strings.Count(log, "\n") != 0 {
+		t.Errorf("the change action ran again after the restart:\n%s", log)
+	}
+	t.Logf("kill -9 with a state_dir: 0 new issuances, the set (%s) untouched", link)
+}
