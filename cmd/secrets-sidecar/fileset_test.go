@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -240,4 +241,54 @@ secrets:
 		t.Errorf("the change action ran again after the restart:\n%s", log)
 	}
 	t.Logf("kill -9 with a state_dir: 0 new issuances, the set (%s) untouched", link)
+}
+
+// TestPKISignWithGeneratedKey: lease.generate_key against the dev
+// server's pki/sign/ROLE. The sidecar makes a P-384 key, sends only a
+// CSR, and writes the certificate Vault signed beside that key: the pair
+// loads, the certificate names the CSR's subject and SANs, and the key
+// never reaches the log.
+func TestPKISignWithGeneratedKey(t *testing.T) {
+	srv := vaulttest.Shared(t)
+	dir := t.TempDir()
+	p := prefix(t)
+	role := strings.ReplaceAll(p, "/", "-")
+	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "any"})
+	out := filepath.Join(dir, "tls")
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+secrets:
+  - name: web-tls
+    lease:
+      path: pki/sign/%[1]s
+      method: POST
+      generate_key: true
+      parameters: {common_name: app.example, alt_names: "www.app.example,127.0.0.1", ttl: 30m, key_type: ec, key_bits: 384}
+    files:
+      - {destination: %[2]s/tls.crt, key: certificate}
+      - {destination: %[2]s/tls.key, key: private_key, mode: "0400"}
+`, role, out))
+	env := []string{"VAULT_ADDR=" + srv.Addr, "VAULT_TOKEN=" + srv.Token, "SIDECAR_STATUS_FILE=" + filepath.Join(t.TempDir(), "status.json"),
+		"SIDECAR_HTTP_ADDR=", "SIDECAR_LOG_LEVEL=debug"}
+	code, _, stderr := runBinary(t, env, "once", "--config", cfg, "--timeout", "30s")
+	if code != exitOK {
+		t.Fatalf("once: exit %d\n%s", code, stderr)
+	}
+	keyPEM := readFile(t, filepath.Join(out, "tls.key"))
+	pair, err := tls.X509KeyPair([]byte(readFile(t, filepath.Join(out, "tls.crt"))), []byte(keyPEM))
+	if err != nil {
+		t.Fatalf("the signed certificate and the generated key are not one pair: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.Subject.CommonName != "app.example" || !strings.Contains(strings.Join(leaf.DNSNames, ","), "www.app.example") || len(leaf.IPAddresses) != 1 {
+		t.Errorf("certificate for %q, DNS %v, IPs %v; want the CSR's app.example, www.app.example, 127.0.0.1", leaf.Subject.CommonName, leaf.DNSNames, leaf.IPAddresses)
+	}
+	if k, ok := pair.PrivateKey.(*ecdsa.PrivateKey); !ok || k.Curve.Params().BitSize != 384 {
+		t.Errorf("the generated key is %T, want a P-384 ECDSA key", pair.PrivateKey)
+	}
+	if strings.Contains(stderr, strings.TrimSpace(keyPEM)[40:100]) {
+		t.Error("the generated private key reached the log")
+	}
 }

@@ -72,6 +72,10 @@ type Lease struct {
 	// RenewBefore, when set, issues a certificate again this long before
 	// its NotAfter instead of at RenewFraction of its life.
 	RenewBefore Duration `yaml:"renew_before"`
+	// GenerateKey: the sidecar makes the private key (of Parameters'
+	// key_type and key_bits) and sends a CSR instead (pki/sign/ROLE), so
+	// the key never leaves the pod.
+	GenerateKey bool `yaml:"generate_key"`
 }
 
 // Fingerprint identifies the request: secrets with the same path, method
@@ -242,6 +246,56 @@ func (v *validator) leaseSecret(s *Secret, p string) {
 	if l.RenewBefore.Duration < 0 {
 		v.add(lp+".renew_before", "%s must not be negative", l.RenewBefore.Duration)
 	}
+	if l.GenerateKey {
+		switch {
+		case l.Method == http.MethodGet:
+			v.add(lp+".generate_key", "needs method POST or PUT (it sends a CSR, e.g. to pki/sign/ROLE)")
+		case l.Parameters["common_name"] == nil:
+			v.add(lp+".parameters", "generate_key needs common_name (the CSR's subject)")
+		default:
+			if _, _, err := KeySpec(l.Parameters); err != nil {
+				v.add(lp+".parameters", "%v", err)
+			}
+			if _, given := l.Parameters["csr"]; given {
+				v.add(lp+".parameters.csr", "generate_key makes the CSR; leave csr out")
+			}
+		}
+	}
+}
+
+// KeySpec checks a generate_key request's key_type and key_bits and
+// returns them with their defaults (ec 256, rsa 2048).
+func KeySpec(params map[string]any) (keyType string, bits int, err error) {
+	keyType = "ec"
+	if v, ok := params["key_type"]; ok {
+		keyType = strings.ToLower(fmt.Sprint(v))
+	}
+	if v, ok := params["key_bits"]; ok {
+		if _, err := fmt.Sscan(fmt.Sprint(v), &bits); err != nil {
+			return "", 0, fmt.Errorf("key_bits %v is not a number", v)
+		}
+	}
+	switch keyType {
+	case "ec":
+		if bits == 0 {
+			bits = 256
+		}
+		if bits != 224 && bits != 256 && bits != 384 && bits != 521 {
+			return "", 0, fmt.Errorf("key_bits %d: an ec key has 224, 256, 384 or 521 bits", bits)
+		}
+	case "rsa":
+		if bits == 0 {
+			bits = 2048
+		}
+		if bits != 2048 && bits != 3072 && bits != 4096 {
+			return "", 0, fmt.Errorf("key_bits %d: an rsa key has 2048, 3072 or 4096 bits", bits)
+		}
+	case "ed25519":
+		bits = 0
+	default:
+		return "", 0, fmt.Errorf("key_type %q: ec, rsa or ed25519", keyType)
+	}
+	return keyType, bits, nil
 }
 
 func (v *validator) fraction(field string, f *float64) {

@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -260,5 +261,51 @@ func TestCertificateWithLeaseAdopted(t *testing.T) {
 	}
 	if in := d.NextAt.Sub(clock.Now()); d.NextAction != "replace" || in < 25*time.Second || in > 35*time.Second {
 		t.Errorf("after adoption 10s later: %s in %s, want replace still at 2/3 of its life (about 30s from now)", d.NextAction, in)
+	}
+}
+
+// generate_key: the request carries a CSR for a key made here (of the
+// parameters' key_type and key_bits, which are not sent), and the key
+// joins the response's data as private_key; each issuance has a new key.
+func TestGenerateKeySendsACSR(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	f := newFakeVault(clock, 0, 0)
+	f.cert = time.Hour
+	s := newSource(t, f, settings(3), lease.Options{Clock: clock})
+	sec := leased("tls", "pki/sign/web")
+	sec.Lease.Method, sec.Lease.GenerateKey = "POST", true
+	sec.Lease.Parameters = map[string]any{"common_name": "web.internal", "alt_names": "a.internal,10.0.0.1", "key_type": "rsa", "key_bits": 2048}
+	d := fetch(t, s, sec)
+	f.mu.Lock()
+	sent := f.sent
+	f.mu.Unlock()
+	if _, ok := sent["key_type"]; ok {
+		t.Error("key_type was sent to Vault")
+	}
+	block, _ := pem.Decode([]byte(fmt.Sprint(sent["csr"])))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		t.Fatalf("no CSR sent: %v", sent)
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil || csr.CheckSignature() != nil {
+		t.Fatalf("CSR: %v", err)
+	}
+	if csr.Subject.CommonName != "web.internal" || !slices.Equal(csr.DNSNames, []string{"a.internal"}) || len(csr.IPAddresses) != 1 {
+		t.Errorf("CSR for %q %v %v", csr.Subject.CommonName, csr.DNSNames, csr.IPAddresses)
+	}
+	kb, _ := pem.Decode([]byte(fmt.Sprint(d.Values["private_key"])))
+	if kb == nil {
+		t.Fatal("no private_key in the data")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, ok := csr.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(key.(crypto.Signer).Public()) || d.Values["private_key_type"] != "rsa" {
+		t.Errorf("the private_key (%T) is not the CSR's key", key)
+	}
+	if _, ok := sec.Lease.Parameters["csr"]; ok {
+		t.Error("the config's parameters were changed")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -133,6 +134,7 @@ type lease struct {
 	renewFrac   float64
 	replaceFrac float64
 	renewBefore time.Duration
+	genKey      bool // lease.generate_key: a key made here, a CSR sent
 
 	mu      sync.Mutex // one call at a time per lease
 	secrets map[string]struct{}
@@ -175,7 +177,8 @@ func (s *Source) lease(sec *config.Secret) *lease {
 	if !ok {
 		l = &lease{fp: fp, secrets: map[string]struct{}{},
 			req:       vault.LeaseRequest{Method: sec.Lease.Method, Path: sec.Lease.Path, Parameters: sec.Lease.Parameters},
-			renewFrac: *sec.Lease.RenewFraction, replaceFrac: *sec.Lease.ReplaceFraction, renewBefore: sec.Lease.RenewBefore.Duration}
+			renewFrac: *sec.Lease.RenewFraction, replaceFrac: *sec.Lease.ReplaceFraction, renewBefore: sec.Lease.RenewBefore.Duration,
+			genKey: sec.Lease.GenerateKey}
 		s.leases[fp] = l
 	}
 	l.mu.Lock()
@@ -297,12 +300,24 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 			return fmt.Errorf("%s %s: %w (%d new leases within %s)", l.req.Method, l.req.Path, ErrCapReached, recent, period)
 		}
 	}
-	resp, err := s.c.Request(ctx, l.req)
+	req, keyPEM, keyType := l.req, "", ""
+	if l.genKey {
+		var err error
+		if req.Parameters, keyPEM, keyType, err = csrRequest(l.req.Parameters); err != nil {
+			return fmt.Errorf("%s %s: %w", l.req.Method, l.req.Path, err)
+		}
+	}
+	resp, err := s.c.Request(ctx, req)
 	if err != nil {
 		if vault.MayHaveExecuted(err) && !l.static() {
 			l.mints = append(l.mints, now)
 		}
 		return err
+	}
+	if keyPEM != "" {
+		// The key made here joins the response, as pki/issue would send it.
+		resp.Data = maps.Clone(resp.Data)
+		resp.Data["private_key"], resp.Data["private_key_type"] = keyPEM, keyType
 	}
 	if l.cur != nil && (l.cur.ID != "" || l.cert) {
 		l.mints = append(l.mints, now)

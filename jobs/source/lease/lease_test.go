@@ -45,8 +45,9 @@ type fakeVault struct {
 	renewable bool
 	mintedAt  []time.Time // on the fake clock, as each request came
 	renewedAt []time.Time
-	cert      time.Duration // > 0: answer like PKI without generate_lease, a certificate of this life and no lease
-	certLease bool          // with cert: and a non-renewable lease of its life (generate_lease)
+	cert      time.Duration  // > 0: answer like PKI without generate_lease, a certificate of this life and no lease
+	certLease bool           // with cert: and a non-renewable lease of its life (generate_lease)
+	sent      map[string]any // the last request's parameters
 }
 
 func newFakeVault(clock *clockwork.FakeClock, ttl, maxTTL time.Duration) *fakeVault {
@@ -62,6 +63,7 @@ func (f *fakeVault) Request(_ context.Context, req vault.LeaseRequest) (*vault.L
 	}
 	f.minted++
 	f.mintedAt = append(f.mintedAt, f.clock.Now())
+	f.sent = req.Parameters
 	id := logging.Redacted(fmt.Sprintf("%s/lease-%d", req.Path, f.minted))
 	f.born[id] = f.clock.Now()
 	if f.cert > 0 {
