@@ -176,6 +176,28 @@ func (v *validator) fileOutput(c *Config, s *Secret, j int, fp string) {
 	f.TemplateText, f.TemplateFirstLine = o.TemplateText, o.TemplateFirstLine
 }
 
+// setEntriesApart refuses a destination that names one of a files: set's
+// own entries (..NAME.data, ..NAME_*) in the set's directory: writing it
+// would replace the set's link or directory.
+func (v *validator) setEntriesApart(c *Config) {
+	for i := range c.Secrets {
+		set := &c.Secrets[i]
+		if !set.HasFiles() || set.Name == "" {
+			continue
+		}
+		dir, prefix := set.SetDir(), ".."+set.Name
+		for j := range c.Secrets {
+			s := &c.Secrets[j]
+			if s.HasFiles() || filepath.Dir(s.Destination) != dir {
+				continue
+			}
+			if base := filepath.Base(s.Destination); base == prefix+".data" || strings.HasPrefix(base, prefix+".data_tmp") || strings.HasPrefix(base, prefix+"_") {
+				v.add(fmt.Sprintf("secrets[%d].destination", j), "%q is an entry of secrets[%d] %q's file set: choose another name", s.Destination, i, set.Name)
+			}
+		}
+	}
+}
+
 // destination checks an absolute, clean file path; it reports whether
 // the path is usable.
 func (v *validator) destination(field, d string) bool {

@@ -118,6 +118,7 @@ func (v *validator) validate(c *Config) {
 		return
 	}
 	defer v.leases(c)
+	defer v.setEntriesApart(c)
 	names := map[string]int{}
 	dests := map[string]int{}
 	for i := range c.Secrets {
