@@ -3,11 +3,13 @@ package jobs
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io/fs"
 	"path/filepath"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/files"
 	"github.com/secrets-sidecar/secrets-sidecar/jobs/render"
@@ -70,9 +72,19 @@ func (s *Syncer) setStage(ctx context.Context, j *Job, data *source.Data, write 
 
 	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", dir), attribute.Int("files", len(set.Files))))
 	sr, err := write(dir, sec.DirMode.FileMode, set)
-	wspan.SetAttributes(attribute.Bool("file.written", sr.Written), attribute.Int("file.content_changed", len(sr.Changed)))
+	wspan.SetAttributes(attribute.Bool("file.written", sr.Written), attribute.Int("files.changed", len(sr.Changed)))
 	endSpan(wspan, err)
-	if err != nil {
+	switch {
+	case errors.Is(err, files.ErrLeftovers):
+		// The new set is live; only old directories stayed behind. The
+		// application must still hear of it: a retry would find the set
+		// up to date and tell nobody.
+		log := s.log.Debug // an up-to-date set's leftovers: said when it was written
+		if sr.Written {
+			log = s.log.Warn
+		}
+		log("file set written, with leftovers", zap.String("secret_name", sec.Name), zap.String("destination", dir), zap.Error(err))
+	case err != nil:
 		return fail(metrics.StageWrite, err)
 	}
 	res := writeResult{

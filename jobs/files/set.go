@@ -114,8 +114,15 @@ func (d *Dir) WriteSet(s Set) (SetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	return res, d.removeLeftovers(s.Name, plan.live)
+	if err := d.removeLeftovers(s.Name, plan.live); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrLeftovers, err)
+	}
+	return res, nil
 }
+
+// ErrLeftovers is WriteSet's error when the set was written in full but
+// old set directories could not all be removed: the set is live.
+var ErrLeftovers = errors.New("file set written; old set directories not removed")
 
 // setPlan is what WriteSet has to do.
 type setPlan struct {

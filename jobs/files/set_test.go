@@ -523,3 +523,26 @@ func readThroughData(data string) (a, b string, err error) {
 	}
 	return string(ca), string(cb), nil
 }
+
+// A leftover the writer cannot remove (nested deeper than it goes) does
+// not undo the write: the set is live, and the error says only that
+// leftovers stayed (ErrLeftovers), so a caller still tells the application.
+func TestWriteSetLeftoversDoNotUndoTheWrite(t *testing.T) {
+	d, base := openSetDir(t)
+	deep := filepath.Join(base, "..tls_19990101T000000-0000000000000000")
+	for range 20 {
+		deep = filepath.Join(deep, "d")
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := certSet("1")
+	res, err := d.WriteSet(s)
+	if !errors.Is(err, files.ErrLeftovers) {
+		t.Fatalf("err = %v, want ErrLeftovers", err)
+	}
+	if !res.Written || !res.Created || len(res.Changed) != 3 {
+		t.Errorf("result %+v: the set was written", res)
+	}
+	checkStable(t, base, s)
+}
