@@ -155,20 +155,26 @@ secrets:
 	if _, code := d.term(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
+	if key := strings.TrimSpace(readFile(t, filepath.Join(out, "tls.key"))); strings.Contains(d.logs.String(), key[40:100]) {
+		t.Error("the private key reached the log")
+	}
 	t.Logf("serial %s then %s; through the data link %d consistent reads, %d torn; name by name %d consistent, %d mismatched",
 		first, second, reads.Load(), torn.Load(), byName.Load(), byNameTorn.Load())
 }
 
-// readPair loads a certificate and key from two files (or one bundle) and
-// returns the certificate's serial; an error when they are not one pair.
+// readPair loads a certificate and key from two files (or one bundle, read
+// once) and returns the certificate's serial; an error when they are not
+// one pair.
 func readPair(certFile, keyFile string) (string, error) {
 	c, err := os.ReadFile(certFile)
 	if err != nil {
 		return "", err
 	}
-	k, err := os.ReadFile(keyFile)
-	if err != nil {
-		return "", err
+	k := c // one file holding both (a bundle) is read once
+	if keyFile != certFile {
+		if k, err = os.ReadFile(keyFile); err != nil {
+			return "", err
+		}
 	}
 	pair, err := tls.X509KeyPair(bytes.Clone(c), k)
 	if err != nil {
