@@ -110,11 +110,16 @@ func (d *Dir) WriteSet(s Set) (SetResult, error) {
 	if err != nil {
 		return SetResult{}, err
 	}
+	previous := plan.live
 	res, err := d.applySet(s, &plan)
 	if err != nil {
 		return res, err
 	}
-	if err := d.removeLeftovers(s.Name, plan.live); err != nil {
+	leftovers := plan.leftovers
+	if previous != "" && previous != plan.live {
+		leftovers = append(leftovers, previous) // just switched away from
+	}
+	if err := d.removeEntries(leftovers); err != nil {
 		return res, fmt.Errorf("%w: %w", ErrLeftovers, err)
 	}
 	return res, nil
@@ -132,6 +137,9 @@ type setPlan struct {
 	fix      []string // stable names that are not yet the right link
 	stale    []string // this set's links to names no longer in it
 	temps    []string // temporary stable links a killed process left
+	// leftovers are the set's other ..N_* entries and temporary data
+	// links, found by the same listing (one per write, none more).
+	leftovers []string
 }
 
 // planSet compares s with what is in d, changing nothing. A directory at
@@ -162,6 +170,7 @@ func (d *Dir) planSet(s Set) (setPlan, error) {
 		return setPlan{}, err
 	}
 	wanted := s.names()
+	p.leftovers = leftoversOf(s.Name, p.live, names)
 	for _, n := range names {
 		switch {
 		case isStableTemp(n, wanted):
@@ -452,22 +461,31 @@ func (d *Dir) CleanSets(name string) error {
 	if err != nil || !isSetDirName(name, live) {
 		live = ""
 	}
-	return d.removeLeftovers(name, live)
-}
-
-// removeLeftovers removes the set's ..N_* entries but live, and its
-// temporary data links.
-func (d *Dir) removeLeftovers(set, live string) error {
 	names, err := listNames(d.fd, d.path)
 	if err != nil {
 		return err
 	}
-	var errs []error
+	return d.removeEntries(leftoversOf(name, live, names))
+}
+
+// leftoversOf are the entries among names that are set's ..N_* entries
+// but live, or its temporary data links.
+func leftoversOf(set, live string, names []string) []string {
+	var out []string
 	for _, n := range names {
 		if n != live && (isSetDirName(set, n) || isDataTemp(set, n)) {
-			if err := removeAll(d.fd, d.path, n, 0); err != nil {
-				errs = append(errs, err)
-			}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// removeEntries removes each of names from d, never through a link.
+func (d *Dir) removeEntries(names []string) error {
+	var errs []error
+	for _, n := range names {
+		if err := removeAll(d.fd, d.path, n, 0); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
