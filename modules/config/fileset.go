@@ -139,11 +139,16 @@ func (v *validator) fileSet(c *Config, s *Secret, p string) {
 		} else {
 			names[base] = j
 		}
+		// Inherited values were checked where they were set.
 		if own(fmt.Sprintf("files[%d].mode", j)) {
 			v.mode(fp+".mode", f.Mode)
 		}
-		v.id(fp+".owner", f.Owner)
-		v.id(fp+".group", f.Group)
+		if own(fmt.Sprintf("files[%d].owner", j)) {
+			v.id(fp+".owner", f.Owner)
+		}
+		if own(fmt.Sprintf("files[%d].group", j)) {
+			v.id(fp+".group", f.Group)
+		}
 		v.fileOutput(c, s, j, fp)
 	}
 }
