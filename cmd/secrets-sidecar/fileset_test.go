@@ -31,8 +31,7 @@ func TestPKICertificateFileSet(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	dir := t.TempDir()
 	p := prefix(t)
-	role := strings.ReplaceAll(p, "/", "-")
-	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	role := pkiRole(t, srv, p, nil)
 	out := filepath.Join(dir, "tls")
 	changes := filepath.Join(dir, "changes.log")
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
@@ -95,35 +94,7 @@ secrets:
 	}
 
 	// Readers while the certificate is issued again.
-	var reads, torn, byName, byNameTorn atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			// Through the data link, resolved once.
-			if target, err := os.Readlink(filepath.Join(out, "..web-tls.data")); err == nil {
-				setDir := filepath.Join(out, target)
-				if _, err := readPair(filepath.Join(setDir, "tls.crt"), filepath.Join(setDir, "tls.key")); err == nil {
-					reads.Add(1)
-				} else if !errors.Is(err, os.ErrNotExist) {
-					torn.Add(1)
-				}
-			}
-			// Name by name.
-			if _, err := readPair(filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key")); err == nil {
-				byName.Add(1)
-			} else {
-				byNameTorn.Add(1)
-			}
-		}
-	}()
+	reads, stop := hammerSet(out, "web-tls", 1)
 	var second string
 	waitFor(t, 2*time.Minute, "the certificate issued again", func() bool {
 		s, err := readPair(filepath.Join(out, "tls.crt"), filepath.Join(out, "tls.key"))
@@ -134,10 +105,9 @@ secrets:
 		b, _ := os.ReadFile(changes)
 		return len(b) > 0
 	})
-	close(stop)
-	wg.Wait()
-	if torn.Load() > 0 {
-		t.Errorf("%d reads through the data link saw a certificate with another issuance's key", torn.Load())
+	stop()
+	if reads.linkTorn.Load() > 0 || reads.bundleTorn.Load() > 0 {
+		t.Errorf("reads that saw a certificate with another issuance's key: %s", reads)
 	}
 	log := strings.TrimSpace(readFile(t, changes))
 	if strings.Count(log, "\n") != 0 {
@@ -158,8 +128,58 @@ secrets:
 	if key := strings.TrimSpace(readFile(t, filepath.Join(out, "tls.key"))); strings.Contains(d.logs.String(), key[40:100]) {
 		t.Error("the private key reached the log")
 	}
-	t.Logf("serial %s then %s; through the data link %d consistent reads, %d torn; name by name %d consistent, %d mismatched",
-		first, second, reads.Load(), torn.Load(), byName.Load(), byNameTorn.Load())
+	t.Logf("serial %s then %s; %s", first, second, reads)
+}
+
+// setReads counts reads of a certificate set's tls.crt and tls.key:
+// through the data link resolved once and of bundle.pem (never two
+// issuances), and name by name (two issuances possible, counted).
+type setReads struct {
+	link, linkTorn, bundle, bundleTorn, byName, byNameTorn atomic.Int64
+}
+
+func (r *setReads) String() string {
+	return fmt.Sprintf("through the data link %d reads, %d torn; bundle %d reads, %d torn; name by name %d reads, %d mismatched",
+		r.link.Load(), r.linkTorn.Load(), r.bundle.Load(), r.bundleTorn.Load(), r.byName.Load(), r.byNameTorn.Load())
+}
+
+// hammerSet reads the set named set in dir with n readers, each way in
+// turn, until stop is called (stop returns once they have).
+func hammerSet(dir, set string, n int) (reads *setReads, stop func()) {
+	reads = &setReads{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	count := func(err error, ok, torn *atomic.Int64) {
+		switch {
+		case err == nil:
+			ok.Add(1)
+		case !errors.Is(err, os.ErrNotExist): // an old set removed meanwhile is no tear
+			torn.Add(1)
+		}
+	}
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if target, err := os.Readlink(filepath.Join(dir, ".."+set+".data")); err == nil {
+					setDir := filepath.Join(dir, target)
+					_, err := readPair(filepath.Join(setDir, "tls.crt"), filepath.Join(setDir, "tls.key"))
+					count(err, &reads.link, &reads.linkTorn)
+				}
+				_, err := readPair(filepath.Join(dir, "bundle.pem"), filepath.Join(dir, "bundle.pem"))
+				count(err, &reads.bundle, &reads.bundleTorn)
+				_, err = readPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+				count(err, &reads.byName, &reads.byNameTorn)
+			}
+		}()
+	}
+	return reads, func() { close(done); wg.Wait() }
 }
 
 // readPair loads a certificate and key from two files (or one bundle, read
@@ -194,8 +214,7 @@ func TestFileSetReusedAfterKill(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	dir := t.TempDir()
 	p := prefix(t)
-	role := strings.ReplaceAll(p, "/", "-")
-	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	role := pkiRole(t, srv, p, nil)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
@@ -258,8 +277,7 @@ func TestPKISignWithGeneratedKey(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	dir := t.TempDir()
 	p := prefix(t)
-	role := strings.ReplaceAll(p, "/", "-")
-	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "any"})
+	role := pkiRole(t, srv, p, map[string]any{"key_type": "any"})
 	out := filepath.Join(dir, "tls")
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
 secrets:

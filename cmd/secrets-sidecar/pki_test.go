@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,10 +27,7 @@ func TestPKICertificateLease(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	dir := t.TempDir()
 	p := prefix(t)
-	role := strings.ReplaceAll(p, "/", "-")
-	srv.Write(t, "pki/roles/"+role, map[string]any{
-		"allow_any_name": true, "max_ttl": "1h", "generate_lease": true, "key_type": "ec", "key_bits": 256,
-	})
+	role := pkiRole(t, srv, p, map[string]any{"generate_lease": true})
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
@@ -113,8 +111,7 @@ func TestPKICertificateRenewedByItsOwnClock(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	dir := t.TempDir()
 	p := prefix(t)
-	role := strings.ReplaceAll(p, "/", "-")
-	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	role := pkiRole(t, srv, p, nil)
 	out := filepath.Join(dir, "out")
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
 secrets:
@@ -204,8 +201,7 @@ func TestPKICertificateKeptAcrossReload(t *testing.T) {
 	srv := vaulttest.Shared(t)
 	dir := t.TempDir()
 	p := prefix(t)
-	role := strings.ReplaceAll(p, "/", "-")
-	srv.Write(t, "pki/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256})
+	role := pkiRole(t, srv, p, nil)
 	srv.PutKV2(t, "secret", p+"/app", map[string]any{"name": "app"})
 	out := filepath.Join(dir, "out")
 	config := func(keyMode, extra string) string {
@@ -278,6 +274,18 @@ func tlsFromFiles(t *testing.T, certFile, keyFile string) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// pkiRole makes the dev server's PKI role for a test whose prefix is p:
+// any name, EC P-256 keys, a 1 h max TTL, overridden by extra. It
+// returns the role's name.
+func pkiRole(t *testing.T, srv *vaulttest.Server, p string, extra map[string]any) string {
+	t.Helper()
+	role := strings.ReplaceAll(p, "/", "-")
+	settings := map[string]any{"allow_any_name": true, "max_ttl": "1h", "key_type": "ec", "key_bits": 256}
+	maps.Copy(settings, extra)
+	srv.Write(t, "pki/roles/"+role, settings)
+	return role
 }
 
 func statFile(t *testing.T, path string) os.FileInfo {
