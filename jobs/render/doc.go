@@ -3,7 +3,9 @@
 // external-secrets-operator's (ESO) template engine v2, as one raw field
 // (key:), or as a whole-secret format (json, yaml, env, properties).
 //
-// The package is pure: no Vault, no file I/O, no environment, no network.
+// The package is pure: no Vault, no environment, no network, and no file
+// I/O but one: a files: entry's content: pkcs12 reads its password file at
+// each render (see "PKCS#12 archives").
 // (Templates may still call sprig's clock and random functions, such as now,
 // randAlphaNum and uuidv4; their output then changes on every render.)
 // Compile prepares a config.Secret once; Renderer.Render runs for every
@@ -107,6 +109,16 @@
 // a function (upper, trunc...) before it reaches an error is not recognised:
 // this is best effort for template authors' own error paths, and exact for
 // every error this package and text/template produce.
+//
+// # PKCS#12 archives
+//
+// A files: entry's content: pkcs12 (config.Secret.PKCS12Output) is a
+// binary PKCS#12 archive of a PKI response: private_key, certificate and
+// the CA chain (ca_chain, else issuing_ca), encrypted with gopkcs12's
+// Modern2023 parameters (AES-256-CBC, PBKDF2-HMAC-SHA-256, an
+// HMAC-SHA-256 MAC) and the password read from the entry's password_file.
+// The same inputs give the same bytes, so an unchanged certificate is not
+// rewritten; why that is safe is in archive.go.
 //
 // # Formats
 //

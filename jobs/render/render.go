@@ -70,6 +70,7 @@ const (
 	kindTemplate kind = iota + 1
 	kindKey
 	kindFormat
+	kindPKCS12 // a files: entry's content: pkcs12 (archive.go)
 )
 
 // Renderer renders one secret's output. It is safe for concurrent use.
@@ -79,6 +80,8 @@ type Renderer struct {
 	kind   kind
 	key    string
 	format string
+	// passwordFile is a kindPKCS12 archive's password file.
+	passwordFile string
 
 	tmpl *template.Template // parsed and instrumented; cloned per instance
 	used map[string]bool    // the functions the template calls
@@ -96,8 +99,10 @@ type instance struct {
 }
 
 // Compile prepares a validated secret's output: its template (template or
-// template_file, already in s.TemplateText), key or format. A Set keeps
-// what the config loader compiled, so that each template is parsed once.
+// template_file, already in s.TemplateText), key, format, or the PKCS#12
+// archive of a files: entry's content: pkcs12 (config.Secret.PKCS12Output).
+// A Set keeps what the config loader compiled, so that each template is
+// parsed once.
 func Compile(s *config.Secret) (*Renderer, error) {
 	r, err := compile(s)
 	if err != nil {
@@ -106,18 +111,30 @@ func Compile(s *config.Secret) (*Renderer, error) {
 	return r, nil
 }
 
-// outputSource is what a Renderer was compiled from.
+// outputSource is what a Renderer was compiled from. Two outputs with the
+// same source render alike, so a Set may hand one's Renderer to the other.
 type outputSource struct {
 	name, text, left, right, key, format string
+	// pkcs12 and passwordFile: a content: pkcs12 archive and the file its
+	// password is read from.
+	pkcs12       bool
+	passwordFile string
 }
 
 func sourceOf(s *config.Secret) outputSource {
-	return outputSource{name: s.Name, text: templateText(s), left: s.LeftDelimiter, right: s.RightDelimiter, key: s.Key, format: s.Format}
+	src := outputSource{name: s.Name, text: templateText(s), left: s.LeftDelimiter, right: s.RightDelimiter, key: s.Key, format: s.Format}
+	src.passwordFile, src.pkcs12 = s.PKCS12Output()
+	return src
 }
 
 func compile(s *config.Secret) (*Renderer, error) {
 	r := &Renderer{secret: s.Name, source: sourceOf(s)}
 	switch {
+	case r.source.pkcs12:
+		if r.source.passwordFile == "" {
+			return nil, errors.New("content: pkcs12 needs a password_file")
+		}
+		r.kind, r.passwordFile = kindPKCS12, r.source.passwordFile
 	case s.UsesTemplate():
 		t, err := parseTemplate(s)
 		if err != nil {
@@ -272,8 +289,8 @@ func checkBranch(t *template.Template, tr *parse.Tree, b *parse.BranchNode) erro
 func (r *Renderer) Render(data map[string]any) ([]byte, error) { return r.RenderLease(data, nil) }
 
 // RenderLease is Render for a leased secret: a template's lease functions
-// answer from lease (nil: they fail, as for a KV secret). key and format
-// outputs hold the data only.
+// answer from lease (nil: they fail, as for a KV secret). key, format and
+// pkcs12 outputs hold the data only.
 func (r *Renderer) RenderLease(data map[string]any, lease *Lease) ([]byte, error) {
 	switch r.kind {
 	case kindTemplate:
@@ -293,6 +310,8 @@ func (r *Renderer) RenderLease(data map[string]any, lease *Lease) ([]byte, error
 			return nil, r.fail(err.Error(), data, "", false)
 		}
 		return out, nil
+	case kindPKCS12:
+		return r.renderPKCS12(data)
 	}
 	return nil, &Error{Secret: r.secret, msg: fmt.Sprintf("secret %q: renderer not compiled", r.secret)}
 }

@@ -195,6 +195,10 @@ type Secret struct {
 	// TemplateFirstLine is the config-file line on which an inline template's
 	// text starts (0 for template_file), so template errors can point there.
 	TemplateFirstLine int `yaml:"-"`
+	// pkcs12 and pkcs12Password are set by Output for a files: entry
+	// with content: pkcs12 (see PKCS12Output); never read from YAML.
+	pkcs12         bool
+	pkcs12Password string
 }
 
 // Same reports whether s and o are the same secret.

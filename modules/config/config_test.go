@@ -226,3 +226,30 @@ func TestEnvErrorsNameVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestPKCS12Output: a content: pkcs12 entry takes the secret's mode like
+// any other, and its Output, alone, names its password file for the
+// renderer; the other entries' outputs are templates or keys as before.
+func TestPKCS12Output(t *testing.T) {
+	cfg, err := config.Loader{LookupEnv: noEnv, Templates: render.NewSet()}.Load("testdata/good/pkcs12.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := cfg.Secret("keystore")
+	if m := s.Files[1].Mode.FileMode; m != 0o440 {
+		t.Errorf("keystore.p12 mode %o, want the secret's 0440", m)
+	}
+	for i, want := range []string{"", "/run/keystore/..data/password", ""} {
+		o := s.Output(i)
+		pw, ok := o.PKCS12Output()
+		if pw != want || ok != (want != "") {
+			t.Errorf("files[%d]: PKCS12Output() = %q, %v; want %q", i, pw, ok, want)
+		}
+		if o.Destination != s.Files[i].Destination {
+			t.Errorf("files[%d]: output destination %q", i, o.Destination)
+		}
+	}
+	if _, ok := s.PKCS12Output(); ok {
+		t.Error("the set itself reads as a pkcs12 output")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -20,8 +21,13 @@ type OutputFile struct {
 	TemplateFile string   `yaml:"template_file"`
 	Key          string   `yaml:"key"`
 	Format       string   `yaml:"format"`
-	// Content names a ready-made output: ContentChain or ContentBundle.
+	// Content names a ready-made output: ContentChain, ContentBundle or
+	// ContentPKCS12.
 	Content string `yaml:"content"`
+	// PasswordFile is the absolute path of the file holding a
+	// ContentPKCS12 archive's password, read at every render; required
+	// for that content, refused with any other output.
+	PasswordFile string `yaml:"password_file"`
 
 	// TemplateText and TemplateFirstLine are as Secret's.
 	TemplateText      string `yaml:"-"`
@@ -35,9 +41,18 @@ const (
 	// ContentBundle is the private key, the certificate and its CA chain in
 	// one file: a reader of one file always gets a matching pair.
 	ContentBundle = "bundle"
+	// ContentPKCS12 is the private key, the certificate and its CA chain as
+	// one binary PKCS#12 archive, encrypted with the password read from
+	// the entry's PasswordFile. The renderer makes it in code, not through
+	// a template (see PKCS12Output).
+	ContentPKCS12 = "pkcs12"
 )
 
-// contentTemplates are the named contents as templates over a PKI
+// namedContents are the values of content:, in the order messages and the
+// docs give them.
+var namedContents = []string{ContentChain, ContentBundle, ContentPKCS12}
+
+// contentTemplates are the named contents made as templates over a PKI
 // response (certificate, private_key, ca_chain or issuing_ca).
 var contentTemplates = map[string]string{
 	ContentChain:  `{{ .certificate }}` + "\n" + chainTemplate,
@@ -77,6 +92,8 @@ func (s *Secret) Destinations() []string {
 
 // Output is the secret as the i-th file of its set sees it: the same
 // secret with that file's destination, mode, owner and output, and no set.
+// A content: pkcs12 file has no template: its output says so to the
+// renderer (PKCS12Output).
 func (s *Secret) Output(i int) Secret {
 	f := s.Files[i]
 	o := *s
@@ -88,7 +105,17 @@ func (s *Secret) Output(i int) Secret {
 		o.Template, o.TemplateText, o.TemplateFirstLine = t, t, 0
 		o.LeftDelimiter, o.RightDelimiter = "", ""
 	}
+	if f.Content == ContentPKCS12 {
+		o.pkcs12, o.pkcs12Password = true, f.PasswordFile
+		o.LeftDelimiter, o.RightDelimiter = "", ""
+	}
 	return o
+}
+
+// PKCS12Output reports whether s is the Output of a content: pkcs12 file,
+// and that file's password file.
+func (s *Secret) PKCS12Output() (passwordFile string, ok bool) {
+	return s.pkcs12Password, s.pkcs12
 }
 
 // fileDefaults gives each file of s's set the secret's mode, owner and
@@ -157,9 +184,11 @@ func (v *validator) fileSet(c *Config, s *Secret, p string) {
 // template_file, key, format, content) and keeps its template text.
 func (v *validator) fileOutput(c *Config, s *Secret, j int, fp string) {
 	f := &s.Files[j]
+	passwordOK := v.passwordFile(s, j, fp)
 	if f.Content != "" {
-		if _, ok := contentTemplates[f.Content]; !ok {
-			v.add(fp+".content", "%q is not a named content: %s or %s", f.Content, ContentChain, ContentBundle)
+		if !slices.Contains(namedContents, f.Content) {
+			v.add(fp+".content", "%q is not a named content: %s or %s", f.Content,
+				strings.Join(namedContents[:len(namedContents)-1], ", "), namedContents[len(namedContents)-1])
 			return
 		}
 		for _, other := range []struct{ name, val string }{
@@ -170,6 +199,9 @@ func (v *validator) fileOutput(c *Config, s *Secret, j int, fp string) {
 				return
 			}
 		}
+		if !passwordOK {
+			return // reported under password_file
+		}
 		o := s.Output(j)
 		if err := v.compile(&o); err != nil {
 			v.add(fp+".content", "%v", err)
@@ -179,6 +211,43 @@ func (v *validator) fileOutput(c *Config, s *Secret, j int, fp string) {
 	o := s.Output(j)
 	v.output(c, &o, fp)
 	f.TemplateText, f.TemplateFirstLine = o.TemplateText, o.TemplateFirstLine
+}
+
+// passwordFile checks the j-th file's password_file: required by content:
+// pkcs12, and an absolute path that is not a file of the set (the archive
+// is made before the set is written, so it would take the old password);
+// refused on any other output. The file itself may appear later: a
+// missing one is a render error. It reports whether a pkcs12 entry's
+// password_file is usable.
+func (v *validator) passwordFile(s *Secret, j int, fp string) bool {
+	f := &s.Files[j]
+	field := fp + ".password_file"
+	if v.idx.brokenAt(fp+".content") || (f.Content != "" && !slices.Contains(namedContents, f.Content)) {
+		return false // the content is reported
+	}
+	given := v.nonEmpty(field, f.PasswordFile)
+	switch {
+	case f.Content != ContentPKCS12:
+		if given {
+			v.add(field, "only applies to content: %s", ContentPKCS12)
+		}
+		return false
+	case !given:
+		v.add(field, "required for content: %s (the absolute path of a file holding the archive's password)", ContentPKCS12)
+		return false
+	case f.PasswordFile == "":
+		return false // "" was reported by nonEmpty, or the value failed to decode
+	case !filepath.IsAbs(f.PasswordFile):
+		v.add(field, "%q must be an absolute path", f.PasswordFile)
+		return false
+	}
+	for k, o := range s.Files {
+		if filepath.Clean(o.Destination) == filepath.Clean(f.PasswordFile) {
+			v.add(field, "%q is files[%d] of this set, written after the archive is made: keep the password in a file of its own", f.PasswordFile, k)
+			return false
+		}
+	}
+	return true
 }
 
 // setEntriesApart refuses a destination that names one of a files: set's

@@ -311,6 +311,7 @@ func TestSchemaEnumsMatchGo(t *testing.T) {
 	}{
 		{"vault.auth.method", []string{config.AuthToken, config.AuthAppRole, config.AuthKubernetes, config.AuthJWT}},
 		{"secrets[].format", render.Formats()},
+		{"secrets[].files[].content", []string{config.ContentChain, config.ContentBundle, config.ContentPKCS12}},
 		{"secrets[].kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
 		{"defaults.kv_version", []string{config.KVAuto, config.KV1, config.KV2}},
 		{"secrets[].on_change[].signal.name", signalNames()},
@@ -634,6 +635,10 @@ func TestSchemaRejects(t *testing.T) {
 		{"http header value with newline", act(`{http: {url: 'http://h', headers: {X-A: "x\r\nY: z"}}}`)},
 		{"http relative headers_file", act("{http: {url: 'http://h', headers_file: h.txt}}")},
 		{"http unknown key", act("{http: {url: 'http://h', body: x}}")},
+		{"pkcs12 without password_file", "secrets:\n  - {name: a, path: p, files: [{destination: /s/a.p12, content: pkcs12}]}\n"},
+		{"password_file with bundle", "secrets:\n  - {name: a, path: p, files: [{destination: /s/b.pem, content: bundle, password_file: /run/pw}]}\n"},
+		{"password_file with key", "secrets:\n  - {name: a, path: p, files: [{destination: /s/k, key: k, password_file: /run/pw}]}\n"},
+		{"relative password_file", "secrets:\n  - {name: a, path: p, files: [{destination: /s/a.p12, content: pkcs12, password_file: run/pw}]}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := schema.Validate(yamlToJSON(t, []byte(tc.yaml))); err == nil {
