@@ -3,8 +3,9 @@ package jobs
 import (
 	"crypto/x509"
 	"encoding/pem"
-	"strings"
 	"time"
+
+	"github.com/secrets-sidecar/secrets-sidecar/jobs/source"
 )
 
 // certs is what a rendered file's PEM CERTIFICATE blocks say: the
@@ -37,24 +38,10 @@ func certificates(content []byte) certs {
 			continue
 		}
 		if out.leafSerial == "" {
-			out.leafSerial, out.leafNotAfter = serialText(c), c.NotAfter
+			out.leafSerial, out.leafNotAfter = source.CertSerial(c), c.NotAfter
 		}
 		if out.earliest.IsZero() || c.NotAfter.Before(out.earliest) {
 			out.earliest = c.NotAfter
 		}
 	}
-}
-
-// serialText is a certificate's serial as Vault prints it (pki/cert/SERIAL):
-// two lower-case hex digits per byte, joined by ':'.
-func serialText(c *x509.Certificate) string {
-	b := c.SerialNumber.Bytes()
-	if len(b) == 0 {
-		return "00"
-	}
-	parts := make([]string, len(b))
-	for i, x := range b {
-		parts[i] = string("0123456789abcdef"[x>>4]) + string("0123456789abcdef"[x&15])
-	}
-	return strings.Join(parts, ":")
 }

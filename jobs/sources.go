@@ -60,3 +60,21 @@ func (r router) pick(sec *config.Secret) (Source, error) {
 	}
 	return nil, fmt.Errorf("%d sources claim secret %s", n, sec.Name)
 }
+
+// Reuser is a source that can keep what a secret's files already hold
+// instead of fetching it anew (*lease.Source: a certificate written
+// before a restart). Reuse returns the data to serve, or nil to fetch.
+type Reuser interface {
+	Reuse(ctx context.Context, sec *config.Secret, mode source.Mode, read func() ([]source.File, bool), accept func(*source.Data) bool) *source.Data
+}
+
+func (r router) Reuse(ctx context.Context, sec *config.Secret, mode source.Mode, read func() ([]source.File, bool), accept func(*source.Data) bool) *source.Data {
+	src, err := r.pick(sec)
+	if err != nil {
+		return nil
+	}
+	if ru, ok := src.(Reuser); ok {
+		return ru.Reuse(ctx, sec, mode, read, accept)
+	}
+	return nil
+}

@@ -393,7 +393,11 @@ func (s *Syncer) pipeline(ctx context.Context, j *Job, mode source.Mode, write f
 
 	fctx, fspan := s.tracer.Start(ctx, "fetch")
 	start := time.Now()
-	data, err := j.source.Fetch(fctx, sec, mode)
+	data := s.reuse(fctx, j, mode)
+	var err error
+	if data == nil {
+		data, err = j.source.Fetch(fctx, sec, mode)
+	}
 	if mode == source.Live {
 		s.rec.FetchDone(sec.Name, sec.VaultPath(), resultLabel(err), time.Since(start))
 	}

@@ -11,6 +11,17 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/vault"
 )
 
+// adoptOnce consults the state directory for l's request, once: it
+// reports whether the recorded lease was adopted, and marks a record that
+// could not be (the new lease's reason is then "restart"). The caller
+// holds l.mu.
+func (s *Source) adoptOnce(ctx context.Context, l *lease, now time.Time) (bool, error) {
+	l.adopt = true
+	adopted, recorded, err := s.adoptRecorded(ctx, l, now)
+	l.restart = recorded && !adopted
+	return adopted, err
+}
+
 // adoptRecorded takes over the lease the state directory recorded for l's
 // request, when Vault still knows it and it and its token outlive the
 // handover; it reports whether it did, and whether there was a record.

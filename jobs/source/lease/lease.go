@@ -10,6 +10,7 @@ package lease
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -97,6 +98,9 @@ type Source struct {
 
 	mu     sync.Mutex
 	leases map[string]*lease // by request fingerprint
+
+	issuersMu sync.Mutex                // never taken before a lease's mu
+	issuers   map[string]*x509.CertPool // a PKI issuer's chain, by its path (Reuse)
 }
 
 // New returns a source making its calls through c. With
@@ -150,6 +154,8 @@ type lease struct {
 	fails   int
 	cert    bool // the response's certificate is its clock (see certClock)
 	adopt   bool // the state directory was consulted
+	restart bool // it held a record that could not be adopted
+	reuse   bool // Reuse was tried (the files on disk)
 	timer   clockwork.Timer
 	next    string    // what the timer does: renew, replace or read
 	nextAt  time.Time // when
@@ -223,16 +229,16 @@ func (s *Source) Fetch(ctx context.Context, sec *config.Secret, mode source.Mode
 		reason = "expired" // it ended before it could be renewed or replaced
 	}
 	if l.cur == nil && s.state != nil && !l.adopt {
-		l.adopt = true
-		adopted, recorded, err := s.adoptRecorded(ctx, l, now)
+		adopted, err := s.adoptOnce(ctx, l, now)
 		switch {
 		case err != nil:
 			return nil, err
 		case adopted:
 			return l.data(), nil
-		case recorded:
-			reason = "restart" // a recorded lease that could not be adopted
 		}
+	}
+	if l.cur == nil && l.restart {
+		reason = "restart" // a recorded lease that could not be adopted
 	}
 	if err := s.mint(ctx, l, now, reason); err != nil {
 		return nil, err
