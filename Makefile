@@ -194,9 +194,9 @@ test-faults: ## fault injection against the real binary and dev server: kill -9 
 	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -tags faults -count=1 -timeout 20m -v -run '^TestFault' ./cmd/secrets-sidecar
 
 .PHONY: test-soak
-test-soak: ## 1,000 secrets at a 1 s refresh for 60 s in-process (goroutines, heap, fds back to baseline); a certificate set issued 100 times under readers (no torn pair)
+test-soak: ## 1,000 secrets at a 1 s refresh for 60 s in-process (goroutines, heap, fds back to baseline); a certificate set issued 100 times under readers (no torn pair); 10 minutes of a 60 s certificate (about 15 issuances)
 	@bin=$$(scripts/devvault.sh) && \
-	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -tags soak -count=1 -timeout 20m -v -run '^TestSoak' ./cmd/secrets-sidecar
+	SIDECAR_DEVVAULT_BIN=$$bin $(GO) test -tags soak -count=1 -timeout 30m -v -run '^TestSoak' ./cmd/secrets-sidecar
 
 .PHONY: fuzz
 racer: build ## start-up exposure of VAULT_TOKEN to a same-uid co-tenant, binary readable vs execute-only (root; ~2 min)
