@@ -109,7 +109,7 @@ func (s *Syncer) Plan(ctx context.Context, j *Job) (Plan, error) {
 // writeSet is the dry run's set stage: each file against what the set's
 // data link shows now (content only; a set a sync would find not its own
 // is all new).
-func (p *planner) writeSet(dir string, _ fs.FileMode, set files.Set) (files.SetResult, error) {
+func (p *planner) writeSet(_ context.Context, dir string, _ fs.FileMode, set files.Set) (files.SetResult, error) {
 	var cur map[string][]byte
 	d, err := files.OpenDir(dir, 0)
 	switch {

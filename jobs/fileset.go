@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -18,19 +21,71 @@ import (
 	"github.com/secrets-sidecar/secrets-sidecar/modules/metrics"
 )
 
-// setWriter writes a files: set into its directory: writeSetLive for a
-// sync, a planner's for a dry run.
-type setWriter func(dir string, dirMode fs.FileMode, set files.Set) (files.SetResult, error)
+// setWriter writes a files: set into its directory: Syncer.writeSetLive
+// for a sync, a planner's for a dry run.
+type setWriter func(ctx context.Context, dir string, dirMode fs.FileMode, set files.Set) (files.SetResult, error)
+
+// setLockWait bounds how long a sync waits for another process's write
+// of the same directory (a once started beside a running daemon).
+const setLockWait = 30 * time.Second
 
 // writeSetLive opens the set's directory (made with dirMode when
-// missing, never through a link) and writes the set.
-func writeSetLive(dir string, dirMode fs.FileMode, set files.Set) (files.SetResult, error) {
+// missing, never through a link), locks it and writes the set. One
+// writer at a time: syncs of this process take the directory's mutex,
+// other processes (a once beside the daemon on the same volume) its
+// flock, so one's clean-up never removes the directory another is about
+// to switch the set to.
+func (s *Syncer) writeSetLive(ctx context.Context, dir string, dirMode fs.FileMode, set files.Set) (files.SetResult, error) {
+	unlock := s.dirs.lock(dir)
+	defer unlock()
 	d, err := files.OpenDir(dir, dirMode)
 	if err != nil {
 		return files.SetResult{}, err
 	}
-	defer d.Close()
+	defer d.Close() // and with it the flock
+	lctx, cancel := context.WithTimeout(ctx, setLockWait)
+	defer cancel()
+	if err := d.LockWait(lctx); err != nil {
+		return files.SetResult{}, fmt.Errorf("%w (another sidecar, or a once, writing the same set?)", err)
+	}
 	return d.WriteSet(set)
+}
+
+// dirMutexes are this process's per-directory mutexes (writeSetLive).
+type dirMutexes struct {
+	mu   sync.Mutex
+	dirs map[string]*dirMutex
+}
+
+type dirMutex struct {
+	sync.Mutex
+	users int
+}
+
+// lock takes dir's mutex and returns its release; a mutex no sync holds
+// or waits for is dropped.
+func (m *dirMutexes) lock(dir string) (unlock func()) {
+	dir = filepath.Clean(dir)
+	m.mu.Lock()
+	if m.dirs == nil {
+		m.dirs = map[string]*dirMutex{}
+	}
+	dm := m.dirs[dir]
+	if dm == nil {
+		dm = &dirMutex{}
+		m.dirs[dir] = dm
+	}
+	dm.users++
+	m.mu.Unlock()
+	dm.Lock()
+	return func() {
+		dm.Unlock()
+		m.mu.Lock()
+		if dm.users--; dm.users == 0 {
+			delete(m.dirs, dir)
+		}
+		m.mu.Unlock()
+	}
 }
 
 // setStage renders every file of j's set from data and hands the set to
@@ -71,7 +126,7 @@ func (s *Syncer) setStage(ctx context.Context, j *Job, data *source.Data, write 
 	endSpan(rspan, nil)
 
 	_, wspan := s.tracer.Start(ctx, "write", trace.WithAttributes(attribute.String("file.path", dir), attribute.Int("files", len(set.Files))))
-	sr, err := write(dir, sec.DirMode.FileMode, set)
+	sr, err := write(ctx, dir, sec.DirMode.FileMode, set)
 	wspan.SetAttributes(attribute.Bool("file.written", sr.Written), attribute.Int("files.changed", len(sr.Changed)))
 	endSpan(wspan, err)
 	switch {

@@ -163,6 +163,7 @@ type Syncer struct {
 	// batch, when set, takes the writes and leaves their directory fsync
 	// to its Sync (once).
 	batch *files.Batch
+	dirs  *dirMutexes // shared by the copies (WithBatch, WithoutNotifier)
 }
 
 // SyncerOptions configure NewSyncer; nil fields get harmless defaults
@@ -187,7 +188,7 @@ type SyncerOptions struct {
 // NewSyncer returns a Syncer fetching from src (Route for several).
 func NewSyncer(src Source, log *zap.Logger, o SyncerOptions) *Syncer {
 	s := &Syncer{source: src, rec: o.Recorder, status: o.Status, log: log,
-		notify: o.Notifier, observe: o.Observers, tmpl: o.Templates}
+		notify: o.Notifier, observe: o.Observers, tmpl: o.Templates, dirs: &dirMutexes{}}
 	if h, ok := o.Notifier.(ValueHolder); ok {
 		s.hold = h
 	}
@@ -283,7 +284,7 @@ func (s *Syncer) Sync(ctx context.Context, j *Job) error {
 	if s.batch != nil {
 		write = s.batch.Write
 	}
-	version, res, checksum, serr := s.pipeline(ctx, j, source.Live, write, writeSetLive)
+	version, res, checksum, serr := s.pipeline(ctx, j, source.Live, write, s.writeSetLive)
 	written := res.Written
 	at := time.Now()
 	if serr != nil {

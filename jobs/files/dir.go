@@ -1,6 +1,7 @@
 package files
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -245,6 +247,27 @@ func (d *Dir) Lock() error {
 		return &fs.PathError{Op: "flock", Path: d.path, Err: err}
 	}
 	return nil
+}
+
+// LockWait is Lock, tried again until ctx ends while another process
+// holds the lock (every 10 ms at first, then up to every 250 ms); then
+// the error wraps ErrLocked.
+func (d *Dir) LockWait(ctx context.Context) error {
+	wait := 10 * time.Millisecond
+	for {
+		err := d.Lock()
+		if !errors.Is(err, ErrLocked) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
 }
 
 // ErrLocked reports a directory another process holds locked.

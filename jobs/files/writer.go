@@ -94,13 +94,18 @@ func open(f File) (*Dir, Entry, error) {
 
 // CleanSets removes the set name's stale directories in dir (a crash's
 // leftovers or a co-tenant's), best effort, never through a link, and
-// nothing when the directory is missing or its path holds a link.
+// nothing when the directory is missing or its path holds a link, or
+// while another process holds its lock (a once writing it: its new
+// directory is not stale, and its write cleans up after itself).
 func CleanSets(dir, name string) {
 	d, err := OpenDir(dir, 0)
 	if err != nil {
 		return
 	}
 	defer d.Close()
+	if d.Lock() != nil {
+		return
+	}
 	_ = d.CleanSets(name)
 }
 
