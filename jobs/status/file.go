@@ -1,6 +1,7 @@
 package status
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,11 +30,10 @@ var ErrUntrusted = errors.New("refusing to use it")
 // is made 0700; an existing one is used only when it is trusted (see
 // trustedDir). The file is 0644 (it holds no secret).
 func writeFile(path string, s Snapshot) error {
-	data, err := json.MarshalIndent(s, "", "  ")
+	data, err := encodeFile(s)
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
 	dir, name := filepath.Split(filepath.Clean(path))
 	d, err := files.OpenDir(dir, statusDirMode)
 	if err != nil {
@@ -45,6 +45,39 @@ func writeFile(path string, s Snapshot) error {
 	}
 	_, err = d.Write(files.Entry{Name: name, Content: data, Mode: statusFileMode})
 	return err
+}
+
+// encodeFile is the status file's text: compact JSON with one secret per
+// line, so that 10,000 secrets stay a few MiB (about 150 bytes for a
+// ready secret, never more than a few KiB for one with an error and an
+// action) and a line still reads as one secret.
+func encodeFile(s Snapshot) ([]byte, error) {
+	secrets := s.Secrets
+	s.Secrets = nil
+	head, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	const empty = `"secrets":[]}`
+	if !bytes.HasSuffix(head, []byte(empty)) {
+		return nil, errors.New("status: unexpected snapshot encoding")
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, len(head)+200*len(secrets)))
+	buf.Write(head[:len(head)-len(empty)])
+	buf.WriteString(`"secrets":[`)
+	for i, sec := range secrets {
+		b, err := json.Marshal(sec)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n")
+		buf.Write(b)
+	}
+	buf.WriteString("\n]}\n")
+	return buf.Bytes(), nil
 }
 
 // trustedDir accepts the opened status directory when nobody else can

@@ -197,8 +197,11 @@ func (s *SecretState) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MaxFileSize bounds what ReadFile reads: a status file is a few KiB.
-const MaxFileSize = 1 << 20
+// MaxFileSize bounds what ReadFile reads. A status file is about 150
+// bytes per ready secret and at most a few KiB per secret with an error
+// (errors are capped at 1 KiB each), so 10,000 secrets fit even when all
+// of them fail.
+const MaxFileSize = 64 << 20
 
 // MaxFutureSkew is how far in the future Check accepts updated_at (clock
 // steps); more is not fresh.

@@ -186,29 +186,11 @@ func TestFileContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{
-  "ready": false,
-  "updated_at": "2025-01-02T03:04:05Z",
-  "max_refresh_interval": "5m0s",
-  "secrets": [
-    {
-      "name": "db",
-      "vault_path": "secret/myapp/db",
-      "refresh_interval": "1m0s",
-      "ready": true,
-      "last_success": "2025-01-02T03:03:05Z",
-      "version": 7
-    },
-    {
-      "name": "tls",
-      "vault_path": "secret/myapp/tls",
-      "refresh_interval": "5m0s",
-      "ready": false,
-      "last_error": "vault: 503 Service Unavailable",
-      "last_error_at": "2025-01-02T03:04:04Z"
-    }
-  ]
-}
+	// Compact, one secret per line.
+	want := `{"ready":false,"updated_at":"2025-01-02T03:04:05Z","max_refresh_interval":"5m0s","secrets":[
+{"name":"db","vault_path":"secret/myapp/db","refresh_interval":"1m0s","ready":true,"last_success":"2025-01-02T03:03:05Z","version":7},
+{"name":"tls","vault_path":"secret/myapp/tls","refresh_interval":"5m0s","ready":false,"last_error":"vault: 503 Service Unavailable","last_error_at":"2025-01-02T03:04:04Z"}
+]}
 `
 	if string(got) != want {
 		t.Fatalf("status file:\n%s\nwant:\n%s", got, want)
@@ -600,10 +582,50 @@ func TestActionDone(t *testing.T) {
 		t.Errorf("tls has a last_action it never ran: %+v", a)
 	}
 	raw, _ := os.ReadFile(path)
-	if !strings.Contains(string(raw), `"last_action": {`) || !strings.Contains(string(raw), `"attempts": 3`) {
+	if !strings.Contains(string(raw), `"last_action":{`) || !strings.Contains(string(raw), `"attempts":3`) {
 		t.Errorf("status file lacks last_action:\n%s", raw)
 	}
 	if got := obs.get(); !reflect.DeepEqual(got, []bool{true}) {
 		t.Errorf("readiness observer saw %v, want only [true]", got)
 	}
+}
+
+// TestFileTenThousandSecrets: a status file of 10,000 secrets, every one
+// failing with the longest error the tracker keeps and a failed action,
+// is still one isready reads and checks.
+func TestFileTenThousandSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status.json")
+	clock := clockwork.NewFakeClockAt(t0)
+	tr := status.NewTracker(path, nil, nil, clock)
+	infos := make([]status.SecretInfo, 10000)
+	for i := range infos {
+		infos[i] = status.SecretInfo{Name: fmt.Sprintf("%s-%05d", strings.Repeat("n", 120), i),
+			VaultPath: "secret/" + strings.Repeat("p", 200) + fmt.Sprint(i), RefreshInterval: time.Minute}
+	}
+	tr.Configure(infos)
+	long := strings.Repeat("vault: 503 Service Unavailable; ", 100)
+	for _, in := range infos {
+		tr.Succeeded(in.Name, t0.Add(-time.Second), 3)
+		tr.Failed(in.Name, t0, long)
+		tr.ActionDone(in.Name, notify.Report{Kind: "http", Target: "http://127.0.0.1:9/" + strings.Repeat("r", 200),
+			Result: "error", Error: long, At: t0, Attempts: 3})
+	}
+	if err := tr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := status.ReadFile(path)
+	if err != nil {
+		t.Fatalf("isready's read of a %d-byte file: %v", fi.Size(), err)
+	}
+	if len(snap.Secrets) != 10000 || !snap.Ready {
+		t.Fatalf("%d secrets, ready %v", len(snap.Secrets), snap.Ready)
+	}
+	if err := snap.Check(t0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("10,000 failing secrets: %d bytes (%d per secret; the cap is %d)", fi.Size(), fi.Size()/10000, status.MaxFileSize)
 }
