@@ -145,7 +145,7 @@ func TestIsReadyReadsTheTrackersFile(t *testing.T) {
 // a world-writable status directory of theirs with a forged "ready" file
 // (the daemon refuses the directory, so /ready says 503 while the file
 // says ready), a status file linked to /dev/zero (it used to run isready
-// out of memory), a file larger than 1 MiB, and an updated_at far in the
+// out of memory), a file larger than 64 MiB, and an updated_at far in the
 // future that would stay "fresh" for ever.
 func TestIsReadyRefusesForgedStatus(t *testing.T) {
 	base := t.TempDir()
@@ -193,7 +193,7 @@ func TestIsReadyRefusesForgedStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := filepath.Join(base, "big.json")
-	if err := os.WriteFile(big, append(data, bytes.Repeat([]byte(" "), 1<<20)...), 0o644); err != nil {
+	if err := os.WriteFile(big, append(data, bytes.Repeat([]byte(" "), status.MaxFileSize)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	future := readySnapshot(0)
@@ -203,7 +203,7 @@ func TestIsReadyRefusesForgedStatus(t *testing.T) {
 		{"forged in another user's directory", forged, "isready: status file " + forged + " " + wantForged},
 		{"linked to /dev/zero", zero, "isready: status file " + zero + ": is a symbolic link: refusing to follow it"},
 		{"/dev/zero itself", "/dev/zero", "isready: status file /dev/zero: not a regular file"},
-		{"larger than 1 MiB", big, "isready: status file " + big + ": file too large"},
+		{"larger than 64 MiB", big, "isready: status file " + big + ": file too large"},
 		{"from the future", writeStatus(t, future), "is 1h0m0s in the future, more than 5s"},
 	} {
 		start := time.Now()
