@@ -74,8 +74,17 @@ const (
 )
 
 // Renderer renders one secret's output. It is safe for concurrent use.
+// Secrets whose outputs are the same text (a Set finds them) share one
+// compiled output: its parse trees and its pool of instances.
 type Renderer struct {
 	secret string
+	*compiled
+}
+
+// compiled is an output as compiled for the secret named name (the
+// template's name), shareable by any secret with the same source.
+type compiled struct {
+	name   string
 	source outputSource
 	kind   kind
 	key    string
@@ -128,7 +137,7 @@ func sourceOf(s *config.Secret) outputSource {
 }
 
 func compile(s *config.Secret) (*Renderer, error) {
-	r := &Renderer{secret: s.Name, source: sourceOf(s)}
+	r := &Renderer{secret: s.Name, compiled: &compiled{name: s.Name, source: sourceOf(s)}}
 	switch {
 	case r.source.pkcs12:
 		if r.source.passwordFile == "" {
@@ -369,6 +378,11 @@ func (r *Renderer) execError(err error, data map[string]any) error {
 		}
 	}
 	msg = internalNames.Replace(msg)
+	if r.name != r.secret {
+		// A shared template carries the name of the secret it was compiled for.
+		msg = strings.NewReplacer("template: "+r.name+":", "template: "+r.secret+":",
+			`executing "`+r.name+`"`, `executing "`+r.secret+`"`).Replace(msg)
+	}
 	return r.fail(msg, data, field, errors.Is(err, errLimit))
 }
 
