@@ -139,38 +139,23 @@ secrets_sidecar_errors_total{secret_name="db",stage="render",vault_path="secret/
 secrets_sidecar_errors_total{secret_name="db",stage="write",vault_path="secret/myapp/db"} 0
 secrets_sidecar_errors_total{secret_name="tls",stage="auth",vault_path="kv/legacy"} 1
 secrets_sidecar_errors_total{secret_name="tls",stage="render",vault_path="secret/myapp/tls"} 2
-# HELP secrets_sidecar_fetch_duration_seconds Time taken to read a secret from Vault, successful or not.
+# HELP secrets_sidecar_fetch_duration_seconds Time taken to read a secret from Vault, successful or not, over every secret.
 # TYPE secrets_sidecar_fetch_duration_seconds histogram
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="0.005"} 0
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="0.01"} 0
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="0.025"} 0
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="0.05"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="0.1"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="0.25"} 2
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="0.5"} 2
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="1"} 2
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="2.5"} 2
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="5"} 3
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="10"} 3
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="30"} 3
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="db",vault_path="secret/myapp/db",le="+Inf"} 3
-secrets_sidecar_fetch_duration_seconds_sum{secret_name="db",vault_path="secret/myapp/db"} 3.23
-secrets_sidecar_fetch_duration_seconds_count{secret_name="db",vault_path="secret/myapp/db"} 3
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="0.005"} 0
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="0.01"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="0.025"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="0.05"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="0.1"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="0.25"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="0.5"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="1"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="2.5"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="5"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="10"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="30"} 1
-secrets_sidecar_fetch_duration_seconds_bucket{secret_name="tls",vault_path="secret/myapp/tls",le="+Inf"} 1
-secrets_sidecar_fetch_duration_seconds_sum{secret_name="tls",vault_path="secret/myapp/tls"} 0.007
-secrets_sidecar_fetch_duration_seconds_count{secret_name="tls",vault_path="secret/myapp/tls"} 1
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.005"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.01"} 1
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.025"} 1
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.05"} 2
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.1"} 2
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.25"} 3
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.5"} 3
+secrets_sidecar_fetch_duration_seconds_bucket{le="1"} 3
+secrets_sidecar_fetch_duration_seconds_bucket{le="2.5"} 3
+secrets_sidecar_fetch_duration_seconds_bucket{le="5"} 4
+secrets_sidecar_fetch_duration_seconds_bucket{le="10"} 4
+secrets_sidecar_fetch_duration_seconds_bucket{le="30"} 4
+secrets_sidecar_fetch_duration_seconds_bucket{le="+Inf"} 4
+secrets_sidecar_fetch_duration_seconds_sum 3.237
+secrets_sidecar_fetch_duration_seconds_count 4
 # HELP secrets_sidecar_fetch_total Secret fetches from Vault by result (success or error).
 # TYPE secrets_sidecar_fetch_total counter
 secrets_sidecar_fetch_total{result="error",secret_name="db",vault_path="secret/myapp/db"} 1
@@ -222,6 +207,23 @@ secrets_sidecar_build_info{commit="abc123",goversion="go1.26.8",version="v1.2.3"
 # TYPE secrets_sidecar_config_reloads_total counter
 secrets_sidecar_config_reloads_total{result="error"} 0
 secrets_sidecar_config_reloads_total{result="success"} 0
+# HELP secrets_sidecar_fetch_duration_seconds Time taken to read a secret from Vault, successful or not, over every secret.
+# TYPE secrets_sidecar_fetch_duration_seconds histogram
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.005"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.01"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.025"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.05"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.1"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.25"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="0.5"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="1"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="2.5"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="5"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="10"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="30"} 0
+secrets_sidecar_fetch_duration_seconds_bucket{le="+Inf"} 0
+secrets_sidecar_fetch_duration_seconds_sum 0
+secrets_sidecar_fetch_duration_seconds_count 0
 # HELP secrets_sidecar_ready 1 when every configured secret has been written since start or reload, else 0.
 # TYPE secrets_sidecar_ready gauge
 secrets_sidecar_ready 0
