@@ -101,12 +101,9 @@ var Module = fx.Module("metrics", fx.Provide(New))
 // Metrics records what the sidecar does. Its methods are safe for
 // concurrent use.
 type Metrics struct {
-	fetches       *prometheus.CounterVec
-	errors        *prometheus.CounterVec
+	series        *perSecret // the series labelled by secret
 	fetchDuration prometheus.Histogram
 	breakerState  prometheus.Gauge
-	lastSuccess   *prometheus.GaugeVec
-	fileWrites    *prometheus.CounterVec
 	configReloads *prometheus.CounterVec
 	ready         prometheus.Gauge
 	tokenExpiry   prometheus.Gauge
@@ -121,14 +118,7 @@ type Metrics struct {
 // and process collectors, and sets build_info from info.
 func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 	m := &Metrics{
-		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "fetch_total",
-			Help: "Secret fetches from Vault by result (success or error).",
-		}, []string{"secret_name", "vault_path", "result"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "errors_total",
-			Help: "Sync failures by stage (auth, fetch, render, write).",
-		}, []string{"secret_name", "vault_path", "stage"}),
+		series: newPerSecret(),
 		// One histogram for every secret: a dozen buckets per secret were a
 		// kilobyte and a half of memory each, for latencies that differ by
 		// mount, not by secret (a secret's own syncs are in its traces).
@@ -141,14 +131,6 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 			Namespace: Namespace, Name: "breaker_state",
 			Help: "Vault circuit breaker state: 0 closed, 1 half-open, 2 open.",
 		}),
-		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "last_success_timestamp_seconds",
-			Help: "Unix time of the last successful sync of a secret (file written or confirmed up to date).",
-		}, []string{"secret_name"}),
-		fileWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "file_writes_total",
-			Help: "Destination files written because their content, mode or owner changed.",
-		}, []string{"secret_name"}),
 		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "config_reloads_total",
 			Help: "Config reloads by result (success or error).",
@@ -174,15 +156,14 @@ func New(info buildinfo.Info) (*Metrics, *prometheus.Registry, error) {
 			Namespace: Namespace, Name: "build_info",
 			Help: "Always 1; labelled with the version, commit and Go version of the binary.",
 		}, []string{"version", "commit", "goversion"}),
-		outlook: newOutlook(),
-		leases:  newLeases(),
+		leases: newLeases(),
 	}
+	m.outlook = newOutlook(m.series)
 	reg := prometheus.NewRegistry()
 	for _, c := range append([]prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.fetches, m.errors, m.fetchDuration, m.breakerState, m.lastSuccess,
-		m.fileWrites, m.configReloads, m.ready, m.tokenExpiry, m.actions, m.actionTime, m.buildInfo,
+		m.series, m.fetchDuration, m.breakerState, m.configReloads, m.ready, m.tokenExpiry, m.actions, m.actionTime, m.buildInfo,
 	}, append(m.outlook.collectors(), m.leases.collectors()...)...) {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, err
@@ -211,34 +192,29 @@ func result[R ~string](r R) string {
 // stage, file writes), so the first event of each is visible to rate().
 // Optional: every other method creates the series it needs.
 func (m *Metrics) Init(secret, vaultPath string) {
-	m.fetches.WithLabelValues(secret, vaultPath, string(ResultSuccess))
-	m.fetches.WithLabelValues(secret, vaultPath, string(ResultError))
-	for _, s := range Stages {
-		m.errors.WithLabelValues(secret, vaultPath, string(s))
-	}
-	m.fileWrites.WithLabelValues(secret)
+	m.series.init(secret, vaultPath)
 }
 
 // FetchDone records one read of a secret from Vault: its result (anything
 // but ResultSuccess counts as ResultError) and how long it took.
 func (m *Metrics) FetchDone(secret, vaultPath string, res Result, d time.Duration) {
-	m.fetches.WithLabelValues(secret, vaultPath, result(res)).Inc()
+	m.series.fetched(secret, vaultPath, res)
 	m.fetchDuration.Observe(d.Seconds())
 }
 
 // Error counts a failed sync at a stage.
 func (m *Metrics) Error(secret, vaultPath string, stage Stage) {
-	m.errors.WithLabelValues(secret, vaultPath, string(stage)).Inc()
+	m.series.failed(secret, vaultPath, stage)
 }
 
 // FileWritten counts a destination file written.
 func (m *Metrics) FileWritten(secret string) {
-	m.fileWrites.WithLabelValues(secret).Inc()
+	m.series.written(secret)
 }
 
 // LastSuccess records when a secret was last synced successfully.
 func (m *Metrics) LastSuccess(secret string, t time.Time) {
-	m.lastSuccess.WithLabelValues(secret).Set(unixSeconds(t))
+	m.series.setGauge(secret, func(s *secretSeries) *gauge { return &s.lastSuccess }, unixSeconds(t), true)
 }
 
 // ConfigReload counts a config reload: ResultSuccess or ResultError.
@@ -284,14 +260,8 @@ func (m *Metrics) TokenExpiry(t time.Time) {
 // moved to another Vault path): every series labelled with this secret_name
 // and vault_path, and every series labelled only with this secret_name.
 func (m *Metrics) Forget(secret, vaultPath string) {
-	both := prometheus.Labels{"secret_name": secret, "vault_path": vaultPath}
-	m.fetches.DeletePartialMatch(both)
-	m.errors.DeletePartialMatch(both)
-	name := prometheus.Labels{"secret_name": secret}
-	m.lastSuccess.DeletePartialMatch(name)
-	m.fileWrites.DeletePartialMatch(name)
-	m.expiry.DeletePartialMatch(name)
-	m.forget(secret)
+	m.series.forget(secret, vaultPath)
+	m.expiry.DeletePartialMatch(prometheus.Labels{"secret_name": secret})
 }
 
 func unixSeconds(t time.Time) float64 {
