@@ -156,10 +156,12 @@ type lease struct {
 	adopt   bool // the state directory was consulted
 	restart bool // it held a record that could not be adopted
 	reuse   bool // Reuse was tried (the files on disk)
-	timer   clockwork.Timer
-	next    string    // what the timer does: renew, replace or read
-	nextAt  time.Time // when
-	gen     uint64    // the timer's generation: a fired timer of an older one does nothing
+	// reuseWarned: Reuse said once that it could not check the files.
+	reuseWarned bool
+	timer       clockwork.Timer
+	next        string    // what the timer does: renew, replace or read
+	nextAt      time.Time // when
+	gen         uint64    // the timer's generation: a fired timer of an older one does nothing
 }
 
 // after sets the lease's timer: fn, what (for the status) after d; fn

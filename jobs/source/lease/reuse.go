@@ -84,7 +84,11 @@ func (s *Source) Reuse(ctx context.Context, sec *config.Secret, mode source.Mode
 	if why != "" {
 		if retry && mode == source.Live {
 			l.reuse = false
-			log.Warn("certificate on disk not checked: trying again at the next sync", zap.String("why", why))
+			warn := log.Debug // said once: Vault down at start fails every sync
+			if !l.reuseWarned {
+				l.reuseWarned, warn = true, log.Warn
+			}
+			warn("certificate on disk not checked: trying again at the next sync", zap.String("why", why))
 			return nil
 		}
 		log.Info("certificate on disk not reused: issuing a new one", zap.String("why", why))
