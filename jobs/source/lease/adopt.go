@@ -63,6 +63,7 @@ func (s *Source) adoptRecorded(ctx context.Context, l *lease, now time.Time) (ad
 	l.cur = &vault.Leased{Data: values, ID: rec.id(), Duration: ttl, Renewable: renewable, Received: rec.Issued,
 		Token: vault.TokenLife{Expiry: rec.TokenExpiry, Final: true}}
 	l.issued, l.granted, l.ttl, l.end, l.final = rec.Issued, now, ttl, now.Add(ttl), rec.Final || !renewable
+	l.fresh = true
 	l.certClock(rec.Issued) // a certificate with a (non-renewable) lease keeps its own clock
 	s.exportExpiry(l)
 	s.log.Info("lease adopted from the state directory", zap.String("lease_path", l.req.Path),

@@ -156,6 +156,7 @@ type lease struct {
 	adopt   bool // the state directory was consulted
 	restart bool // it held a record that could not be adopted
 	reuse   bool // Reuse was tried (the files on disk)
+	fresh   bool // minted or adopted since its last renewal (renewAt)
 	// reuseWarned: Reuse said once that it could not check the files.
 	reuseWarned bool
 	timer       clockwork.Timer
@@ -334,6 +335,7 @@ func (s *Source) mint(ctx context.Context, l *lease, now time.Time, reason strin
 		}
 	}
 	l.cur, l.issued, l.granted, l.ttl, l.final, l.fails, l.due = resp, resp.Received, resp.Received, resp.Duration, !resp.Renewable, 0, time.Time{}
+	l.fresh = true
 	l.end, l.dueWhy = time.Time{}, ""
 	if resp.Duration > 0 {
 		l.end = resp.Received.Add(resp.Duration)

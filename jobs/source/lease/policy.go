@@ -31,9 +31,22 @@ func spread(d time.Duration) time.Duration {
 }
 
 // renewAt is when a renewable lease granted ttl at from is renewed: the
-// fraction of its TTL, jittered, never within minRenewAfter of from.
-func renewAt(from time.Time, ttl time.Duration, fraction float64) time.Time {
-	return from.Add(max(spread(time.Duration(float64(ttl)*fraction)), minRenewAfter))
+// fraction of its TTL, jittered, never within minRenewAfter of from. The
+// first renewal after a mint or an adoption (first) comes anywhere up to
+// that point instead, uniformly: leases minted together (a fleet's start,
+// a restart) would otherwise renew within +-jitter of one moment, and go
+// on doing so for many periods; spread over the whole period at once,
+// their renewals load Vault as evenly as their steady rate. It costs at
+// most one early renewal per lease.
+func renewAt(from time.Time, ttl time.Duration, fraction float64, first bool) time.Time {
+	d := time.Duration(float64(ttl) * fraction)
+	switch {
+	case first && d > minRenewAfter:
+		d = minRenewAfter + rand.N(d-minRenewAfter+1) //nolint:gosec // jitter, not security
+	default:
+		d = spread(d)
+	}
+	return from.Add(max(d, minRenewAfter))
 }
 
 // replaceAt is when a lease that cannot live past end (its max TTL, not

@@ -66,7 +66,8 @@ func (s *Source) plan(l *lease, now time.Time) {
 		end, reason = te, "token_end"
 	}
 	if l.cur.Renewable && !l.final && reason != "token_end" {
-		at := renewAt(l.granted, l.ttl, l.renewFrac)
+		at := renewAt(l.granted, l.ttl, l.renewFrac, l.fresh)
+		l.fresh = false
 		s.after(l, now, "renew", at.Sub(now), func(g uint64) { s.renew(l, g) })
 		return
 	}
