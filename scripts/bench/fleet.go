@@ -19,9 +19,9 @@ import (
 
 // fleetSettings configure the fleet scenario (-fleet).
 type fleetSettings struct {
-	on             bool
-	procs, secrets int
-	window         time.Duration
+	on                   bool
+	procs, secrets, runs int
+	window               time.Duration
 }
 
 // Markers of the fleet's generated section.
@@ -31,8 +31,9 @@ const (
 )
 
 type fleetResult struct {
-	s                  settings
 	ready              []time.Duration // per process: common start to its last file
+	readyOwn           []time.Duration // per process: its own start to its last file
+	launched           time.Duration   // common start to the last process started
 	buckets            []int           // requests per second in the window
 	kvBuckets          []int           // KV reads per second in the window
 	loginsStart        int             // logins in the first two intervals
@@ -41,7 +42,6 @@ type fleetResult struct {
 	anon               []int64
 	startBurst         int // requests in the first second
 	notReady, exitedEx int
-	took               time.Duration
 }
 
 // approle enables AppRole with a role that may read the benchmark's
@@ -78,21 +78,47 @@ func approle(ctx context.Context, v *devVault, prefix string) (roleID, secretID 
 	return fmt.Sprint(rid.Data["role_id"]), fmt.Sprint(sid.Data["secret_id"]), nil
 }
 
-// runFleet starts s.fleet.procs sidecars with s.fleet.secrets secrets each
-// (different secrets) together against one dev server, and measures
-// readiness, the request rate on Vault and memory.
+// runFleet runs the fleet s.fleet.runs times and writes its section.
 func runFleet(ctx context.Context, s settings, v *devVault, proxy *countingProxy, prefix, work string, stdout io.Writer) error {
 	started := time.Now()
-	f := s.fleet
 	roleID, secretID, err := approle(ctx, v, prefix)
 	if err != nil {
 		return fmt.Errorf("approle: %w", err)
 	}
+	var runs []fleetResult
+	for i := range s.fleet.runs {
+		res, err := fleetRun(ctx, s, proxy, prefix, filepath.Join(work, fmt.Sprintf("fleet%d", i)), roleID, secretID)
+		if err != nil {
+			return fmt.Errorf("fleet run %d: %w", i+1, err)
+		}
+		log.Printf("fleet run %d/%d: ready p50 %.2fs p99 %.2fs max %.2fs, not ready %d, exited %d",
+			i+1, s.fleet.runs, quantile(res.ready, 0.5).Seconds(), quantile(res.ready, 0.99).Seconds(), quantile(res.ready, 1).Seconds(), res.notReady, res.exitedEx)
+		runs = append(runs, res)
+	}
+	report := fleetMarkdown(s, runs, time.Since(started))
+	fmt.Fprint(stdout, report)
+	if s.doc != "" {
+		if err := updateSection(s.doc, fleetBegin, fleetEnd, report); err != nil {
+			return err
+		}
+		log.Printf("wrote %s", s.doc)
+	}
+	return nil
+}
+
+// fleetRun starts s.fleet.procs sidecars with s.fleet.secrets secrets each
+// (different secrets) together against one dev server, and measures
+// readiness, the request rate on Vault and memory.
+func fleetRun(ctx context.Context, s settings, proxy *countingProxy, prefix, work, roleID, secretID string) (fleetResult, error) {
+	f := s.fleet
+	res := fleetResult{}
+	defer os.RemoveAll(work)
 	type proc struct {
 		out    string
 		cmd    *exec.Cmd
 		logs   *tail
 		ready  time.Duration
+		start  time.Duration // after the common start
 		exited chan struct{}
 	}
 	var tmpl strings.Builder
@@ -101,11 +127,11 @@ func runFleet(ctx context.Context, s settings, v *devVault, proxy *countingProxy
 	}
 	procs := make([]*proc, f.procs)
 	for i := range procs {
-		dir := filepath.Join(work, "fleet", fmt.Sprintf("p%03d", i))
+		dir := filepath.Join(work, fmt.Sprintf("p%03d", i))
 		p := &proc{out: filepath.Join(dir, "out"), logs: &tail{}, exited: make(chan struct{})}
 		for _, d := range []string{p.out, filepath.Join(dir, "state")} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
+				return res, err
 			}
 		}
 		var b strings.Builder
@@ -116,7 +142,7 @@ func runFleet(ctx context.Context, s settings, v *devVault, proxy *countingProxy
 		}
 		conf := filepath.Join(dir, "sidecar.yaml")
 		if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
-			return err
+			return res, err
 		}
 		p.cmd = newCmd(s.sidecar, "run", "--config", conf)
 		p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "VAULT_ADDR=" + proxy.URL,
@@ -125,22 +151,25 @@ func runFleet(ctx context.Context, s settings, v *devVault, proxy *countingProxy
 		p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.logs
 		procs[i] = p
 	}
-	res := fleetResult{s: s}
 	proxy.take()
 	t0 := time.Now()
-	for _, p := range procs {
-		if err := p.cmd.Start(); err != nil {
-			return err
-		}
-		go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	}
+	var started []*proc
 	defer func() {
-		for _, p := range procs {
+		for _, p := range started {
 			_ = p.cmd.Process.Kill()
 			<-p.exited
 		}
 	}()
-	log.Printf("fleet: %d sidecars started in %s", f.procs, time.Since(t0).Round(time.Millisecond))
+	for _, p := range procs {
+		p.start = time.Since(t0)
+		if err := p.cmd.Start(); err != nil {
+			return res, err
+		}
+		started = append(started, p)
+		go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	}
+	res.launched = time.Since(t0)
+	log.Printf("fleet: %d sidecars started in %s", f.procs, res.launched.Round(time.Millisecond))
 	// Readiness: every file of a sidecar written, polled every 10 ms.
 	pending := len(procs)
 	for pending > 0 && time.Since(t0) < 2*s.refresh {
@@ -161,7 +190,7 @@ func runFleet(ctx context.Context, s settings, v *devVault, proxy *countingProxy
 	select {
 	case <-time.After(time.Until(to)):
 	case <-ctx.Done():
-		return ctx.Err()
+		return res, ctx.Err()
 	}
 	for _, p := range procs {
 		select {
@@ -172,11 +201,12 @@ func runFleet(ctx context.Context, s settings, v *devVault, proxy *countingProxy
 		}
 		m, err := procMem(p.cmd.Process.Pid)
 		if err != nil {
-			return err
+			return res, err
 		}
 		res.rss, res.anon = append(res.rss, m.rss), append(res.anon, m.anon)
 		if p.ready > 0 {
 			res.ready = append(res.ready, p.ready)
+			res.readyOwn = append(res.readyOwn, p.ready-p.start)
 		}
 	}
 	for _, p := range procs {
@@ -210,16 +240,7 @@ func runFleet(ctx context.Context, s settings, v *devVault, proxy *countingProxy
 			res.kvBuckets[i]++
 		}
 	}
-	res.took = time.Since(started)
-	report := res.markdown()
-	fmt.Fprint(stdout, report)
-	if s.doc != "" {
-		if err := updateSection(s.doc, fleetBegin, fleetEnd, report); err != nil {
-			return err
-		}
-		log.Printf("wrote %s", s.doc)
-	}
-	return nil
+	return res, nil
 }
 
 func countEnv(entries []os.DirEntry) int {
@@ -254,33 +275,59 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-func (r fleetResult) markdown() string {
-	s, f := r.s, r.s.fleet
+// fleetSummaryPrefix starts the fleet section's machine-readable line,
+// which `make bench` reads for its targets table.
+const fleetSummaryPrefix = "<!-- fleet-summary:"
+
+func fleetMarkdown(s settings, runs []fleetResult, took time.Duration) string {
+	f := s.fleet
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s in %s (`make bench-fleet`), %s; %d cores shared by every sidecar, the dev server and the proxy.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), r.took.Round(time.Second), runtime.Version(), numCPU())
-	fmt.Fprintf(&b, "%d sidecars (`run`, AppRole login, %d different secrets each, %s refresh) started together against one dev server. "+
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second), runtime.Version(), numCPU())
+	fmt.Fprintf(&b, "%d sidecars (`run`, AppRole login, %d different secrets each, %s refresh) started together against one dev server, %d times (%s). "+
 		"Readiness is the common start to a sidecar's last file. The request rate is counted by the proxy in 1 s buckets over a %s window "+
 		"that starts two refresh intervals after the start; expected mean: %d sidecars x %d secrets / %s = %.0f reads/s.\n\n",
-		f.procs, f.secrets, s.refresh, f.window, f.procs, f.secrets, s.refresh, float64(f.procs*f.secrets)/s.refresh.Seconds())
-	b.WriteString("| | value |\n| --- | ---: |\n")
-	fmt.Fprintf(&b, "| ready: p50 / p99 / max | %.2f / %.2f / %.2f s |\n", quantile(r.ready, 0.5).Seconds(), quantile(r.ready, 0.99).Seconds(), quantile(r.ready, 1).Seconds())
-	fmt.Fprintf(&b, "| sidecars not ready after two intervals / exited | %d / %d |\n", r.notReady, r.exitedEx)
-	fmt.Fprintf(&b, "| logins in the first two intervals (all of the run) | %d (%d) |\n", r.loginsStart, r.logins)
-	fmt.Fprintf(&b, "| Vault requests in the first second | %d |\n", r.startBurst)
-	peak, mean := peakMean(r.buckets)
-	kpeak, kmean := peakMean(r.kvBuckets)
-	ratio := 0.0
-	if mean > 0 {
-		ratio = float64(peak) / mean
+		f.procs, f.secrets, s.refresh, len(runs), runsWord(len(runs)), f.window, f.procs, f.secrets, s.refresh, float64(f.procs*f.secrets)/s.refresh.Seconds())
+	fmt.Fprintf(&b, "| | median of %d | every run |\n| --- | ---: | --- |\n", len(runs))
+	row := func(name, format string, v func(fleetResult) float64) float64 {
+		xs := make([]float64, len(runs))
+		parts := make([]string, len(runs))
+		for i, r := range runs {
+			xs[i] = v(r)
+			parts[i] = fmt.Sprintf(format, xs[i])
+		}
+		m := median(xs)
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, fmt.Sprintf(format, m), strings.Join(parts, ", "))
+		return m
 	}
-	fmt.Fprintf(&b, "| Vault requests/s in the window: mean / peak | %.1f / %d |\n", mean, peak)
-	fmt.Fprintf(&b, "| **peak over mean** (target <= 1.5x) | **%.2fx** |\n", ratio)
-	fmt.Fprintf(&b, "| KV reads/s: mean / peak | %.1f / %d |\n", kmean, kpeak)
-	var total, anon int64
-	for i := range r.rss {
-		total += r.rss[i]
-		anon += r.anon[i]
+	row("ready p50 (s)", "%.2f", func(r fleetResult) float64 { return quantile(r.ready, 0.5).Seconds() })
+	p99 := row("**ready p99** (s; target <= 2 s)", "%.2f", func(r fleetResult) float64 { return quantile(r.ready, 0.99).Seconds() })
+	row("ready max (s)", "%.2f", func(r fleetResult) float64 { return quantile(r.ready, 1).Seconds() })
+	row("the harness's start of all processes, one after the other (s)", "%.2f", func(r fleetResult) float64 { return r.launched.Seconds() })
+	row("ready from each process's own start: p50 (s)", "%.2f", func(r fleetResult) float64 { return quantile(r.readyOwn, 0.5).Seconds() })
+	row("ready from each process's own start: p99 (s)", "%.2f", func(r fleetResult) float64 { return quantile(r.readyOwn, 0.99).Seconds() })
+	row("sidecars not ready after two intervals", "%.0f", func(r fleetResult) float64 { return float64(r.notReady) })
+	row("sidecars exited", "%.0f", func(r fleetResult) float64 { return float64(r.exitedEx) })
+	row("logins in the first two intervals", "%.0f", func(r fleetResult) float64 { return float64(r.loginsStart) })
+	row("logins in the whole run", "%.0f", func(r fleetResult) float64 { return float64(r.logins) })
+	row("Vault requests in the first second", "%.0f", func(r fleetResult) float64 { return float64(r.startBurst) })
+	row("Vault requests/s in the window: mean", "%.1f", func(r fleetResult) float64 { _, m := peakMean(r.buckets); return m })
+	row("Vault requests/s in the window: peak", "%.0f", func(r fleetResult) float64 { p, _ := peakMean(r.buckets); return float64(p) })
+	row("**peak over mean** (target <= 1.5x)", "%.2f", func(r fleetResult) float64 {
+		p, m := peakMean(r.buckets)
+		if m == 0 {
+			return 0
+		}
+		return float64(p) / m
+	})
+	row("KV reads/s: mean", "%.1f", func(r fleetResult) float64 { _, m := peakMean(r.kvBuckets); return m })
+	row("KV reads/s: peak", "%.0f", func(r fleetResult) float64 { p, _ := peakMean(r.kvBuckets); return float64(p) })
+	sum := func(xs []int64) int64 {
+		var t int64
+		for _, x := range xs {
+			t += x
+		}
+		return t
 	}
 	per := func(xs []int64, q float64) float64 {
 		ds := make([]time.Duration, len(xs))
@@ -289,13 +336,74 @@ func (r fleetResult) markdown() string {
 		}
 		return mib(int64(quantile(ds, q)))
 	}
-	fmt.Fprintf(&b, "| RSS, all sidecars | %.0f MiB (anon %.0f MiB) |\n", mib(total), mib(anon))
-	fmt.Fprintf(&b, "| RSS per sidecar: median / max | %.1f / %.1f MiB |\n", per(r.rss, 0.5), per(r.rss, 1))
-	b.WriteString("\nRequests per second in the window: ")
-	parts := make([]string, len(r.buckets))
-	for i, v := range r.buckets {
-		parts[i] = fmt.Sprint(v)
+	row("RSS, all sidecars (MiB)", "%.0f", func(r fleetResult) float64 { return mib(sum(r.rss)) })
+	row("  of which anonymous (MiB)", "%.0f", func(r fleetResult) float64 { return mib(sum(r.anon)) })
+	row("RSS per sidecar: median (MiB)", "%.1f", func(r fleetResult) float64 { return per(r.rss, 0.5) })
+	row("RSS per sidecar: max (MiB)", "%.1f", func(r fleetResult) float64 { return per(r.rss, 1) })
+	if len(runs) > 0 {
+		b.WriteString("\nRequests per second in the window of the last run: " + joinInts(runs[len(runs)-1].buckets) + "\n")
 	}
-	b.WriteString(strings.Join(parts, " ") + "\n\n")
+	fmt.Fprintf(&b, "\n%s procs=%d secrets=%d runs=%d p99=%.3f -->\n\n", fleetSummaryPrefix, f.procs, f.secrets, len(runs), p99)
 	return b.String()
+}
+
+func runsWord(n int) string {
+	if n == 1 {
+		return "one run"
+	}
+	return fmt.Sprintf("medians of %d runs", n)
+}
+
+// fleetSummary is what the targets table needs from the fleet section of
+// the document (written by an earlier `make bench-fleet`).
+type fleetSummary struct {
+	found    bool
+	shape    string // "100 x 10"
+	runs     int
+	p99      float64 // seconds, median over the runs
+	measured string  // when, from the section's first line
+}
+
+func (f fleetSummary) runsText() string {
+	if f.runs == 1 {
+		return "one run, not the median of 5"
+	}
+	return fmt.Sprintf("median of %d runs", f.runs)
+}
+
+// readFleet reads the fleet section of the document at path: its summary
+// line, or (a section from before it had one) the single run's p99 in its
+// table.
+func readFleet(path string) fleetSummary {
+	var f fleetSummary
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return f
+	}
+	text := string(raw)
+	i, j := strings.Index(text, fleetBegin), strings.Index(text, fleetEnd)
+	if i < 0 || j < i {
+		return f
+	}
+	section := text[i+len(fleetBegin) : j]
+	if k := strings.Index(section, "Measured "); k >= 0 {
+		line, _, _ := strings.Cut(section[k+len("Measured "):], " in ")
+		f.measured = line
+	}
+	if k := strings.Index(section, fleetSummaryPrefix); k >= 0 {
+		var procs, secrets int
+		line, _, _ := strings.Cut(section[k+len(fleetSummaryPrefix):], "-->")
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "procs=%d secrets=%d runs=%d p99=%g", &procs, &secrets, &f.runs, &f.p99); err == nil {
+			f.found, f.shape = true, fmt.Sprintf("%d x %d", procs, secrets)
+		}
+		return f
+	}
+	// | ready: p50 / p99 / max | 1.73 / 2.19 / 2.20 s |
+	if k := strings.Index(section, "| ready: p50 / p99 / max |"); k >= 0 {
+		var p50, p99, pmax float64
+		if _, err := fmt.Sscanf(section[k+len("| ready: p50 / p99 / max |"):], " %g / %g / %g s", &p50, &p99, &pmax); err == nil {
+			f.found, f.shape, f.runs, f.p99 = true, "100 x 10", 1, p99
+		}
+	}
+	return f
 }

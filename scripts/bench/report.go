@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -14,21 +16,33 @@ const (
 	endMarker   = "<!-- bench:end -->"
 )
 
+// loadMinN and loadMinRate select the sweep daemons whose load on Vault
+// is reported and held to the worst-second target: enough secrets and
+// requests for a 1 s bucket to mean something.
+const (
+	loadMinN    = 1000
+	loadMinRate = 50.0
+)
+
 type onceRow struct {
 	n      int
-	medium string           // disk or tmpfs
-	runs   [3][]onceMeasure // sidecar, consul-template, floor
+	medium string          // disk or tmpfs
+	runs   [][]onceMeasure // per results.onceTools
 }
 
 type results struct {
 	settings  settings
-	tools     []tool
+	tools     []tool // sidecar, consul-template: the sweep and the daemon comparison
+	onceTools []tool // consul-template, then sidecar and floor at each concurrency
 	facts     []string
 	goVersion string
 	took      time.Duration
+	seeded    int
+	seedTook  time.Duration
 	once      []onceRow
-	sweep     [2][]memStat // per tool, at settings.sweep sizes
+	sweep     [2][]sweepMeasure // per tool, at settings.sweep sizes
 	daemon    [2][]daemonMeasure
+	fleet     fleetSummary
 }
 
 func median(xs []float64) float64 {
@@ -43,12 +57,30 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func onceMedian(ms []onceMeasure, f func(onceMeasure) float64) float64 {
+// quantileF is the q-quantile of xs, linearly interpolated between the
+// sorted values (q=0: the least, 1: the most).
+func quantileF(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	pos := q * float64(len(s)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(s)-1)
+	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
+}
+
+func onceValues(ms []onceMeasure, f func(onceMeasure) float64) []float64 {
 	xs := make([]float64, len(ms))
 	for i, m := range ms {
 		xs[i] = f(m)
 	}
-	return median(xs)
+	return xs
+}
+
+func onceMedian(ms []onceMeasure, f func(onceMeasure) float64) float64 {
+	return median(onceValues(ms, f))
 }
 
 func daemonMedian(ms []daemonMeasure, f func(daemonMeasure) float64) float64 {
@@ -74,6 +106,79 @@ func list(ms []onceMeasure) string {
 	return strings.Join(parts, ", ")
 }
 
+// thousands writes n with commas: 10,000.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	if n < 1000 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// secs writes a duration of whole seconds as "60 s", others as Go does.
+func secs(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%d s", d/time.Second)
+	}
+	return d.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+var (
+	wallOf = func(m onceMeasure) float64 { return m.wall.Seconds() }
+	cpuOf  = func(m onceMeasure) float64 { return m.cpu.Seconds() }
+	hwmOf  = func(m onceMeasure) float64 { return mib(m.maxRSS) }
+	anonOf = func(m onceMeasure) float64 { return mib(m.peakAnon) }
+	fileOf = func(m onceMeasure) float64 { return mib(m.peakFile) }
+	reqOf  = func(m onceMeasure) float64 { return float64(m.requests) }
+	connOf = func(m onceMeasure) float64 { return float64(m.conns) }
+)
+
+// tool returns the index in onceTools of the tool with this label, or -1.
+func (r *results) tool(label string) int {
+	for i, t := range r.onceTools {
+		if t.label == label {
+			return i
+		}
+	}
+	return -1
+}
+
+func sidecarLabel(c int) string { return fmt.Sprintf("sidecar %d", c) }
+func floorLabel(c int) string   { return fmt.Sprintf("floor %d", c) }
+
+// primary is the concurrency compared with consul-template and plotted.
+func (r *results) primary() int { return r.settings.concurrency[0] }
+
+// med is the median of f over the runs of tool label in row, or NaN.
+func (r *results) med(row onceRow, label string, f func(onceMeasure) float64) float64 {
+	i := r.tool(label)
+	if i < 0 || len(row.runs[i]) == 0 {
+		return math.NaN()
+	}
+	return onceMedian(row.runs[i], f)
+}
+
 func (r *results) markdown() string {
 	s := r.settings
 	var b strings.Builder
@@ -81,82 +186,370 @@ func (r *results) markdown() string {
 	fmt.Fprintf(&b, "Measured %s in %s (`make bench`), %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
 		r.took.Round(time.Second), r.goVersion)
 	fmt.Fprintf(&b, "- %s: `%s`\n- %s: `%s`\n", sc.name, sc.version, ct.name, ct.version)
-	fmt.Fprintf(&b, "- machine: %d cores shared by both tools, the Vault dev server and the counting proxy", numCPU())
+	fmt.Fprintf(&b, "- machine: %d cores shared by the tools, the Vault dev server and the counting proxies", numCPU())
 	for _, f := range r.facts {
 		fmt.Fprintf(&b, "; %s", f)
 	}
-	fmt.Fprintf(&b, "\n- medians of %d runs per tool and size, A/B interleaved (the order alternates every run), after one unmeasured warm-up run of each tool\n\n", s.runs)
-
+	fmt.Fprintf(&b, "\n- %s secrets seeded in %.1f s (%d writers at a time)\n", thousands(r.seeded), r.seedTook.Seconds(), seedWriters)
 	if len(r.once) > 0 {
-		b.WriteString("### Init container: every file written, then exit\n\n")
-		b.WriteString("Wall time from process start to exit (every file written; exit code 0 checked, every file's content checked on the first run), " +
-			"to a directory on disk and on tmpfs. CPU is user+system from the process's rusage, peak RSS the highest VmHWM polled every 2 ms from /proc, " +
-			"requests those that reached the counting proxy. *Floor* is `scripts/bench/floor`, a bare Go program run the same way: " +
-			"it starts, reads the same N secrets 16 at a time over one kept-alive client and writes each file atomically (temp file, fsync, rename), " +
-			"with no config, templates, logs or retries. *sidecar / floor* is what the sidecar costs on top of the least any program has to do here.\n\n")
-		b.WriteString("| secrets | output | secrets-sidecar once | consul-template -once | speed-up | floor | sidecar / floor | CPU s (sidecar / c-t / floor) | peak RSS MiB (sidecar / c-t) | Vault requests (sidecar / c-t) |\n")
-		b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-		for _, row := range r.once {
-			wall := func(m onceMeasure) float64 { return m.wall.Seconds() }
-			cpu := func(m onceMeasure) float64 { return m.cpu.Seconds() }
-			rss := func(m onceMeasure) float64 { return mib(m.maxRSS) }
-			req := func(m onceMeasure) float64 { return float64(m.requests) }
-			a, c, f := onceMedian(row.runs[0], wall), onceMedian(row.runs[1], wall), onceMedian(row.runs[2], wall)
-			fmt.Fprintf(&b, "| %d | %s | %.3f s | %.3f s | **%s** | %.3f s | **%s** | %.2f / %.2f / %.2f | %.1f / %.1f | %.0f / %.0f |\n",
-				row.n, row.medium, a, c, ratio(c, a), f, ratio(a, f),
-				onceMedian(row.runs[0], cpu), onceMedian(row.runs[1], cpu), onceMedian(row.runs[2], cpu),
-				onceMedian(row.runs[0], rss), onceMedian(row.runs[1], rss), onceMedian(row.runs[0], req), onceMedian(row.runs[1], req))
-		}
-		b.WriteString("\nEvery run (seconds) and the Vault requests of the median run by kind:\n\n")
-		for _, row := range r.once {
-			fmt.Fprintf(&b, "- N=%d, %s: sidecar %s; consul-template %s; floor %s\n", row.n, row.medium, list(row.runs[0]), list(row.runs[1]), list(row.runs[2]))
-			fmt.Fprintf(&b, "  - requests: sidecar %s; consul-template %s\n",
-				kinds(func(k string) float64 {
-					return onceMedian(row.runs[0], func(m onceMeasure) float64 { return float64(m.classes[k]) })
-				}),
-				kinds(func(k string) float64 {
-					return onceMedian(row.runs[1], func(m onceMeasure) float64 { return float64(m.classes[k]) })
-				}))
-		}
-		b.WriteString("\n")
+		fmt.Fprintf(&b, "- `once`: medians of %s per tool and size, %d at N=100 and %d at N >= %s, interleaved (the order of the %d tools rotates every run), after one unmeasured warm-up run of each\n",
+			plural(s.runs, "run"), s.runs100, s.runsLarge, thousands(largeN), len(r.onceTools))
 	}
-
+	b.WriteString("\n")
+	if s.svg != "" && s.doc != "" {
+		rel, err := filepath.Rel(filepath.Dir(s.doc), s.svg)
+		if err != nil {
+			rel = filepath.Base(s.svg)
+		}
+		fmt.Fprintf(&b, "![once wall time and peak RSS, daemon RSS, against the number of secrets (log-log)](%s)\n\n", filepath.ToSlash(rel))
+	}
+	r.onceSection(&b)
 	r.sweepSection(&b)
-	if len(r.daemon[0]) > 0 {
-		fmt.Fprintf(&b, "### Daemon: %d secrets, %s refresh\n\n", s.daemonSecrets, s.refresh)
-		fmt.Fprintf(&b, "RSS is VmRSS %s after process start. The steady-state window runs from %s to %s after start, when every file is written and nothing changes in Vault; "+
-			"a cycle is one refresh of one secret (its KV reads less than half an interval apart), and per-cycle numbers divide the window's totals by the cycles per secret in it. "+
-			"Medians of %d runs each.\n\n", s.rssAt, s.warm, s.warm+s.window, len(r.daemon[0]))
-		b.WriteString("| | secrets-sidecar run | consul-template | sidecar / c-t |\n| --- | ---: | ---: | ---: |\n")
-		d0, d1 := r.daemon[0], r.daemon[1]
-		row := func(name, format string, f func(daemonMeasure) float64) {
-			a, c := daemonMedian(d0, f), daemonMedian(d1, f)
-			fmt.Fprintf(&b, "| %s | "+format+" | "+format+" | %s |\n", name, a, c, ratio(a, c))
-		}
-		row(fmt.Sprintf("RSS after %s (MiB)", s.rssAt), "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.rss) })
-		row("  of which RssAnon: heap, stacks (MiB)", "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.anon) })
-		row("  of which RssFile: code and data pages of the binary (MiB)", "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.file) })
-		row("peak RSS, VmHWM (MiB)", "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.hwm) })
-		row("CPU seconds per refresh cycle", "%.4f", func(m daemonMeasure) float64 { return m.cpuPerCycle })
-		row("KV reads per secret per cycle", "%.2f", func(m daemonMeasure) float64 { return m.readsPerSecretCycle })
-		row("Vault requests per cycle (all kinds)", "%.1f", func(m daemonMeasure) float64 { return m.requestsPerCycle })
-		row("destination files written per cycle (nothing changed)", "%.2f", func(m daemonMeasure) float64 { return m.writesPerCycle })
-		row("any file event in the output directory per cycle", "%.2f", func(m daemonMeasure) float64 { return m.fsEventsPerCycle })
-		row("status file writes per cycle (sidecar only)", "%.1f", func(m daemonMeasure) float64 { return m.statusWritesPerCycle })
-		row("cycles per secret in the window", "%.1f", func(m daemonMeasure) float64 { return m.cycles })
-		row("mean time between a secret's cycles (s)", "%.2f", func(m daemonMeasure) float64 { return m.period.Seconds() })
-		row("start to every file written (s)", "%.3f", func(m daemonMeasure) float64 { return m.ready.Seconds() })
-		row("SIGTERM to exit (s)", "%.3f", func(m daemonMeasure) float64 { return m.shutdown.Seconds() })
-		b.WriteString("\nVault requests in the window by kind (median per run):\n\n")
-		for i, t := range r.tools {
-			fmt.Fprintf(&b, "- %s: %s\n", t.name, kinds(func(k string) float64 {
-				return daemonMedian(r.daemon[i], func(m daemonMeasure) float64 { return float64(m.classes[k]) })
-			}))
-		}
-		b.WriteString("\n")
-	}
+	r.daemonSection(&b)
 	r.targets(&b)
 	return b.String()
+}
+
+func (r *results) onceSection(b *strings.Builder) {
+	if len(r.once) == 0 {
+		return
+	}
+	s := r.settings
+	p := r.primary()
+	b.WriteString("### Init container: every file written, then exit\n\n")
+	fmt.Fprintf(b, "Wall time from process start to exit (every file written; exit code 0 checked, every file's content checked on the first run), "+
+		"to a directory on disk and on tmpfs. *Floor* is `scripts/bench/floor`, a bare Go program run the same way: "+
+		"it starts, reads the same N secrets over one kept-alive client, `-workers` at a time, and writes each file atomically (temp file, fsync, rename), "+
+		"with no config, templates, logs or retries. *sidecar N* is `secrets-sidecar once` with N secrets at a time (8 is its default, "+
+		"%s passes `--concurrency`), *floor N* the floor with `-workers N`; *sidecar / floor* compares the two at the same concurrency: "+
+		"what the sidecar costs on top of the least any program has to do here.\n\n", concurrencyList(s.concurrency, true))
+
+	b.WriteString("Wall time, seconds (medians):\n\n| secrets | output |")
+	align := "| ---: | --- |"
+	for _, c := range s.concurrency {
+		fmt.Fprintf(b, " sidecar %d | floor %d | sidecar / floor |", c, c)
+		align += " ---: | ---: | ---: |"
+	}
+	b.WriteString(" consul-template -once | c-t / sidecar " + fmt.Sprint(p) + " |\n" + align + " ---: | ---: |\n")
+	for _, row := range r.once {
+		fmt.Fprintf(b, "| %s | %s |", thousands(row.n), row.medium)
+		for _, c := range s.concurrency {
+			a, f := r.med(row, sidecarLabel(c), wallOf), r.med(row, floorLabel(c), wallOf)
+			fmt.Fprintf(b, " %.3f | %.3f | **%s** |", a, f, ratio(a, f))
+		}
+		a, c := r.med(row, sidecarLabel(p), wallOf), r.med(row, "consul-template", wallOf)
+		fmt.Fprintf(b, " %.3f | %s |\n", c, ratio(c, a))
+	}
+
+	fmt.Fprintf(b, "\nCPU and memory (medians; the sidecar at %d, the floor at %d). CPU is user+system from the process's rusage. "+
+		"Peak RSS is the highest VmHWM, peak RssAnon (heap, stacks, runtime) and RssFile (mapped pages of the binary) the highest values "+
+		"of /proc/PID/status polled every 2 ms. Requests and client TCP connections are those the counting proxy saw.\n\n", p, p)
+	b.WriteString("| secrets | output | CPU s (sidecar / c-t / floor) | peak RSS MiB (sidecar / c-t / floor) | peak RssAnon MiB (sidecar / c-t / floor) | RssAnon sidecar / c-t | peak RssFile MiB (sidecar / c-t / floor) | Vault requests (sidecar / c-t / floor) | connections (sidecar / c-t / floor) |\n")
+	b.WriteString("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, row := range r.once {
+		three := func(format string, f func(onceMeasure) float64) string {
+			return fmt.Sprintf(format+" / "+format+" / "+format,
+				r.med(row, sidecarLabel(p), f), r.med(row, "consul-template", f), r.med(row, floorLabel(p), f))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n", thousands(row.n), row.medium,
+			three("%.2f", cpuOf), three("%.1f", hwmOf), three("%.1f", anonOf),
+			ratio(r.med(row, sidecarLabel(p), anonOf), r.med(row, "consul-template", anonOf)),
+			three("%.1f", fileOf), three("%.0f", reqOf), three("%.0f", connOf))
+	}
+
+	header := false
+	for _, row := range r.once {
+		if row.n != 100 {
+			continue
+		}
+		if !header {
+			header = true
+			fmt.Fprintf(b, "\nSpread at N=100 over %d runs per tool (seconds):\n\n| output | tool | min | p25 | median | p75 | max |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n", len(row.runs[0]))
+		}
+		for i, t := range r.onceTools {
+			xs := onceValues(row.runs[i], wallOf)
+			fmt.Fprintf(b, "| %s | %s | %.3f | %.3f | %.3f | %.3f | %.3f |\n", row.medium, t.label,
+				quantileF(xs, 0), quantileF(xs, 0.25), median(xs), quantileF(xs, 0.75), quantileF(xs, 1))
+		}
+	}
+
+	b.WriteString("\nEvery run (seconds), and the Vault requests of the median run by kind:\n\n")
+	for _, row := range r.once {
+		if row.n == 100 {
+			continue
+		}
+		var parts []string
+		for i, t := range r.onceTools {
+			parts = append(parts, t.label+" "+list(row.runs[i]))
+		}
+		fmt.Fprintf(b, "- N=%s, %s: %s\n", thousands(row.n), row.medium, strings.Join(parts, "; "))
+	}
+	for _, row := range r.once {
+		if row.medium != r.once[0].medium {
+			continue
+		}
+		var parts []string
+		for _, label := range []string{sidecarLabel(p), "consul-template", floorLabel(p)} {
+			i := r.tool(label)
+			parts = append(parts, label+": "+kinds(func(k string) float64 {
+				return onceMedian(row.runs[i], func(m onceMeasure) float64 { return float64(m.classes[k]) })
+			}))
+		}
+		fmt.Fprintf(b, "- requests at N=%s, %s: %s\n", thousands(row.n), row.medium, strings.Join(parts, "; "))
+	}
+	b.WriteString("\n")
+}
+
+func concurrencyList(cs []int, flagged bool) string {
+	var out []string
+	for _, c := range cs {
+		if flagged && c == sidecarDefaultConcurrency {
+			continue
+		}
+		out = append(out, fmt.Sprint(c))
+	}
+	if len(out) == 0 {
+		return "no other value"
+	}
+	return strings.Join(out, ", ")
+}
+
+// sweepSection reports the daemons of the sweep: memory per size, the
+// slope, the load on Vault and the isready check.
+func (r *results) sweepSection(b *strings.Builder) {
+	if len(r.sweep[0]) == 0 {
+		return
+	}
+	s := r.settings
+	b.WriteString("### Daemons side by side: memory per secret and load on Vault\n\n")
+	fmt.Fprintf(b, "One daemon of each tool per size, the sizes side by side (all sidecars, then all consul-templates), each through a counting proxy of its own; "+
+		"refresh interval %s (the largest size's long enough that the sidecar is not CPU-bound: see its CPU). "+
+		"The window starts one refresh interval after the slowest daemon of the tool has written every file, "+
+		"so that every secret has had its first regular refresh (here %s after the start for the sidecars, %s for consul-template), and lasts %s. Memory is the median of VmRSS, RssAnon (heap, stacks, runtime) "+
+		"and RssFile (the binary's mapped pages) sampled every second in the window; CPU is user+system seconds per second of the window.\n\n",
+		refreshText(r.sweep[0]), r.opens(0), r.opens(1), secs(s.sweepWindow))
+	b.WriteString("| secrets | refresh | secrets-sidecar RSS (anon + file) MiB | consul-template RSS (anon + file) MiB | RssAnon sidecar / c-t | CPU s/s (sidecar / c-t) | every file written after s (sidecar / c-t) |\n")
+	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for j, m := range r.sweep[0] {
+		c, ok := r.sweepAt(1, j)
+		cell := func(m sweepMeasure) string {
+			return fmt.Sprintf("%.1f (%.1f + %.1f)", mib(m.mem.rss), mib(m.mem.anon), mib(m.mem.file))
+		}
+		ctCell, anonRatio, cpu, ready := "-", "-", fmt.Sprintf("%.3f / -", m.cpu), fmt.Sprintf("%.1f / -", m.ready.Seconds())
+		if ok {
+			ctCell, anonRatio = cell(c), ratio(float64(m.mem.anon), float64(c.mem.anon))
+			cpu, ready = fmt.Sprintf("%.3f / %.3f", m.cpu, c.cpu), fmt.Sprintf("%.1f / %.1f", m.ready.Seconds(), c.ready.Seconds())
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", thousands(m.n), secs(m.refresh), cell(m), ctCell, anonRatio, cpu, ready)
+	}
+	if a, z, ok := r.slopeSizes(); ok {
+		per := func(i int) string {
+			rss, ok1 := slopeBetween(r.sweep[i], a, z, func(m memStat) int64 { return m.rss })
+			anon, ok2 := slopeBetween(r.sweep[i], a, z, func(m memStat) int64 { return m.anon })
+			if !ok1 || !ok2 {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f KiB of RSS, %.1f of RssAnon", rss/1024, anon/1024)
+		}
+		fmt.Fprintf(b, "| per secret, %s to %s | | **%s** | %s | | | |\n", thousands(a), thousands(z), per(0), per(1))
+	}
+	if m, ok := r.sweepN(0, 100); ok {
+		if c, ok := r.sweepN(1, 100); ok {
+			fmt.Fprintf(b, "\nAt 100 secrets the sidecar's RssAnon is %.1f MiB against consul-template's %.1f MiB (%s), beside %.1f and %.1f MiB of RssFile, the mapped pages of each binary (%.1f and %.1f MB on disk).\n",
+				mib(m.mem.anon), mib(c.mem.anon), ratio(float64(m.mem.anon), float64(c.mem.anon)), mib(m.mem.file), mib(c.mem.file),
+				fileMB(r.settings.sidecar), fileMB(r.settings.consulTemplate))
+		}
+	}
+
+	fmt.Fprintf(b, "\n**Load on Vault**, from each daemon's proxy over the window, for the daemons of at least %s secrets and %.0f requests/s. "+
+		"A *refresh* is one secret's KV reads less than half an interval apart: *KV reads per refresh* is exactly 1 when no secret is read twice; "+
+		"*per secret per interval* is KV reads / secrets / (window / interval), below 1 by the time a refresh takes and its random jitter. "+
+		"*Connections* are the TCP connections the proxy accepted from the daemon over its whole life (in the window). "+
+		"*Worst second* is the most requests in one of the window's 1 s buckets; *uniform random* the same for as many requests "+
+		"placed uniformly at random over the window: the median, over %d Monte-Carlo draws, of each draw's worst second.\n\n",
+		thousands(loadMinN), loadMinRate, s.draws)
+	b.WriteString("| tool | secrets | refresh | requests in the window (per s) | KV reads per refresh | per secret per interval | mean time between refreshes s | connections (in the window) | CPU s/s | worst second | uniform random | worst / uniform |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for i, t := range r.tools {
+		for _, m := range r.sweep[i] {
+			l := m.load
+			if m.n < loadMinN || l.mean() < loadMinRate {
+				continue
+			}
+			period := "-" // no secret refreshed twice in the window
+			if l.period > 0 {
+				period = fmt.Sprintf("%.2f", l.period.Seconds())
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s (%.1f) | %.3f | %.3f | %s | %s (%d) | %.3f | %d | %.1f | **%.2fx** |\n",
+				t.name, thousands(m.n), secs(m.refresh), thousands(l.requests), l.mean(), l.readsPerCycle, l.perInterval, period,
+				thousands(l.conns), l.connsWindow, m.cpu, l.worst, l.uniform, l.ratio())
+		}
+	}
+	b.WriteString("\nKV reads per refresh at every size (sidecar / consul-template): ")
+	var parts []string
+	for j, m := range r.sweep[0] {
+		cell := fmt.Sprintf("%s: %.3f", thousands(m.n), m.load.readsPerCycle)
+		if c, ok := r.sweepAt(1, j); ok {
+			cell += fmt.Sprintf(" / %.3f", c.load.readsPerCycle)
+		}
+		parts = append(parts, cell)
+	}
+	b.WriteString(strings.Join(parts, "; ") + ".\n")
+	for _, m := range r.sweep[0] {
+		if m.n < loadMinN || m.load.mean() < loadMinRate {
+			continue
+		}
+		fmt.Fprintf(b, "Requests per second, sidecar at %s: %s\n", thousands(m.n), joinInts(m.load.buckets))
+	}
+
+	b.WriteString("\n**isready and file sizes.** `secrets-sidecar isready --status-file` run against each sidecar daemon every 100 ms from the moment its last file is written until it exits 0; " +
+		"the status file's size at the end of the window and how often it was written (inotify) until every file was there and per refresh interval in the window; " +
+		"the config file's size (the config cap is 16 MiB; consul-template's HCL config beside it).\n\n")
+	b.WriteString("| secrets | isready exit code | after the last file (tries) | status file | its writes until every file was written | per interval in the window | sidecar config | consul-template config |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for j, m := range r.sweep[0] {
+		ctConf := "-"
+		if c, ok := r.sweepAt(1, j); ok {
+			ctConf = sizeText(c.configBytes)
+		}
+		fmt.Fprintf(b, "| %s | %d | %.2f s (%d) | %s | %d | %.1f | %s | %s |\n", thousands(m.n), m.isready.code, m.isready.after.Seconds(), m.isready.tries,
+			sizeText(m.statusBytes), m.statusWritesStart, float64(m.statusWritesWindow)/(s.sweepWindow.Seconds()/m.refresh.Seconds()), sizeText(m.configBytes), ctConf)
+	}
+	for _, m := range r.sweep[0] {
+		if m.isready.code != 0 && m.isready.output != "" {
+			fmt.Fprintf(b, "\nisready at %s secrets said: `%s`\n", thousands(m.n), strings.ReplaceAll(m.isready.output, "`", "'"))
+		}
+	}
+	b.WriteString("\n")
+}
+
+// opens is when tool i's sweep window started, after the processes'
+// start.
+func (r *results) opens(i int) string {
+	if len(r.sweep[i]) == 0 {
+		return "-"
+	}
+	return secs(r.sweep[i][0].opens.Round(time.Second))
+}
+
+// refreshText groups the sizes by refresh interval: "10s at 10, 100 and
+// 1,000 secrets, 1m0s at 10,000".
+func refreshText(ms []sweepMeasure) string {
+	var order []time.Duration
+	by := map[time.Duration][]string{}
+	for _, m := range ms {
+		if _, ok := by[m.refresh]; !ok {
+			order = append(order, m.refresh)
+		}
+		by[m.refresh] = append(by[m.refresh], thousands(m.n))
+	}
+	var parts []string
+	for _, d := range order {
+		ns := by[d]
+		text := ns[len(ns)-1]
+		if len(ns) > 1 {
+			text = strings.Join(ns[:len(ns)-1], ", ") + " and " + text
+		}
+		parts = append(parts, fmt.Sprintf("%s at %s secrets", secs(d), text))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func joinInts(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprint(x)
+	}
+	return strings.Join(parts, " ")
+}
+
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func fileMB(path string) float64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size()) / 1e6
+}
+
+// sweepAt is tool i's sweep daemon at the same size as the sidecar's j-th.
+func (r *results) sweepAt(i, j int) (sweepMeasure, bool) {
+	if j < len(r.sweep[0]) {
+		return r.sweepN(i, r.sweep[0][j].n)
+	}
+	return sweepMeasure{}, false
+}
+
+// sweepN is tool i's sweep daemon of n secrets.
+func (r *results) sweepN(i, n int) (sweepMeasure, bool) {
+	for _, m := range r.sweep[i] {
+		if m.n == n {
+			return m, true
+		}
+	}
+	return sweepMeasure{}, false
+}
+
+// slopeSizes are the sizes between which the memory per secret is taken:
+// 1,000 and 10,000 when both were swept, else the two largest.
+func (r *results) slopeSizes() (int, int, bool) {
+	ns := append([]int(nil), r.settings.sweep...)
+	sort.Ints(ns)
+	if len(ns) < 2 || len(r.sweep[0]) < 2 {
+		return 0, 0, false
+	}
+	_, ok1 := r.sweepN(0, 1000)
+	_, ok2 := r.sweepN(0, 10000)
+	if ok1 && ok2 {
+		return 1000, 10000, true
+	}
+	return ns[len(ns)-2], ns[len(ns)-1], true
+}
+
+func (r *results) daemonSection(b *strings.Builder) {
+	if len(r.daemon[0]) == 0 {
+		return
+	}
+	s := r.settings
+	fmt.Fprintf(b, "### Daemon: %d secrets, %s refresh\n\n", s.daemonSecrets, s.refresh)
+	fmt.Fprintf(b, "RSS is VmRSS %s after process start. The steady-state window runs from %s to %s after start, when every file is written and nothing changes in Vault; "+
+		"a cycle is one refresh of one secret (its KV reads less than half an interval apart), and per-cycle numbers divide the window's totals by the cycles per secret in it. "+
+		"Medians of %s of each tool.\n\n", s.rssAt, s.warm, s.warm+s.window, plural(len(r.daemon[0]), "run"))
+	b.WriteString("| | secrets-sidecar run | consul-template | sidecar / c-t |\n| --- | ---: | ---: | ---: |\n")
+	d0, d1 := r.daemon[0], r.daemon[1]
+	row := func(name, format string, f func(daemonMeasure) float64) {
+		a, c := daemonMedian(d0, f), daemonMedian(d1, f)
+		fmt.Fprintf(b, "| %s | "+format+" | "+format+" | %s |\n", name, a, c, ratio(a, c))
+	}
+	row(fmt.Sprintf("RSS after %s (MiB)", s.rssAt), "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.rss) })
+	row("  of which RssAnon: heap, stacks (MiB)", "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.anon) })
+	row("  of which RssFile: code and data pages of the binary (MiB)", "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.file) })
+	row("peak RSS, VmHWM (MiB)", "%.1f", func(m daemonMeasure) float64 { return mib(m.mem.hwm) })
+	row("CPU seconds per refresh cycle", "%.4f", func(m daemonMeasure) float64 { return m.cpuPerCycle })
+	row("KV reads per secret per cycle", "%.2f", func(m daemonMeasure) float64 { return m.readsPerSecretCycle })
+	row("Vault requests per cycle (all kinds)", "%.1f", func(m daemonMeasure) float64 { return m.requestsPerCycle })
+	row("destination files written per cycle (nothing changed)", "%.2f", func(m daemonMeasure) float64 { return m.writesPerCycle })
+	row("any file event in the output directory per cycle", "%.2f", func(m daemonMeasure) float64 { return m.fsEventsPerCycle })
+	row("status file writes per cycle (sidecar only)", "%.1f", func(m daemonMeasure) float64 { return m.statusWritesPerCycle })
+	row("cycles per secret in the window", "%.1f", func(m daemonMeasure) float64 { return m.cycles })
+	row("mean time between a secret's cycles (s)", "%.2f", func(m daemonMeasure) float64 { return m.period.Seconds() })
+	row("start to every file written (s)", "%.3f", func(m daemonMeasure) float64 { return m.ready.Seconds() })
+	row("SIGTERM to exit (s)", "%.3f", func(m daemonMeasure) float64 { return m.shutdown.Seconds() })
+	b.WriteString("\nVault requests in the window by kind (median per run):\n\n")
+	for i, t := range r.tools {
+		fmt.Fprintf(b, "- %s: %s\n", t.name, kinds(func(k string) float64 {
+			return daemonMedian(r.daemon[i], func(m daemonMeasure) float64 { return float64(m.classes[k]) })
+		}))
+	}
+	b.WriteString("\n")
 }
 
 // kinds lists the request classes with a non-zero count.
@@ -175,91 +568,88 @@ func kinds(count func(class string) float64) string {
 
 // targets checks the benchmark's performance targets against the medians.
 func (r *results) targets(b *strings.Builder) {
-	b.WriteString("### Targets\n\n| target | result | |\n| --- | --- | --- |\n")
-	mark := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "**missed**"
-	}
-	wall := func(m onceMeasure) float64 { return m.wall.Seconds() }
+	s := r.settings
+	b.WriteString("### Targets\n\n| target | measured | |\n| --- | --- | --- |\n")
 	for _, row := range r.once {
-		if row.n != 100 && row.n != 1000 {
+		if row.n != 100 && row.n < 1000 {
 			continue
 		}
-		x := onceMedian(row.runs[0], wall) / onceMedian(row.runs[2], wall)
-		fmt.Fprintf(b, "| `once` at N=%d to %s <= 1.3x the floor | %.2fx | %s |\n", row.n, row.medium, x, mark(x <= 1.3))
-		if row.n == 1000 && row.medium == "tmpfs" {
-			peak := func(m onceMeasure) float64 { return mib(m.maxRSS) }
-			a, c := onceMedian(row.runs[0], peak), onceMedian(row.runs[1], peak)
-			fmt.Fprintf(b, "| `once` at N=1,000: peak RSS <= 0.5x consul-template's | %.1f vs %.1f MiB (%.2fx) | %s |\n", a, c, a/c, mark(a <= c/2))
-		}
-	}
-	if per, ok := r.perSecret(0); ok {
-		fmt.Fprintf(b, "| daemon: memory per secret <= 20 KiB of RSS | %.1f KiB | %s |\n", per/1024, mark(per <= 20*1024))
-	}
-	if len(r.daemon[0]) == 0 {
-		b.WriteString("\n")
-		return
-	}
-	d0, d1 := r.daemon[0], r.daemon[1]
-	rss0 := daemonMedian(d0, func(m daemonMeasure) float64 { return mib(m.mem.rss) })
-	rss1 := daemonMedian(d1, func(m daemonMeasure) float64 { return mib(m.mem.rss) })
-	fmt.Fprintf(b, "| daemon RSS below consul-template's (required) | %.1f vs %.1f MiB (%.2fx) | %s |\n", rss0, rss1, rss0/rss1, mark(rss0 < rss1))
-	fmt.Fprintf(b, "| daemon RSS <= 0.8x consul-template's (target) | %.2fx | %s |\n", rss0/rss1, mark(rss0 <= 0.8*rss1))
-	fmt.Fprintf(b, "| daemon RSS <= 16 MiB (stretch) | %.1f MiB | %s |\n", rss0, mark(rss0 <= 16))
-	var maxReads, maxWrites float64
-	for _, m := range d0 {
-		maxReads = max(maxReads, m.readsPerSecretCycle)
-		maxWrites = max(maxWrites, m.writesPerCycle)
-	}
-	reads := daemonMedian(d0, func(m daemonMeasure) float64 { return m.readsPerSecretCycle })
-	fmt.Fprintf(b, "| exactly 1 KV read per secret per cycle | median %.2f, worst run %.2f | %s |\n", reads, maxReads, mark(maxReads == 1))
-	fmt.Fprintf(b, "| 0 file writes per cycle when nothing changed | worst run %.2f | %s |\n\n", maxWrites, mark(maxWrites == 0))
-}
-
-// perSecret is tool i's RSS slope over the sweep sizes, in bytes per secret.
-func (r *results) perSecret(i int) (float64, bool) {
-	ms := r.sweep[i]
-	if len(ms) < 2 {
-		return 0, false
-	}
-	ys := make([]int64, len(ms))
-	for j, m := range ms {
-		ys[j] = m.rss
-	}
-	return slope(r.settings.sweep, ys), true
-}
-
-// sweepSection reports each tool's daemon memory at the sweep sizes and
-// the memory per secret.
-func (r *results) sweepSection(b *strings.Builder) {
-	if len(r.sweep[0]) == 0 {
-		return
-	}
-	s := r.settings
-	fmt.Fprintf(b, "### Daemon memory per secret\n\nOne daemon per size, the sizes at the same time, %s refresh; VmRSS %s after start, "+
-		"split into RssAnon (heap and stacks) and RssFile (mapped pages of the binary). *Per secret* is the least-squares slope of RSS over the sizes.\n\n",
-		s.refresh, s.rssAt)
-	b.WriteString("| secrets | secrets-sidecar RSS (anon + file) MiB | consul-template RSS (anon + file) MiB |\n| ---: | ---: | ---: |\n")
-	for j, n := range s.sweep {
-		cell := func(i int) string {
-			if j >= len(r.sweep[i]) {
-				return "-"
+		for _, c := range s.concurrency {
+			a, f := r.med(row, sidecarLabel(c), wallOf), r.med(row, floorLabel(c), wallOf)
+			if math.IsNaN(a) || math.IsNaN(f) {
+				continue
 			}
-			m := r.sweep[i][j]
-			return fmt.Sprintf("%.1f (%.1f + %.1f)", mib(m.rss), mib(m.anon), mib(m.file))
+			fmt.Fprintf(b, "| `once` N=%s, %s, both at %d: wall <= 1.3x the floor | %.3fx (%.3f vs %.3f s) | %s |\n",
+				thousands(row.n), row.medium, c, a/f, a, f, mark(a <= 1.3*f))
 		}
-		fmt.Fprintf(b, "| %d | %s | %s |\n", n, cell(0), cell(1))
 	}
-	per := func(i int) string {
-		v, ok := r.perSecret(i)
-		if !ok {
-			return "-"
+	p := r.primary()
+	for _, row := range r.once {
+		if row.n != 1000 && row.n != 10000 {
+			continue
 		}
-		return fmt.Sprintf("%.1f KiB", v/1024)
+		a, c := r.med(row, sidecarLabel(p), anonOf), r.med(row, "consul-template", anonOf)
+		fmt.Fprintf(b, "| `once` N=%s, %s: peak RssAnon <= 0.5x consul-template's | %.1f vs %.1f MiB (%.2fx) | %s |\n",
+			thousands(row.n), row.medium, a, c, a/c, mark(a <= c/2))
 	}
-	fmt.Fprintf(b, "| per secret | **%s** | %s |\n\n", per(0), per(1))
+	if a, z, ok := r.slopeSizes(); ok {
+		if per, ok := slopeBetween(r.sweep[0], a, z, func(m memStat) int64 { return m.rss }); ok {
+			fmt.Fprintf(b, "| daemon RSS per secret, slope from %s to %s secrets, <= 12 KiB | %.1f KiB | %s |\n", thousands(a), thousands(z), per/1024, mark(per <= 12*1024))
+		}
+	}
+	switch {
+	case len(r.daemon[0]) > 0:
+		a := daemonMedian(r.daemon[0], func(m daemonMeasure) float64 { return mib(m.mem.anon) })
+		c := daemonMedian(r.daemon[1], func(m daemonMeasure) float64 { return mib(m.mem.anon) })
+		fmt.Fprintf(b, "| daemon RssAnon at %d secrets <= 0.8x consul-template's (daemon comparison: median of %s, %s after start) | %.1f vs %.1f MiB (%.2fx) | %s |\n",
+			s.daemonSecrets, plural(len(r.daemon[0]), "run"), s.rssAt, a, c, a/c, mark(a <= 0.8*c))
+	default:
+		if m, ok := r.sweepN(0, 100); ok {
+			if c, ok := r.sweepN(1, 100); ok {
+				a, cc := mib(m.mem.anon), mib(c.mem.anon)
+				fmt.Fprintf(b, "| daemon RssAnon at 100 secrets <= 0.8x consul-template's (sweep) | %.1f vs %.1f MiB (%.2fx) | %s |\n", a, cc, a/cc, mark(a <= 0.8*cc))
+			}
+		}
+	}
+	if len(r.sweep[0]) > 0 || len(r.daemon[0]) > 0 {
+		var parts []string
+		ok := true
+		for _, m := range r.sweep[0] {
+			parts = append(parts, fmt.Sprintf("%s: %s reads in %s refreshes", thousands(m.n), thousands(m.load.kvReads), thousands(m.load.cycles)))
+			ok = ok && m.load.kvReads == m.load.cycles && m.load.cycles > 0
+		}
+		if len(r.daemon[0]) > 0 {
+			worst := 0.0
+			for _, m := range r.daemon[0] {
+				worst = max(worst, m.readsPerSecretCycle)
+				ok = ok && m.readsPerSecretCycle == 1
+			}
+			parts = append(parts, fmt.Sprintf("daemon runs at %d: worst %.3f per refresh", s.daemonSecrets, worst))
+		}
+		fmt.Fprintf(b, "| exactly one KV read per secret per refresh interval, every N | %s | %s |\n", strings.Join(parts, "; "), mark(ok))
+	}
+	for _, m := range r.sweep[0] {
+		if m.n < loadMinN || m.load.mean() < loadMinRate {
+			continue
+		}
+		l := m.load
+		fmt.Fprintf(b, "| worst second <= 1.2x a uniform random spread, %s secrets at %s | %d vs %.1f requests (%.2fx) | %s |\n",
+			thousands(m.n), secs(m.refresh), l.worst, l.uniform, l.ratio(), mark(l.ratio() <= 1.2))
+	}
+	if len(r.daemon[0]) > 0 {
+		var maxWrites float64
+		for _, m := range r.daemon[0] {
+			maxWrites = max(maxWrites, m.writesPerCycle)
+		}
+		fmt.Fprintf(b, "| 0 file writes per cycle when nothing changed (daemon runs) | worst run %.2f | %s |\n", maxWrites, mark(maxWrites == 0))
+	}
+	if f := r.fleet; f.found {
+		fmt.Fprintf(b, "| fleet of %s: every sidecar ready, p99 <= 2 s, median of 5 runs (from the fleet section below: `make bench-fleet`, measured %s) | %.2f s (%s) | %s |\n",
+			f.shape, f.measured, f.p99, f.runsText(), mark(f.p99 <= 2))
+	} else {
+		b.WriteString("| fleet of 100 x 10: every sidecar ready, p99 <= 2 s (median of 5 runs) | not measured: `make bench-fleet` writes the fleet section | - |\n")
+	}
+	b.WriteString("\n")
 }
 
 // updateDoc replaces the generated section of path (between the markers)

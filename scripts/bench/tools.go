@@ -33,6 +33,7 @@ type run struct {
 // tool builds the command line of one of the compared programs.
 type tool struct {
 	name    string
+	label   string // name and setting, for tables: "sidecar 8", "floor 16"
 	version string
 	// stopCode is the daemon's exit code after SIGTERM.
 	stopCode int
@@ -56,13 +57,18 @@ func newCmd(bin string, args ...string) *exec.Cmd {
 
 // sidecarTool runs `secrets-sidecar once` or `run` with defaults (info
 // logs to stderr, kv_version auto, once --concurrency 8), HTTP server on
-// for the daemon as in production.
-func sidecarTool(bin string) tool {
+// for the daemon as in production. concurrency other than 0 is passed to
+// once as --concurrency.
+func sidecarTool(bin string, concurrency int) tool {
 	version := "unknown"
 	if out, err := exec.CommandContext(context.Background(), bin, "version").Output(); err == nil {
 		version = strings.TrimSpace(string(out))
 	}
-	return tool{name: "secrets-sidecar", version: version, command: func(r run) (*exec.Cmd, error) {
+	label := "sidecar 8"
+	if concurrency != 0 {
+		label = fmt.Sprintf("sidecar %d", concurrency)
+	}
+	return tool{name: "secrets-sidecar", label: label, version: version, command: func(r run) (*exec.Cmd, error) {
 		var b strings.Builder
 		refresh := 5 * time.Minute
 		if r.daemon {
@@ -81,7 +87,11 @@ func sidecarTool(bin string) tool {
 		if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 			return nil, err
 		}
-		cmd := newCmd(bin, "once", "--config", cfg)
+		args := []string{"once", "--config", cfg}
+		if concurrency != 0 {
+			args = append(args, "--concurrency", strconv.Itoa(concurrency))
+		}
+		cmd := newCmd(bin, args...)
 		env := append(baseEnv(r), "SIDECAR_STATUS_FILE="+filepath.Join(r.state, "status.json"))
 		if r.daemon {
 			cmd = newCmd(bin, "run", "--config", cfg)
@@ -93,11 +103,11 @@ func sidecarTool(bin string) tool {
 }
 
 // floorTool runs the floor program (scripts/bench/floor): the same reads
-// and atomic writes as the tools, 16 at a time over one kept-alive client,
-// with nothing else.
-func floorTool(bin string) tool {
-	return tool{name: "floor", version: "scripts/bench/floor", command: func(r run) (*exec.Cmd, error) {
-		cmd := newCmd(bin, "-n", strconv.Itoa(r.n), "-prefix", r.prefix, "-out", r.out)
+// and atomic writes as the tools, workers at a time over one kept-alive
+// client, with nothing else.
+func floorTool(bin string, workers int) tool {
+	return tool{name: "floor", label: fmt.Sprintf("floor %d", workers), version: "scripts/bench/floor", command: func(r run) (*exec.Cmd, error) {
+		cmd := newCmd(bin, "-n", strconv.Itoa(r.n), "-prefix", r.prefix, "-out", r.out, "-workers", strconv.Itoa(workers))
 		cmd.Env = baseEnv(r)
 		return cmd, nil
 	}}
@@ -116,7 +126,7 @@ func consulTemplateTool(bin string) tool {
 	if out, err := exec.CommandContext(context.Background(), bin, "-v").CombinedOutput(); err == nil {
 		version = strings.TrimSpace(string(out))
 	}
-	return tool{name: "consul-template", version: version, stopCode: 12, command: func(r run) (*exec.Cmd, error) {
+	return tool{name: "consul-template", label: "consul-template", version: version, stopCode: 12, command: func(r run) (*exec.Cmd, error) {
 		var b strings.Builder
 		b.WriteString("log_level = \"warn\"\n")
 		if r.daemon {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -85,11 +86,17 @@ func (v *devVault) stop() {
 	}
 }
 
-// seed writes n KV v2 secrets of 5 fields at secret/<prefix>/sNNNN with 8
-// concurrent writers.
+// seedWriters is how many secrets seed writes at the same time.
+const seedWriters = 32
+
+// seed writes n KV v2 secrets of 5 fields at secret/<prefix>/sNNNN with
+// seedWriters concurrent writers over as many kept-alive connections.
 func seed(ctx context.Context, v *devVault, prefix string, n int) error {
 	cfg := api.DefaultConfig()
 	cfg.Address = v.Addr
+	if tr, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = seedWriters
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return err
@@ -98,7 +105,7 @@ func seed(ctx context.Context, v *devVault, prefix string, n int) error {
 	next := make(chan int)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
+	for w := 0; w < seedWriters; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -163,11 +170,13 @@ func classify(path string) string {
 }
 
 // countingProxy is a reverse proxy in front of the dev server that records
-// every request: both tools talk to Vault through it.
+// every request and when each client connection was accepted: both tools
+// talk to Vault through it.
 type countingProxy struct {
 	*httptest.Server
-	mu   sync.Mutex
-	reqs []request
+	mu    sync.Mutex
+	reqs  []request
+	conns []time.Time
 }
 
 func newCountingProxy(target string) (*countingProxy, error) {
@@ -180,23 +189,38 @@ func newCountingProxy(target string) (*countingProxy, error) {
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 512, 512
 	rp.Transport = tr
 	p := &countingProxy{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := request{At: time.Now(), Method: r.Method, Class: classify(r.URL.Path), Path: r.URL.Path}
 		p.mu.Lock()
 		p.reqs = append(p.reqs, req)
 		p.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
+	p.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			p.mu.Lock()
+			p.conns = append(p.conns, time.Now())
+			p.mu.Unlock()
+		}
+	}
+	p.Start()
 	return p, nil
 }
 
 // take returns and forgets the requests recorded so far.
 func (p *countingProxy) take() []request {
+	reqs, _ := p.takeAll()
+	return reqs
+}
+
+// takeAll returns and forgets the requests and the accept times of the
+// client connections recorded so far.
+func (p *countingProxy) takeAll() ([]request, []time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := p.reqs
-	p.reqs = nil
-	return out
+	reqs, conns := p.reqs, p.conns
+	p.reqs, p.conns = nil, nil
+	return reqs, conns
 }
 
 func between(reqs []request, from, to time.Time) []request {

@@ -1,10 +1,10 @@
 // Command floor is the init-container floor of `make bench`: the least a
-// program can do for what `once` does. It reads N KV v2 secrets with 16
-// workers over one kept-alive HTTP client and writes each to its file
+// program can do for what `once` does. It reads N KV v2 secrets with
+// -workers (default 16) workers over one kept-alive HTTP client and writes each to its file
 // atomically (temp file, fsync, rename), with no config, template engine,
 // logging or retries, then exits. Process start counts, as for the tools.
 //
-//	VAULT_ADDR=... VAULT_TOKEN=... floor -n 1000 -prefix bench -out DIR
+//	VAULT_ADDR=... VAULT_TOKEN=... floor -n 1000 -prefix bench -out DIR [-workers 16]
 package main
 
 import (
@@ -26,24 +26,23 @@ var fields = []struct{ env, key string }{
 	{"USER", "user"}, {"PASS", "pass"}, {"HOST", "host"}, {"PORT", "port"}, {"DB", "db"},
 }
 
-const workers = 16
-
 func main() {
 	n := flag.Int("n", 0, "secrets to read (secret/<prefix>/s0000...)")
 	prefix := flag.String("prefix", "bench", "path prefix in secret/")
 	out := flag.String("out", "", "output directory")
+	workers := flag.Int("workers", 16, "secrets read and written at the same time")
 	flag.Parse()
 	addr, token := os.Getenv("VAULT_ADDR"), os.Getenv("VAULT_TOKEN")
-	if *n <= 0 || *out == "" || addr == "" || token == "" {
-		fmt.Fprintln(os.Stderr, "floor: -n, -out, VAULT_ADDR and VAULT_TOKEN are required")
+	if *n <= 0 || *out == "" || *workers <= 0 || addr == "" || token == "" {
+		fmt.Fprintln(os.Stderr, "floor: -n, -out, a positive -workers, VAULT_ADDR and VAULT_TOKEN are required")
 		os.Exit(2)
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: workers}
+	tr := &http.Transport{MaxIdleConnsPerHost: *workers}
 	c := &http.Client{Transport: tr}
 	next := make(chan int)
 	errs := make(chan error, *n)
 	var wg sync.WaitGroup
-	for range workers {
+	for range *workers {
 		wg.Go(func() {
 			for i := range next {
 				if err := one(c, addr, token, *prefix, *out, i); err != nil {
