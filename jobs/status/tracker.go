@@ -69,6 +69,9 @@ type Tracker struct {
 	secrets    map[string]*SecretState
 	configured bool
 	ready      bool // every configured secret written (ignores stopped)
+	// unready counts the configured secrets not yet written, so that an
+	// update does not loop over every secret (10,000 at start-up).
+	unready int
 	started    bool
 	stopped    bool
 	quit, done chan struct{}
@@ -124,6 +127,12 @@ func (t *Tracker) Configure(secrets []SecretInfo) {
 		next[s.Name] = &st
 	}
 	t.order, t.secrets, t.configured = order, next, true
+	t.unready = 0
+	for _, st := range next {
+		if !st.Ready {
+			t.unready++
+		}
+	}
 	t.updateLocked()
 	t.mu.Unlock()
 	signal(t.resized)
@@ -229,7 +238,14 @@ func (t *Tracker) update(name string, f func(*SecretState) bool) {
 		t.log.Debug("status: result for a secret no longer configured ignored", zap.String("secret_name", name))
 		return
 	}
+	was := st.Ready
 	news := f(st)
+	switch {
+	case was && !st.Ready:
+		t.unready++
+	case !was && st.Ready:
+		t.unready--
+	}
 	t.updateLocked()
 	t.mu.Unlock()
 	if news {
@@ -239,10 +255,7 @@ func (t *Tracker) update(name string, f func(*SecretState) bool) {
 
 // updateLocked recomputes readiness and tells the observer of a change.
 func (t *Tracker) updateLocked() {
-	ready := t.configured
-	for _, st := range t.secrets {
-		ready = ready && st.Ready
-	}
+	ready := t.configured && t.unready == 0
 	if ready != t.ready && !t.stopped && t.obs != nil {
 		t.obs.Ready(ready)
 	}

@@ -629,3 +629,22 @@ func TestFileTenThousandSecrets(t *testing.T) {
 	}
 	t.Logf("10,000 failing secrets: %d bytes (%d per secret; the cap is %d)", fi.Size(), fi.Size()/10000, status.MaxFileSize)
 }
+
+// BenchmarkStartup10000: 10,000 secrets each written once (a daemon's
+// start-up): the tracker's own cost, without the file.
+func BenchmarkStartup10000(b *testing.B) {
+	infos := make([]status.SecretInfo, 10000)
+	for i := range infos {
+		infos[i] = status.SecretInfo{Name: fmt.Sprintf("s%05d", i), VaultPath: fmt.Sprintf("secret/s%05d", i), RefreshInterval: time.Minute}
+	}
+	for b.Loop() {
+		tr := status.NewTracker(filepath.Join(b.TempDir(), "status.json"), nil, nil, clockwork.NewFakeClockAt(t0))
+		tr.Configure(infos)
+		for _, in := range infos {
+			tr.Succeeded(in.Name, t0, 1)
+		}
+		if !tr.Ready() {
+			b.Fatal("not ready")
+		}
+	}
+}
