@@ -71,7 +71,7 @@ type Tracker struct {
 	ready      bool // every configured secret written (ignores stopped)
 	// unready counts the configured secrets not yet written, so that an
 	// update does not loop over every secret (10,000 at start-up).
-	unready int
+	unready    int
 	started    bool
 	stopped    bool
 	quit, done chan struct{}
